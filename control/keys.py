@@ -1,0 +1,114 @@
+"""The etcd keyspace: the only module that builds or parses duckfleet's keys.
+
+Every key lives under a namespace (default ``/duckfleet``)::
+
+    members/<kind>/<member>     member record            member lease
+    catalog/tables/<name>       Table JSON               -
+    queries/<q>                 QueryRecord (immutable)  query lease
+    status/<q>                  QueryStatus (mutable)    query lease
+    tasks/<q>/<t>               TaskPlan JSON            query lease
+    pending/<q>/<t>             inputs still unfinished  query lease
+    pending/<q>/_query          output tasks unfinished  query lease
+    runnable/<q>/<t>            present = may be claimed query lease
+    claims/<q>/<t>              Claim JSON               worker lease
+    done/<q>/<t>                task finished            query lease
+    results/<q>/<t>             where the result lives   worker lease
+
+The query lease's TTL is the query timeout plus the result retention time: etcd
+removes a query's keys by itself, and workers drop its results when they see
+``queries/<q>`` deleted. Claims and results index entries vanish with the worker
+that holds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from duckfleet.ids import QueryId, TaskId
+
+QUERY_SINK = TaskId("_query")  # the pending counter of a query's output tasks
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    namespace: str = "/duckfleet"
+
+    def _k(self, *parts: str) -> str:
+        return "/".join((self.namespace.rstrip("/"), *parts))
+
+    def _prefix(self, *parts: str) -> str:
+        return self._k(*parts) + "/"
+
+    # membership
+    def member(self, kind: str, member_id: str) -> str:
+        return self._k("members", kind, member_id)
+
+    def members(self, kind: str) -> str:
+        return self._prefix("members", kind)
+
+    # catalog
+    def table(self, name: str) -> str:
+        return self._k("catalog", "tables", name.lower())
+
+    def tables(self) -> str:
+        return self._prefix("catalog", "tables")
+
+    # queries
+    def query(self, q: QueryId) -> str:
+        return self._k("queries", q)
+
+    def queries(self) -> str:
+        return self._prefix("queries")
+
+    def status(self, q: QueryId) -> str:
+        return self._k("status", q)
+
+    def task(self, q: QueryId, t: TaskId) -> str:
+        return self._k("tasks", q, t)
+
+    def tasks(self, q: QueryId) -> str:
+        return self._prefix("tasks", q)
+
+    def pending(self, q: QueryId, t: TaskId) -> str:
+        return self._k("pending", q, t)
+
+    def runnable(self, q: QueryId, t: TaskId) -> str:
+        return self._k("runnable", q, t)
+
+    def all_runnable(self) -> str:
+        return self._prefix("runnable")
+
+    def runnable_of(self, q: QueryId) -> str:
+        return self._prefix("runnable", q)
+
+    def claim(self, q: QueryId, t: TaskId) -> str:
+        return self._k("claims", q, t)
+
+    def all_claims(self) -> str:
+        return self._prefix("claims")
+
+    def claims_of(self, q: QueryId) -> str:
+        return self._prefix("claims", q)
+
+    def done(self, q: QueryId, t: TaskId) -> str:
+        return self._k("done", q, t)
+
+    def done_of(self, q: QueryId) -> str:
+        return self._prefix("done", q)
+
+    def result(self, q: QueryId, t: TaskId) -> str:
+        return self._k("results", q, t)
+
+    def results_of(self, q: QueryId) -> str:
+        return self._prefix("results", q)
+
+    # parsing
+    def split_task_key(self, key: str | bytes, prefix: str) -> tuple[QueryId, TaskId]:
+        """``<prefix><q>/<t>`` -> (q, t), for keys under runnable/, claims/, ..."""
+        text = key.decode() if isinstance(key, bytes) else key
+        q, _, t = text[len(prefix) :].partition("/")
+        return QueryId(q), TaskId(t)
+
+    def tail(self, key: str | bytes, prefix: str) -> str:
+        text = key.decode() if isinstance(key, bytes) else key
+        return text[len(prefix) :]

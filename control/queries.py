@@ -1,0 +1,257 @@
+"""Queries in etcd: publish a plan, read its status, wait for it, fail it.
+
+Publishing writes the immutable query record, the RUNNING status, every task with
+its consumers, and the pending-input counters, then — last — the runnable markers
+of the tasks that need no input, so no worker can see a half-written query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from duckfleet.control.errors import QueryNotFound, QueryTimeout, StoreUnavailable
+from duckfleet.control.keys import QUERY_SINK
+from duckfleet.control.records import (
+    RUNNING,
+    RUNNING_JSON,
+    QueryRecord,
+    QueryState,
+    QueryStatus,
+    ResultInfo,
+)
+from duckfleet.control.store import PrefixWatch, Store, translated
+from duckfleet.ids import MemberId, QueryId, TaskId
+from duckfleet.planner.plan import Plan, TaskPlan
+
+log = logging.getLogger("duckfleet.control")
+
+MAX_TXN_OPS = 100  # etcd's default --max-txn-ops is 128
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    plan: TaskPlan
+    consumers: tuple[TaskId, ...]  # QUERY_SINK for an output task
+
+    def to_json(self) -> str:
+        return json.dumps({"plan": json.loads(self.plan.to_json()), "consumers": self.consumers})
+
+    @staticmethod
+    def from_json(text: str | bytes) -> StoredTask:
+        d = json.loads(text)
+        plan = TaskPlan.from_json(json.dumps(d["plan"]))
+        return StoredTask(plan, tuple(TaskId(c) for c in d["consumers"]))
+
+
+def runnable_value(record: QueryRecord) -> str:
+    return json.dumps({"created": record.created, "priority": record.priority})
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task as the tests and EXPLAIN ANALYZE see it: plan, and who ran it."""
+
+    id: TaskId
+    stage: int
+    done_by: MemberId | None
+    rows: int | None
+
+
+class QueryStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.keys = store.keys
+
+    def _batched(self, ops: list[Any]) -> None:
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            self.store.client.transaction(compare=[], success=ops[i : i + MAX_TXN_OPS], failure=[])
+
+    @translated("publishing a query")
+    def publish(
+        self,
+        query_id: QueryId,
+        plan: Plan,
+        *,
+        frontdoor: MemberId,
+        ttl: int,
+        priority: int = 0,
+    ) -> QueryRecord:
+        lease = self.store.client.lease(ttl)
+        record = QueryRecord(
+            id=query_id,
+            sql=plan.sql,
+            created=time.time(),
+            lease=int(lease.id),
+            outputs=tuple(t.id for t in plan.output_tasks),
+            ntasks=len(plan.tasks),
+            frontdoor=frontdoor,
+            priority=priority,
+        )
+        k, put = self.keys, self.store.txn.put
+        consumers = plan.consumers()
+        outputs = set(record.outputs)
+        ops = [
+            put(k.query(query_id), record.to_json(), lease=lease),
+            put(k.status(query_id), RUNNING_JSON, lease=lease),
+            put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease),
+        ]
+        for t in plan.tasks:
+            cons = consumers[t.id] + ((QUERY_SINK,) if t.id in outputs else ())
+            ops.append(put(k.task(query_id, t.id), StoredTask(t, cons).to_json(), lease=lease))
+            if t.input_tasks:
+                ops.append(
+                    put(k.pending(query_id, t.id), str(len(set(t.input_tasks))), lease=lease)
+                )
+        self._batched(ops)
+        ready = [
+            put(k.runnable(query_id, t.id), runnable_value(record), lease=lease)
+            for t in plan.tasks
+            if not t.input_tasks
+        ]
+        self._batched(ready)
+        log.info("query %s published: %d task(s), lease %x", query_id, len(plan.tasks), lease.id)
+        return record
+
+    @translated("reading a query")
+    def record(self, query_id: QueryId) -> QueryRecord:
+        value, _ = self.store.client.get(self.keys.query(query_id))
+        if value is None:
+            raise QueryNotFound(f"query {query_id} is unknown or its results have expired")
+        return QueryRecord.from_json(value)
+
+    @translated("reading a query's status")
+    def status(self, query_id: QueryId) -> QueryStatus | None:
+        value, _ = self.store.client.get(self.keys.status(query_id))
+        return None if value is None else QueryStatus.from_json(value)
+
+    def wait(
+        self, query_id: QueryId, timeout: float, changed: threading.Event | None = None
+    ) -> QueryStatus:
+        """Block until the query leaves RUNNING.
+
+        ``changed`` is set by the caller's watch on the status keys (see StatusWatch);
+        without one, the status is re-read every 100 ms.
+        """
+        poll = 1.0 if changed is not None else 0.1
+        changed = changed or threading.Event()
+        deadline = time.monotonic() + timeout
+        while True:
+            changed.clear()
+            try:
+                status = self.status(query_id)
+            except StoreUnavailable:
+                status = RUNNING  # etcd blinked: keep waiting until the deadline
+            if status is None:
+                raise QueryNotFound(f"query {query_id} vanished: its lease expired")
+            if status.terminal:
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryTimeout(f"query {query_id} did not finish within {timeout:.0f}s")
+            changed.wait(min(left, poll))
+
+    @translated("ending a query")
+    def end(self, query_id: QueryId, status: QueryStatus) -> bool:
+        """Move a RUNNING query to a terminal status and withdraw its runnable tasks."""
+        record = self.record(query_id)
+        k, t = self.keys, self.store.txn
+        ok, _ = self.store.client.transaction(
+            compare=[t.value(k.status(query_id)) == RUNNING_JSON],
+            success=[
+                t.put(k.status(query_id), status.to_json(), lease=record.lease),
+                delete_prefix_op(self.store, k.runnable_of(query_id)),
+            ],
+            failure=[],
+        )
+        return bool(ok)
+
+    @translated("reading results")
+    def results(self, query_id: QueryId, tasks: Iterable[TaskId]) -> dict[TaskId, ResultInfo]:
+        out: dict[TaskId, ResultInfo] = {}
+        prefix = self.keys.results_of(query_id)
+        wanted = set(tasks)
+        for value, meta in self.store.client.get_prefix(prefix):
+            _, t = self.keys.split_task_key(meta.key, self.keys.namespace + "/results/")
+            if t in wanted:
+                out[t] = ResultInfo.from_json(value)
+        return out
+
+    @translated("reading task records")
+    def task_records(self, query_id: QueryId) -> list[TaskRecord]:
+        done: dict[str, dict[str, Any]] = {}
+        for value, meta in self.store.client.get_prefix(self.keys.done_of(query_id)):
+            done[meta.key.decode().rsplit("/", 1)[1]] = json.loads(value)
+        out = []
+        for value, _ in self.store.client.get_prefix(self.keys.tasks(query_id)):
+            st = StoredTask.from_json(value)
+            d = done.get(st.plan.id)
+            out.append(
+                TaskRecord(
+                    st.plan.id,
+                    st.plan.stage,
+                    MemberId(d["worker"]) if d else None,
+                    d["rows"] if d else None,
+                )
+            )
+        return sorted(out, key=lambda r: int(r.id[1:]))
+
+
+class StatusWatch:
+    """One watch on every query's status key; wakes the waiters of that query."""
+
+    def __init__(self, store: Store) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[threading.Event]] = {}
+        prefix = store.keys.namespace.rstrip("/") + "/status/"
+        self._prefix = prefix.encode()
+        self._watch = PrefixWatch(store, prefix, self._on_event, self._wake_all, "status-watch")
+
+    def start(self) -> StatusWatch:
+        self._watch.start()
+        return self
+
+    def stop(self) -> None:
+        self._watch.stop()
+
+    def _on_event(self, kind: str, key: bytes, value: bytes) -> None:
+        q = key[len(self._prefix) :].decode()
+        with self._lock:
+            for ev in self._waiters.get(q, ()):
+                ev.set()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            for evs in self._waiters.values():
+                for ev in evs:
+                    ev.set()
+
+    @contextmanager
+    def waiting(self, query_id: QueryId) -> Iterator[threading.Event]:
+        ev = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(query_id, set()).add(ev)
+        try:
+            yield ev
+        finally:
+            with self._lock:
+                evs = self._waiters.get(query_id, set())
+                evs.discard(ev)
+                if not evs:
+                    self._waiters.pop(query_id, None)
+
+
+def delete_prefix_op(store: Store, prefix: str) -> Any:
+    from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
+
+    return store.txn.delete(prefix, range_end=prefix_range_end(prefix.encode()))
+
+
+def is_state(status: QueryStatus | None, state: QueryState) -> bool:
+    return status is not None and status.state == state

@@ -1,0 +1,139 @@
+"""The values stored under the keyspace, as typed records with their JSON form."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+import pyarrow as pa
+
+from duckfleet.ids import MemberId, QueryId, TaskId
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    id: MemberId
+    kind: str  # "worker" | "frontdoor"
+    location: str  # grpc://host:port clients reach it at
+    slots: int = 0
+    started: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str | bytes) -> MemberInfo:
+        return MemberInfo(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """What a query is. Written once by the front door that accepted it."""
+
+    id: QueryId
+    sql: str
+    created: float
+    lease: int  # the query lease every query-scoped key is bound to
+    outputs: tuple[TaskId, ...]  # result partitions, in order
+    ntasks: int
+    frontdoor: MemberId
+    priority: int = 0
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["outputs"] = list(self.outputs)
+        return json.dumps(d)
+
+    @staticmethod
+    def from_json(text: str | bytes) -> QueryRecord:
+        d = json.loads(text)
+        d["outputs"] = tuple(TaskId(t) for t in d["outputs"])
+        return QueryRecord(**d)
+
+
+class QueryState(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class QueryStatus:
+    state: QueryState
+    error: str = ""
+    task: str = ""  # the task whose failure failed the query
+
+    @property
+    def terminal(self) -> bool:
+        return self.state != QueryState.RUNNING
+
+    def to_json(self) -> str:
+        return json.dumps({"state": str(self.state), "error": self.error, "task": self.task})
+
+    @staticmethod
+    def from_json(text: str | bytes) -> QueryStatus:
+        d = json.loads(text)
+        return QueryStatus(QueryState(d["state"]), d.get("error", ""), d.get("task", ""))
+
+
+RUNNING = QueryStatus(QueryState.RUNNING)
+RUNNING_JSON = RUNNING.to_json()  # claims compare on this exact value
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a task; its value is the fence for completion."""
+
+    worker: MemberId
+    token: str  # unique per claim: a later claim of the same task never matches
+    location: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str | bytes) -> Claim:
+        return Claim(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    """Where a finished task's result lives and what it looks like."""
+
+    worker: MemberId
+    location: str
+    rows: int
+    bytes: int
+    schema: pa.Schema
+
+    def to_json(self) -> str:
+        raw = self.schema.serialize().to_pybytes()
+        return json.dumps(
+            {
+                "worker": self.worker,
+                "location": self.location,
+                "rows": self.rows,
+                "bytes": self.bytes,
+                "schema": base64.b64encode(raw).decode(),
+            }
+        )
+
+    @staticmethod
+    def from_json(text: str | bytes) -> ResultInfo:
+        d = json.loads(text)
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(d["schema"])))
+        return ResultInfo(MemberId(d["worker"]), d["location"], d["rows"], d["bytes"], schema)
+
+
+@dataclass(frozen=True)
+class RunnableTask:
+    """A task some worker may claim, with what fair-share ordering needs."""
+
+    query: QueryId
+    task: TaskId
+    created: float
+    priority: int
+    running: int  # tasks of this query claimed right now

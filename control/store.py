@@ -1,0 +1,175 @@
+"""The connection to etcd, with every failure translated to StoreUnavailable.
+
+`Store` is the one handle the rest of the control plane works through: it owns the
+etcd client, the Keyspace, and the translation of grpc/etcd3 errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import etcd3  # type: ignore[import-untyped]
+import etcd3.exceptions  # type: ignore[import-untyped]
+import grpc
+from etcd3 import etcdrpc  # type: ignore[import-untyped]
+from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
+
+from duckfleet.control.errors import StoreUnavailable
+from duckfleet.control.keys import Keyspace
+from duckfleet.netutil import host_port
+
+log = logging.getLogger("duckfleet.control")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_UNAVAILABLE = (
+    etcd3.exceptions.ConnectionFailedError,
+    etcd3.exceptions.ConnectionTimeoutError,
+    etcd3.exceptions.NoServerAvailableError,
+    etcd3.exceptions.InternalServerError,
+    grpc.RpcError,
+    ValueError,  # etcd3 raises it when every endpoint is marked failed
+)
+
+
+@contextmanager
+def unavailable_as_store_error(what: str) -> Iterator[None]:
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(
+            f"the fleet's state store (etcd) is unreachable while {what}: {exc!s:.200}; "
+            "retry shortly"
+        ) from exc
+
+
+def translated(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def deco(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with unavailable_as_store_error(what):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def parse_endpoints(urls: str) -> list[tuple[str, int]]:
+    """'http://a:2379,http://b:2379' -> [(a, 2379), (b, 2379)]."""
+    out = [host_port(u.strip(), 2379) for u in urls.split(",") if u.strip()]
+    if not out:
+        raise ValueError(f"no etcd endpoint in {urls!r}")
+    return out
+
+
+class Store:
+    def __init__(self, endpoints: str, namespace: str = "/duckfleet", timeout: float = 5.0) -> None:
+        self.endpoints = endpoints
+        self.keys = Keyspace(namespace)
+        self.timeout = timeout
+        eps = [
+            etcd3.Endpoint(h, p, secure=False, time_retry=1.0)
+            for h, p in parse_endpoints(endpoints)
+        ]
+        self.client: Any = etcd3.MultiEndpointEtcd3Client(
+            endpoints=eps, timeout=timeout, failover=True
+        )
+        self.txn = self.client.transactions
+
+    def close(self) -> None:
+        self.client.close()
+
+    @translated("checking etcd health")
+    def ping(self) -> None:
+        self.client.status()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.ping()
+                return
+            except StoreUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+class PrefixWatch:
+    """Call ``on_event(kind, key, value)`` for every change under a prefix, surviving
+    etcd outages. ``kind`` is "put" or "delete".
+
+    A daemon thread holds one Watch stream (driven directly through etcd's gRPC stub:
+    python3-etcd3's own watcher thread dies on a broken stream). When the stream
+    breaks, the thread waits with backoff and watches again, then calls
+    ``on_reconnect()`` so the owner can rescan whatever it may have missed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        prefix: str,
+        on_event: Callable[[str, bytes, bytes], None],
+        on_reconnect: Callable[[], None] | None = None,
+        name: str = "watch",
+    ) -> None:
+        self.store = store
+        self.prefix = prefix.encode()
+        self.on_event = on_event
+        self.on_reconnect = on_reconnect
+        self._stop = threading.Event()
+        self._call: Any = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> PrefixWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+        self._thread.join(timeout=2)
+
+    def _requests(self) -> Iterator[Any]:
+        create = etcdrpc.WatchCreateRequest(
+            key=self.prefix, range_end=prefix_range_end(self.prefix)
+        )
+        yield etcdrpc.WatchRequest(create_request=create)
+        self._stop.wait()  # keep the request side open until we stop
+
+    def _run(self) -> None:
+        delay = 0.1
+        reconnect = False
+        while not self._stop.is_set():
+            try:
+                stub = etcdrpc.WatchStub(self.store.client.channel)
+                self._call = stub.Watch(self._requests())
+                for response in self._call:
+                    if response.created:
+                        self.connected.set()
+                        delay = 0.1
+                        if reconnect and self.on_reconnect is not None:
+                            self.on_reconnect()
+                    for ev in response.events:
+                        kind = "delete" if ev.type == ev.DELETE else "put"
+                        self.on_event(kind, ev.kv.key, ev.kv.value)
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("watch on %s broke (%s); rewatching", self.prefix.decode(), exc)
+            self.connected.clear()
+            reconnect = True
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, 2.0)

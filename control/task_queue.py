@@ -1,0 +1,215 @@
+"""The shared task queue, as the workers use it: list, claim, complete, fail.
+
+Claim: one transaction creates ``claims/<q>/<t>`` only if it is absent, the task is
+runnable and the query still running; the claim is bound to the worker's lease, so
+it vanishes if the worker dies or is cut off.
+
+Complete: one transaction fenced on the claim's exact value records the result,
+releases the claim, decrements every consumer's pending counter (compare-and-swap
+on its revision) and, where a counter reaches zero, makes that consumer runnable —
+or, for the query's own counter, marks the query finished. If the fence fails the
+worker has lost the task and its result is discarded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from duckfleet.control.keys import QUERY_SINK
+from duckfleet.control.queries import StoredTask, runnable_value
+from duckfleet.control.records import (
+    RUNNING_JSON,
+    Claim,
+    QueryRecord,
+    QueryState,
+    QueryStatus,
+    ResultInfo,
+    RunnableTask,
+)
+from duckfleet.control.store import Store, translated
+from duckfleet.ids import MemberId, QueryId, TaskId
+
+log = logging.getLogger("duckfleet.control")
+
+COMPLETE_RETRIES = 50
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    record: QueryRecord
+    task: StoredTask
+    claim: Claim
+
+    @property
+    def query_id(self) -> QueryId:
+        return self.record.id
+
+    @property
+    def task_id(self) -> TaskId:
+        return self.task.plan.id
+
+
+class TaskQueue:
+    def __init__(self, store: Store, fifo: bool = False) -> None:
+        self.store = store
+        self.keys = store.keys
+        self.fifo = fifo
+
+    @translated("listing runnable tasks")
+    def runnable(self) -> list[RunnableTask]:
+        """Unclaimed runnable tasks, best first: the query with the fewest running
+        tasks (fair share), then higher priority, then the oldest query."""
+        k = self.keys
+        runnable_prefix, claims_prefix = k.all_runnable(), k.all_claims()
+        claimed: set[tuple[QueryId, TaskId]] = set()
+        running: Counter[QueryId] = Counter()
+        for _, meta in self.store.client.get_prefix(claims_prefix, keys_only=True):
+            q, t = k.split_task_key(meta.key, claims_prefix)
+            claimed.add((q, t))
+            running[q] += 1
+        out = []
+        for value, meta in self.store.client.get_prefix(runnable_prefix):
+            q, t = k.split_task_key(meta.key, runnable_prefix)
+            if (q, t) in claimed:
+                continue
+            d = json.loads(value)
+            out.append(RunnableTask(q, t, d["created"], d.get("priority", 0), running[q]))
+        if self.fifo:
+            out.sort(key=lambda r: (r.created, int(r.task[1:])))
+        else:
+            out.sort(key=lambda r: (r.running, -r.priority, r.created, int(r.task[1:])))
+        return out
+
+    @translated("claiming a task")
+    def claim(
+        self, q: QueryId, t: TaskId, worker: MemberId, location: str, lease_id: int
+    ) -> ClaimedTask | None:
+        k, txn = self.keys, self.store.txn
+        claim = Claim(worker=worker, token=uuid.uuid4().hex, location=location)
+        ok, responses = self.store.client.transaction(
+            compare=[
+                txn.version(k.claim(q, t)) == 0,
+                txn.version(k.runnable(q, t)) > 0,
+                txn.value(k.status(q)) == RUNNING_JSON,
+            ],
+            success=[
+                txn.put(k.claim(q, t), claim.to_json(), lease=lease_id),
+                txn.get(k.task(q, t)),
+                txn.get(k.query(q)),
+            ],
+            failure=[],
+        )
+        if not ok:
+            return None
+        task_kvs, query_kvs = responses[1], responses[2]
+        return ClaimedTask(
+            record=QueryRecord.from_json(query_kvs[0][0]),
+            task=StoredTask.from_json(task_kvs[0][0]),
+            claim=claim,
+        )
+
+    def _read_counters(self, ct: ClaimedTask) -> dict[TaskId, tuple[int, int]]:
+        """Each consumer's pending count and that key's mod revision, in one round trip."""
+        k, txn = self.keys, self.store.txn
+        _, responses = self.store.client.transaction(
+            compare=[],
+            success=[txn.get(k.pending(ct.query_id, c)) for c in ct.task.consumers],
+            failure=[],
+        )
+        out = {}
+        for c, kvs in zip(ct.task.consumers, responses, strict=True):
+            if not kvs:
+                continue  # the query's keys expired under us; the fence will fail too
+            value, meta = kvs[0]
+            out[c] = (int(value), int(meta.mod_revision))
+        return out
+
+    @translated("completing a task")
+    def complete(self, ct: ClaimedTask, result: ResultInfo, lease_id: int) -> bool:
+        """Commit the task's completion; False if this worker no longer holds it."""
+        k, txn = self.keys, self.store.txn
+        q, t, lease = ct.query_id, ct.task_id, ct.record.lease
+        done = json.dumps({"worker": result.worker, "rows": result.rows, "bytes": result.bytes})
+        for _ in range(COMPLETE_RETRIES):
+            counters = self._read_counters(ct)
+            compare = [
+                txn.value(k.claim(q, t)) == ct.claim.to_json(),
+                txn.value(k.status(q)) == RUNNING_JSON,
+            ]
+            success: list[Any] = [
+                txn.put(k.done(q, t), done, lease=lease),
+                txn.put(k.result(q, t), result.to_json(), lease=lease_id),
+                txn.delete(k.runnable(q, t)),
+                txn.delete(k.claim(q, t)),
+            ]
+            for c, (n, rev) in counters.items():
+                compare.append(txn.mod(k.pending(q, c)) == rev)
+                success.append(txn.put(k.pending(q, c), str(n - 1), lease=lease))
+                if n - 1 > 0:
+                    continue
+                if c == QUERY_SINK:
+                    finished = QueryStatus(QueryState.FINISHED)
+                    success.append(txn.put(k.status(q), finished.to_json(), lease=lease))
+                else:
+                    success.append(
+                        txn.put(k.runnable(q, c), runnable_value(ct.record), lease=lease)
+                    )
+            ok, _ = self.store.client.transaction(compare=compare, success=success, failure=[])
+            if ok:
+                return True
+            if not self.holds(ct):
+                log.warning("query %s task %s: completion refused, claim lost", q, t)
+                return False
+            time.sleep(0.001)  # another input of a shared consumer committed first
+        raise RuntimeError(f"query {q} task {t}: completion kept conflicting")
+
+    def holds(self, ct: ClaimedTask) -> bool:
+        k, txn = self.keys, self.store.txn
+        ok, _ = self.store.client.transaction(
+            compare=[
+                txn.value(k.claim(ct.query_id, ct.task_id)) == ct.claim.to_json(),
+                txn.value(k.status(ct.query_id)) == RUNNING_JSON,
+            ],
+            success=[],
+            failure=[],
+        )
+        return bool(ok)
+
+    @translated("failing a task")
+    def fail(self, ct: ClaimedTask, error: str) -> bool:
+        """Fail the query with this task's error (fenced on the claim)."""
+        from duckfleet.control.queries import delete_prefix_op
+
+        k, txn = self.keys, self.store.txn
+        q, t = ct.query_id, ct.task_id
+        status = QueryStatus(QueryState.FAILED, error=error, task=t)
+        ok, _ = self.store.client.transaction(
+            compare=[
+                txn.value(k.claim(q, t)) == ct.claim.to_json(),
+                txn.value(k.status(q)) == RUNNING_JSON,
+            ],
+            success=[
+                txn.put(k.status(q), status.to_json(), lease=ct.record.lease),
+                txn.delete(k.claim(q, t)),
+                delete_prefix_op(self.store, k.runnable_of(q)),
+            ],
+            failure=[],
+        )
+        return bool(ok)
+
+    @translated("releasing a task")
+    def release(self, ct: ClaimedTask) -> None:
+        """Give a claimed task back to the queue (shutdown, lost input)."""
+        k, txn = self.keys, self.store.txn
+        key = k.claim(ct.query_id, ct.task_id)
+        self.store.client.transaction(
+            compare=[txn.value(key) == ct.claim.to_json()],
+            success=[txn.delete(key)],
+            failure=[],
+        )

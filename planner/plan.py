@@ -1,0 +1,123 @@
+"""The distributed plan: what the planner returns and the control plane stores.
+
+A plan is a list of stages. Each stage holds tasks; a task is one DuckDB SQL
+fragment plus what its names mean:
+
+* ``tables``: inside the fragment, a catalog table name stands for these Parquet
+  files (one split of a large table, or every file of a small one);
+* ``inputs``: a relation name (``__stage0``) stands for the concatenated results of
+  these earlier tasks, fetched over Flight from the workers holding them.
+
+The tasks of the last stage are the result partitions, one FlightEndpoint each,
+in order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from duckfleet.ids import TaskId
+
+
+class StageKind(StrEnum):
+    SCAN = "scan"  # one task per split; each task's result is a final partition
+    PARTIAL = "partial"  # one task per split; partial aggregates for a merge
+    MERGE = "merge"  # one task over the partial results
+    SINGLE = "single"  # one task over all the data
+
+
+@dataclass(frozen=True)
+class TableBinding:
+    table: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InputBinding:
+    relation: str
+    tasks: tuple[TaskId, ...]
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    id: TaskId
+    stage: int
+    sql: str
+    tables: tuple[TableBinding, ...] = ()
+    inputs: tuple[InputBinding, ...] = ()
+
+    @property
+    def input_tasks(self) -> tuple[TaskId, ...]:
+        return tuple(t for b in self.inputs for t in b.tasks)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "stage": self.stage,
+                "sql": self.sql,
+                "tables": [[b.table, list(b.files)] for b in self.tables],
+                "inputs": [[b.relation, list(b.tasks)] for b in self.inputs],
+            }
+        )
+
+    @staticmethod
+    def from_json(text: str | bytes) -> TaskPlan:
+        d = json.loads(text)
+        return TaskPlan(
+            id=TaskId(d["id"]),
+            stage=d["stage"],
+            sql=d["sql"],
+            tables=tuple(TableBinding(t, tuple(f)) for t, f in d["tables"]),
+            inputs=tuple(InputBinding(r, tuple(TaskId(t) for t in ts)) for r, ts in d["inputs"]),
+        )
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    kind: StageKind
+    tasks: tuple[TaskPlan, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    sql: str  # the statement as the client sent it
+    stages: tuple[Stage, ...]
+    # One line on the strategy chosen and, for a single task, why nothing more was
+    # possible. EXPLAIN prints it.
+    reason: str
+    tables: tuple[str, ...] = field(default=())  # catalog tables the query reads
+
+    @property
+    def tasks(self) -> tuple[TaskPlan, ...]:
+        return tuple(t for s in self.stages for t in s.tasks)
+
+    @property
+    def output_tasks(self) -> tuple[TaskPlan, ...]:
+        return self.stages[-1].tasks
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.tasks) > 1
+
+    def consumers(self) -> dict[TaskId, tuple[TaskId, ...]]:
+        """For each task, the tasks that read its result."""
+        out: dict[TaskId, list[TaskId]] = {t.id: [] for t in self.tasks}
+        for t in self.tasks:
+            for src in dict.fromkeys(t.input_tasks):
+                out[src].append(t.id)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def explain(self) -> str:
+        lines = [f"plan: {self.reason}"]
+        for s in self.stages:
+            lines.append(f"stage {s.index} [{s.kind}] {len(s.tasks)} task(s)")
+            for t in s.tasks:
+                binds = [f"{b.table}={len(b.files)} file(s)" for b in t.tables]
+                binds += [f"{b.relation}<-{','.join(b.tasks)}" for b in t.inputs]
+                lines.append(f"  {t.id}: {' '.join(binds)}")
+                lines.append(f"    {t.sql}")
+        return "\n".join(lines)

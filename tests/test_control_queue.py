@@ -1,0 +1,159 @@
+"""The claim/complete protocol against a real etcd server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pyarrow as pa
+
+from duckfleet.control import Membership, QueryStore, Store, TaskQueue
+from duckfleet.control.queries import StatusWatch
+from duckfleet.control.records import MemberInfo, QueryState, ResultInfo
+from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id, task_id
+from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TaskPlan
+
+SCHEMA = pa.schema([("x", pa.int64())])
+
+
+def partial_merge_plan(n: int) -> Plan:
+    partials = tuple(TaskPlan(task_id(i), 0, f"select {i} as x") for i in range(n))
+    merge = TaskPlan(
+        task_id(n),
+        1,
+        "select sum(x) from __stage0",
+        inputs=(InputBinding("__stage0", tuple(t.id for t in partials)),),
+    )
+    return Plan(
+        sql="test",
+        stages=(Stage(0, StageKind.PARTIAL, partials), Stage(1, StageKind.MERGE, (merge,))),
+        reason="test",
+    )
+
+
+def result(worker: str) -> ResultInfo:
+    return ResultInfo(MemberId(worker), "grpc://127.0.0.1:1", 1, 8, SCHEMA)
+
+
+def join(store: Store, name: str, ttl: int = 5) -> Membership:
+    info = MemberInfo(MemberId(name), "worker", "grpc://127.0.0.1:1", 1)
+    return Membership(store, info, ttl=ttl).start()
+
+
+def test_racing_workers_run_every_task_exactly_once(etcd, store):
+    plan = partial_merge_plan(40)
+    q = new_query_id()
+    QueryStore(store).publish(q, plan, frontdoor=MemberId("fd"), ttl=60)
+    runs: Counter[TaskId] = Counter()
+    merge_saw_done: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        s = Store(etcd.url, namespace=store.keys.namespace)
+        member = join(s, name)
+        queue = TaskQueue(s)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if QueryStore(s).status(q).state != QueryState.RUNNING:
+                    return
+                for rt in queue.runnable():
+                    ct = queue.claim(rt.query, rt.task, member.info.id, "loc", member.lease_id)
+                    if ct is None:
+                        continue
+                    with lock:
+                        runs[ct.task_id] += 1
+                        if ct.task.plan.stage == 1:
+                            merge_saw_done.append(sum(runs[t] for t in ct.task.plan.input_tasks))
+                    assert queue.complete(ct, result(name), member.lease_id)
+                    break
+        finally:
+            member.stop()
+            s.close()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert QueryStore(store).status(q).state == QueryState.FINISHED
+    assert runs == Counter({t.id: 1 for t in plan.tasks}), runs
+    # the merge became runnable only after all 40 partials had completed
+    assert merge_saw_done == [40]
+    records = QueryStore(store).task_records(q)
+    assert len({r.done_by for r in records}) > 1  # the work was spread
+    assert all(r.done_by is not None for r in records)
+
+
+def test_completion_is_fenced_on_the_claim(store):
+    plan = partial_merge_plan(2)
+    q = new_query_id()
+    qs = QueryStore(store)
+    qs.publish(q, plan, frontdoor=MemberId("fd"), ttl=60)
+    queue = TaskQueue(store)
+    a = join(store, "a")
+    b = join(store, "b")
+    try:
+        ct = queue.claim(q, TaskId("t0"), MemberId("a"), "loc", a.lease_id)
+        assert ct is not None
+        # a second claim of a claimed task fails
+        assert queue.claim(q, TaskId("t0"), MemberId("b"), "loc", b.lease_id) is None
+        # a's lease ends (as if it was cut off): its claim vanishes with it
+        store.client.revoke_lease(a.lease_id)
+        ct_b = queue.claim(q, TaskId("t0"), MemberId("b"), "loc", b.lease_id)
+        assert ct_b is not None
+        # a's late completion is refused; b's is accepted
+        assert queue.complete(ct, result("a"), b.lease_id) is False
+        assert queue.complete(ct_b, result("b"), b.lease_id) is True
+        assert qs.results(q, [TaskId("t0")])[TaskId("t0")].worker == "b"
+    finally:
+        a.stop(revoke=False)
+        b.stop()
+
+
+def test_failing_a_task_fails_the_query_and_withdraws_work(store):
+    plan = partial_merge_plan(3)
+    q = QueryId(new_query_id())
+    qs = QueryStore(store)
+    qs.publish(q, plan, frontdoor=MemberId("fd"), ttl=60)
+    queue = TaskQueue(store)
+    w = join(store, "w")
+    try:
+        ct = queue.claim(q, TaskId("t1"), MemberId("w"), "loc", w.lease_id)
+        assert ct is not None
+        assert queue.fail(ct, "Conversion Error: boom")
+        status = qs.status(q)
+        assert status.state == QueryState.FAILED and "boom" in status.error and status.task == "t1"
+        assert queue.runnable() == []
+        assert queue.claim(q, TaskId("t2"), MemberId("w"), "loc", w.lease_id) is None
+    finally:
+        w.stop()
+
+
+def test_wait_returns_when_the_query_finishes(store):
+    plan = partial_merge_plan(1)
+    q = new_query_id()
+    qs = QueryStore(store)
+    qs.publish(q, plan, frontdoor=MemberId("fd"), ttl=60)
+    queue = TaskQueue(store)
+    w = join(store, "w")
+
+    def finish() -> None:
+        time.sleep(0.3)
+        for tid in ("t0", "t1"):
+            ct = queue.claim(q, TaskId(tid), MemberId("w"), "loc", w.lease_id)
+            assert ct is not None
+            queue.complete(ct, result("w"), w.lease_id)
+
+    watch = StatusWatch(store).start()
+    try:
+        threading.Thread(target=finish).start()
+        t0 = time.monotonic()
+        with watch.waiting(q) as changed:
+            status = qs.wait(q, timeout=10, changed=changed)
+        assert status.state == QueryState.FINISHED
+        assert time.monotonic() - t0 < 5
+    finally:
+        watch.stop()
+        w.stop()
