@@ -1,0 +1,128 @@
+"""Self-contained tokens a client hands back: tickets and prepared-statement handles.
+
+Every token carries all it needs, so any front door (and, for result tickets, the
+worker holding the partition) can redeem it with no state of its own.
+
+Result ticket (minted by the front door for each result partition, redeemed by DoGet on
+the worker that holds it or on any front door)::
+
+    Any(TicketStatementQuery{statement_handle = b'{"q":"<query id>","t":"<task id>"}'})
+
+    The handle is compact JSON; keys other than "q" and "t" are ignored, so later
+    versions may add some. Ids are 1-64 characters of [A-Za-z0-9_-].
+
+Front-door-local ticket (the SqlInfo endpoint): the Flight SQL command itself,
+``Any(CommandGetSqlInfo{...})``, as the Flight SQL reference server does. Any front door
+answers it from its own constants.
+
+Prepared-statement handle: compact JSON ``{"sql": "<statement text>"}``. Preparing
+stores nothing; executing the handle runs its SQL like CommandStatementQuery.
+
+Pure: protobuf and json only; workers import it to read their tickets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from duckfleet.errors import DuckfleetError
+from duckfleet.flight import commands
+from duckfleet.flight import sql_messages as sql
+from duckfleet.ids import QueryId, TaskId
+
+MAX_TICKET_BYTES = 4096
+LOCAL_TICKET_COMMANDS = frozenset({"CommandGetSqlInfo"})
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class InvalidTicket(DuckfleetError):
+    """A ticket or handle that duckfleet did not mint, or that was altered."""
+
+
+@dataclass(frozen=True)
+class ResultTicket:
+    query_id: QueryId
+    task_id: TaskId
+
+
+@dataclass(frozen=True)
+class LocalTicket:
+    command: Message  # e.g. CommandGetSqlInfo, answered by the front door itself
+
+
+def result_ticket(query_id: QueryId, task_id: TaskId) -> bytes:
+    for kind, value in (("query id", query_id), ("task id", task_id)):
+        if not _ID.fullmatch(value):
+            raise ValueError(f"{kind} {value!r} cannot go in a ticket: use 1-64 of [A-Za-z0-9_-]")
+    handle = json.dumps({"q": query_id, "t": task_id}, separators=(",", ":")).encode()
+    return commands.pack(sql.TicketStatementQuery(statement_handle=handle))
+
+
+def local_ticket(command: Message) -> bytes:
+    name = command.DESCRIPTOR.name
+    if name not in LOCAL_TICKET_COMMANDS:
+        raise ValueError(f"{name} is not answered by front-door-local tickets")
+    return commands.pack(command)
+
+
+def parse_ticket(data: bytes) -> ResultTicket | LocalTicket:
+    """What a ticket refers to; InvalidTicket if duckfleet could not have minted it."""
+    if len(data) > MAX_TICKET_BYTES:
+        raise InvalidTicket(f"invalid ticket: {len(data)} bytes, more than any duckfleet ticket")
+    try:
+        message = commands.unpack(data, what="ticket")
+    except commands.FlightRequestError as exc:
+        raise InvalidTicket(f"invalid ticket: {exc}") from None
+    name = message.DESCRIPTOR.name
+    if name == "TicketStatementQuery":
+        return ResultTicket(*_parse_statement_handle(message.statement_handle))  # type: ignore[attr-defined]
+    if name in LOCAL_TICKET_COMMANDS:
+        return LocalTicket(message)
+    raise InvalidTicket(f"invalid ticket: a {name} is not a ticket duckfleet issues")
+
+
+def parse_result_ticket(data: bytes) -> tuple[QueryId, TaskId]:
+    """``(query id, task id)`` of a result ticket; InvalidTicket on anything else."""
+    ticket = parse_ticket(data)
+    if not isinstance(ticket, ResultTicket):
+        raise InvalidTicket("invalid ticket: not a result ticket")
+    return ticket.query_id, ticket.task_id
+
+
+def _parse_statement_handle(handle: bytes) -> tuple[QueryId, TaskId]:
+    try:
+        fields = json.loads(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidTicket(
+            "invalid ticket: the statement handle is not duckfleet's JSON"
+        ) from None
+    if not isinstance(fields, dict):
+        raise InvalidTicket("invalid ticket: the statement handle is not a JSON object")
+    query_id, task_id = fields.get("q"), fields.get("t")
+    for kind, value in (("query id", query_id), ("task id", task_id)):
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            raise InvalidTicket(f"invalid ticket: missing or malformed {kind}")
+    return QueryId(query_id), TaskId(task_id)  # type: ignore[arg-type]
+
+
+def prepared_statement_handle(sql_text: str) -> bytes:
+    return json.dumps({"sql": sql_text}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_prepared_statement_handle(handle: bytes) -> str:
+    """The SQL a handle carries; InvalidTicket if it is not a duckfleet handle."""
+    try:
+        fields = json.loads(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        fields = None
+    if not isinstance(fields, dict) or not isinstance(fields.get("sql"), str):
+        raise InvalidTicket(
+            "invalid prepared statement handle: not one duckfleet issued; "
+            "prepare the statement again (CreatePreparedStatement)"
+        )
+    return fields["sql"]

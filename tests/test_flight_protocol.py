@@ -1,0 +1,882 @@
+"""Protocol unit tests for duckfleet.flight (the Flight SQL front door).
+
+These are ONLY protocol tests: the backend below runs DuckDB in-process and cuts each
+result into a few partitions; there is no etcd, no planner and no worker. They check
+what travels on the wire (message encodings, tickets, GetSqlInfo, status codes,
+messages) with pyarrow.flight, raw gRPC and the real ADBC Flight SQL driver. The
+end-to-end tests with etcd and real worker processes live elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import struct
+import threading
+from collections.abc import Iterator
+
+import adbc_driver_flightsql.dbapi as adbc
+import duckdb
+import grpc
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from adbc_driver_manager import AdbcStatusCode
+from google.protobuf import any_pb2
+
+from duckfleet.control.errors import (
+    QueryFailed,
+    QueryNotFound,
+    QueryTimeout,
+    StoreUnavailable,
+)
+from duckfleet.flight import commands, sql_info, status, tickets
+from duckfleet.flight import sql_messages as sql
+from duckfleet.flight.backend import Partition, QueryOutcome
+from duckfleet.flight.server import FrontDoorServer
+from duckfleet.ids import QueryId, TaskId, new_query_id, task_id
+from duckfleet.planner.errors import SqlSyntaxError, UnknownTableError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+# --- an in-process stand-in for the fleet ------------------------------------------------
+
+
+class DuckDBBackend:
+    """QueryBackend for protocol tests: DuckDB in this process, results kept in a dict."""
+
+    def __init__(self, partitions: int = 3) -> None:
+        self.partitions = partitions
+        self.results: dict[tuple[QueryId, TaskId], pa.Table] = {}
+        self.lock = threading.Lock()
+        self.fail_with: Exception | None = None  # raised by the next run()
+        self.stream_fail_with: Exception | None = None  # raised mid-stream by open_partition
+
+    def run(self, sql_text: str) -> QueryOutcome:
+        if self.fail_with is not None:
+            error, self.fail_with = self.fail_with, None
+            raise error
+        try:
+            table = duckdb.connect().sql(sql_text).arrow().read_all()
+        except duckdb.ParserException as exc:
+            raise _syntax_error(str(exc)) from None
+        except duckdb.CatalogException as exc:
+            raise UnknownTableError(str(exc)) from None
+        query_id = new_query_id()
+        size = -(-table.num_rows // self.partitions) or 1
+        parts = []
+        for n in range(self.partitions):
+            chunk = table.slice(n * size, size)
+            with self.lock:
+                self.results[(query_id, task_id(n))] = chunk
+            ticket = tickets.result_ticket(query_id, task_id(n))
+            parts.append(Partition(ticket, (), chunk.num_rows, chunk.nbytes))
+        return QueryOutcome(query_id, table.schema, tuple(parts))
+
+    def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
+        query_id, task = tickets.parse_result_ticket(ticket)
+        with self.lock:
+            table = self.results.get((query_id, task))
+        if table is None:
+            raise QueryNotFound(f"no result for query {query_id} task {task}; run the query again")
+        if self.stream_fail_with is not None:
+            error = self.stream_fail_with
+
+            def failing() -> Iterator[pa.RecordBatch]:
+                yield from table.to_batches()[:1]
+                raise error
+
+            return pa.RecordBatchReader.from_batches(table.schema, failing())
+        return table.to_reader()
+
+
+def _syntax_error(message: str) -> SqlSyntaxError:
+    # DuckDB: '...\n\nLINE 1: SELEC 1\n        ^^^^^'
+    match = re.search(r"LINE (\d+): .*\n( *)\^", message)
+    if match is None:
+        return SqlSyntaxError(message)
+    line = int(match.group(1))
+    column = len(match.group(2)) - len(f"LINE {line}: ") + 1
+    return SqlSyntaxError(message.split("\n")[0], line, column)
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def backend() -> DuckDBBackend:
+    return DuckDBBackend()
+
+
+@pytest.fixture
+def server(backend: DuckDBBackend) -> Iterator[FrontDoorServer]:
+    srv = FrontDoorServer("grpc://127.0.0.1:0", backend)
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+
+
+@pytest.fixture
+def client(server: FrontDoorServer) -> Iterator[flight.FlightClient]:
+    with flight.connect(f"grpc://127.0.0.1:{server.port}") as c:
+        yield c
+
+
+@pytest.fixture
+def raw(server: FrontDoorServer) -> Iterator[RawFlight]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield RawFlight(channel)
+    finally:
+        channel.close()
+
+
+@pytest.fixture
+def adbc_conn(server: FrontDoorServer) -> Iterator[adbc.Connection]:
+    with pytest.warns(Warning, match="autocommit"):  # no transactions: expected, harmless
+        conn = adbc.connect(f"grpc://127.0.0.1:{server.port}")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+class RawFlight:
+    """FlightService over plain gRPC, to see the exact status codes and messages."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        def method(kind: str, name: str) -> grpc.UnaryStreamMultiCallable:
+            factory = getattr(channel, kind)
+            return factory(
+                f"/arrow.flight.protocol.FlightService/{name}",
+                request_serializer=lambda b: b,
+                response_deserializer=lambda b: b,
+            )
+
+        self._get_flight_info = method("unary_unary", "GetFlightInfo")
+        self._do_get = method("unary_stream", "DoGet")
+        self._do_action = method("unary_stream", "DoAction")
+        self._handshake = method("stream_stream", "Handshake")
+
+    def get_flight_info(self, command: bytes) -> bytes:
+        return self._get_flight_info(flight.FlightDescriptor.for_command(command).serialize())
+
+    def do_get(self, ticket: bytes) -> list[bytes]:
+        return list(self._do_get(flight.Ticket(ticket).serialize()))
+
+    def do_action(self, action_type: str, body: bytes = b"") -> list[bytes]:
+        """The bodies of the arrow.flight.protocol.Result messages."""
+        results = self._do_action(flight.Action(action_type, body).serialize())
+        return [_result_body(result) for result in results]
+
+    def handshake(self, requests: list[bytes]) -> list[bytes]:
+        return list(self._handshake(iter(requests)))
+
+
+def _result_body(result: bytes) -> bytes:
+    # message Result { bytes body = 1; }: tag 0x0a, varint length, body (or nothing)
+    if not result:
+        return b""
+    assert result[0] == 0x0A
+    length, shift, pos = 0, 0, 1
+    while True:
+        byte = result[pos]
+        length |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            break
+    assert len(result) == pos + length
+    return result[pos:]
+
+
+def rpc_error(call: object, *args: object) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args)  # type: ignore[operator]
+    return info.value
+
+
+def run_query(client: flight.FlightClient, query: str) -> pa.Table:
+    descriptor = flight.FlightDescriptor.for_command(
+        commands.pack(sql.CommandStatementQuery(query=query))
+    )
+    info = client.get_flight_info(descriptor)
+    tables = [client.do_get(e.ticket).read_all() for e in info.endpoints]
+    return pa.concat_tables(tables) if tables else info.schema.empty_table()
+
+
+def assert_still_serves(client: flight.FlightClient) -> None:
+    table = run_query(client, "SELECT sum(range) AS s FROM range(100)")
+    assert table.column("s").to_pylist() == [4950]
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("message", "encoding"),
+    [
+        (sql.CommandStatementQuery(query="SELECT 1"), b"\x0a\x08SELECT 1"),
+        (sql.CommandStatementQuery(query="q", transaction_id=b"t"), b"\x0a\x01q\x12\x01t"),
+        (sql.CommandGetSqlInfo(info=[0, 1000]), b"\x0a\x03\x00\xe8\x07"),  # packed uint32
+        (sql.CommandGetXdbcTypeInfo(data_type=4), b"\x08\x04"),
+        (sql.CommandGetDbSchemas(catalog=""), b"\x0a\x00"),  # proto3 optional: presence kept
+        (sql.CommandGetTables(table_types=["T"], include_schema=True), b"\x22\x01T\x28\x01"),
+        (sql.CommandGetPrimaryKeys(table="t"), b"\x1a\x01t"),
+        (sql.CommandGetCrossReference(pk_table="p", fk_table="f"), b"\x1a\x01p\x32\x01f"),
+        (sql.TicketStatementQuery(statement_handle=b"h"), b"\x0a\x01h"),
+        (sql.CommandPreparedStatementQuery(prepared_statement_handle=b"h"), b"\x0a\x01h"),
+        (
+            sql.ActionCreatePreparedStatementResult(
+                prepared_statement_handle=b"h", dataset_schema=b"d", parameter_schema=b"p"
+            ),
+            b"\x0a\x01h\x12\x01d\x1a\x01p",
+        ),
+        (
+            sql.ActionCreatePreparedStatementRequest(query="q", transaction_id=b"t"),
+            b"\x0a\x01q\x12\x01t",
+        ),
+        (
+            sql.ActionEndTransactionRequest(
+                transaction_id=b"t", action=sql.ActionEndTransactionRequest.END_TRANSACTION_ROLLBACK
+            ),
+            b"\x0a\x01t\x10\x02",
+        ),
+        (sql.ActionBeginSavepointRequest(transaction_id=b"t", name="s"), b"\x0a\x01t\x12\x01s"),
+        (sql.DoPutUpdateResult(record_count=-1), b"\x08" + b"\xff" * 9 + b"\x01"),
+        (
+            sql.CommandStatementIngest(table="t", options={"a": "b"}),
+            b"\x12\x01t" + _varint(1000 << 3 | 2) + b"\x06\x0a\x01a\x12\x01b",
+        ),
+        (
+            sql.ActionCancelQueryResult(result=sql.ActionCancelQueryResult.CANCEL_RESULT_CANCELLED),
+            b"\x08\x01",
+        ),
+        (sql.CloseSessionResult(status=sql.CloseSessionResult.CLOSED), b"\x08\x01"),
+        (sql.SessionOptionValue(int64_value=1), b"\x19" + struct.pack("<q", 1)),  # sfixed64
+        (sql.CloseSessionRequest(), b""),
+    ],
+    ids=lambda v: sql.short_name(v) if hasattr(v, "DESCRIPTOR") else None,
+)
+def test_message_encodings_match_flight_sql_proto(message, encoding):
+    assert message.SerializeToString(deterministic=True) == encoding
+    parsed = type(message)()
+    parsed.ParseFromString(encoding)
+    assert parsed == message
+
+
+def test_every_command_of_the_spec_is_declared():
+    expected = {
+        "CommandStatementQuery", "TicketStatementQuery", "CommandPreparedStatementQuery",
+        "ActionCreatePreparedStatementRequest", "ActionCreatePreparedStatementResult",
+        "ActionClosePreparedStatementRequest", "CommandGetSqlInfo", "CommandGetCatalogs",
+        "CommandGetDbSchemas", "CommandGetTables", "CommandGetTableTypes",
+        "CommandGetXdbcTypeInfo", "CommandGetPrimaryKeys", "CommandGetExportedKeys",
+        "CommandGetImportedKeys", "CommandGetCrossReference", "CommandStatementUpdate",
+        "CommandPreparedStatementUpdate", "CommandStatementIngest", "DoPutUpdateResult",
+        "ActionCancelQueryRequest", "ActionCancelQueryResult", "ActionBeginTransactionRequest",
+        "ActionEndTransactionRequest", "ActionBeginSavepointRequest", "ActionEndSavepointRequest",
+        "CommandStatementSubstraitPlan", "ActionCreatePreparedSubstraitPlanRequest",
+    }  # fmt: skip
+    declared = {name.rsplit(".", 1)[1] for name in sql.CLASSES if name.startswith(sql.SQL_PACKAGE)}
+    assert expected <= declared
+    assert {"CloseSessionRequest", "CloseSessionResult"} <= {
+        name.rsplit(".", 1)[1] for name in sql.CLASSES if name.startswith(sql.FLIGHT_PACKAGE + ".")
+    }
+
+
+@pytest.mark.parametrize("full_name", sorted(sql.CLASSES))
+def test_any_round_trip(full_name):
+    message = sql.CLASSES[full_name]()
+    packed = commands.pack(message)
+    envelope = any_pb2.Any.FromString(packed)
+    assert envelope.type_url == f"type.googleapis.com/{full_name}"
+    assert commands.unpack(packed) == message
+
+
+def test_pack_has_the_standard_any_layout():
+    packed = commands.pack(sql.CommandStatementQuery(query="SELECT 1"))
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    payload = b"\x0a\x08SELECT 1"
+    assert packed == b"\x0a" + bytes([len(url)]) + url + b"\x12" + bytes([len(payload)]) + payload
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _any(type_url: str, value: bytes = b"") -> bytes:
+    return any_pb2.Any(type_url=type_url, value=value).SerializeToString()
+
+
+def test_parse_command_returns_the_typed_message():
+    command = commands.parse_command(commands.pack(sql.CommandStatementQuery(query="SELECT 1")))
+    assert isinstance(command, sql.CommandStatementQuery)
+    assert command.query == "SELECT 1"
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "text"),
+    [
+        (
+            commands.pack(sql.CommandGetXdbcTypeInfo()),
+            commands.UnsupportedRequest,
+            "CommandGetXdbcTypeInfo is not implemented by duckfleet yet",
+        ),
+        (
+            commands.pack(sql.CommandStatementUpdate(query="DELETE FROM t")),
+            commands.UnsupportedRequest,
+            "CommandStatementUpdate is not implemented",
+        ),
+        (
+            _any("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
+            commands.UnsupportedRequest,
+            "arrow.flight.protocol.sql.CommandFromTheFuture",
+        ),
+        (_any("type.googleapis.com/acme.Widget"), commands.MalformedRequest, "acme.Widget"),
+        (
+            commands.pack(sql.TicketStatementQuery()),
+            commands.MalformedRequest,
+            "TicketStatementQuery is not a Flight SQL command",
+        ),
+        (b"\xff\xff\xff", commands.MalformedRequest, "malformed Flight SQL command"),
+        (b"", commands.MalformedRequest, "malformed Flight SQL command"),
+        (b"SELECT 1", commands.MalformedRequest, "malformed Flight SQL command"),
+        (
+            _any(commands.type_url(sql.CommandStatementQuery), b"\x0a\x02\xff\xfe"),
+            commands.MalformedRequest,
+            "CommandStatementQuery payload does not parse",
+        ),
+    ],
+)
+def test_parse_command_errors(data, error, text):
+    with pytest.raises(error, match=re.escape(text)):
+        commands.parse_command(data)
+
+
+# --- tickets and handles ----------------------------------------------------------------------
+
+
+def test_result_ticket_round_trip_and_encoding():
+    ticket = tickets.result_ticket(QueryId("0123456789abcdef"), TaskId("t3"))
+    assert tickets.parse_result_ticket(ticket) == ("0123456789abcdef", "t3")
+    handle = b'{"q":"0123456789abcdef","t":"t3"}'
+    assert ticket == commands.pack(sql.TicketStatementQuery(statement_handle=handle))
+
+
+def test_result_ticket_ignores_extra_keys():
+    handle = json.dumps({"q": "abc", "t": "t1", "p": 7}).encode()
+    ticket = commands.pack(sql.TicketStatementQuery(statement_handle=handle))
+    assert tickets.parse_result_ticket(ticket) == ("abc", "t1")
+
+
+def _statement_ticket(handle: bytes) -> bytes:
+    return commands.pack(sql.TicketStatementQuery(statement_handle=handle))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"garbage",
+        b"\xff\xff",
+        b"x" * 5000,
+        commands.pack(sql.CommandStatementQuery(query="SELECT 1")),
+        _any("type.googleapis.com/acme.Widget"),
+        _statement_ticket(b"not json"),
+        _statement_ticket(b"\xff\xfe"),
+        _statement_ticket(b"[1, 2]"),
+        _statement_ticket(b'{"q": "abc"}'),
+        _statement_ticket(b'{"q": "abc", "t": 3}'),
+        _statement_ticket(b'{"q": "../../etc", "t": "t0"}'),
+        _statement_ticket(b'{"q": "", "t": "t0"}'),
+        _statement_ticket(json.dumps({"q": "a" * 65, "t": "t0"}).encode()),
+        tickets.local_ticket(sql.CommandGetSqlInfo()),
+    ],
+)
+def test_parse_result_ticket_rejects_anything_else(data):
+    with pytest.raises(tickets.InvalidTicket):
+        tickets.parse_result_ticket(data)
+
+
+def test_result_ticket_refuses_ids_that_cannot_round_trip():
+    with pytest.raises(ValueError):
+        tickets.result_ticket(QueryId("a/b"), TaskId("t0"))
+
+
+def test_local_ticket_carries_the_command():
+    ticket = tickets.parse_ticket(tickets.local_ticket(sql.CommandGetSqlInfo(info=[0, 3])))
+    assert isinstance(ticket, tickets.LocalTicket)
+    assert list(ticket.command.info) == [0, 3]
+
+
+def test_prepared_statement_handle_round_trip():
+    text = "SELECT 'é' AS \"x\" -- comment\nFROM range(3)"
+    handle = tickets.prepared_statement_handle(text)
+    assert tickets.parse_prepared_statement_handle(handle) == text
+    for bad in (b"", b"{}", b'{"sql": 1}', b"\xff", b"[]"):
+        with pytest.raises(tickets.InvalidTicket):
+            tickets.parse_prepared_statement_handle(bad)
+
+
+# --- GetSqlInfo ---------------------------------------------------------------------------------
+
+
+def test_sql_info_schema_is_the_spec_schema():
+    expected = pa.schema(
+        [
+            pa.field("info_name", pa.uint32(), nullable=False),
+            pa.field(
+                "value",
+                pa.dense_union(
+                    [
+                        pa.field("string_value", pa.utf8(), nullable=False),
+                        pa.field("bool_value", pa.bool_(), nullable=False),
+                        pa.field("bigint_value", pa.int64(), nullable=False),
+                        pa.field("int32_bitmask", pa.int32(), nullable=False),
+                        pa.field("string_list", pa.list_(pa.utf8()), nullable=False),
+                        pa.field(
+                            "int32_to_int32_list_map",
+                            pa.map_(pa.int32(), pa.list_(pa.int32())),
+                            nullable=False,
+                        ),
+                    ]
+                ),
+                nullable=False,
+            ),
+        ]
+    )
+    assert sql_info.SCHEMA.equals(expected)
+    table = sql_info.sql_info_table()
+    assert table.schema.equals(expected)
+    table.validate(full=True)
+
+
+def test_sql_info_values_and_filtering():
+    table = sql_info.sql_info_table([0, 3, 8, 9999, 0])
+    names, values = table.column("info_name").to_pylist(), table.column("value").to_pylist()
+    rows = dict(zip(names, values, strict=True))
+    assert list(rows) == [0, 3, 8]  # unknown ids left out, duplicates once, request order
+    assert rows[0] == "duckfleet"
+    assert rows[3] is True
+    assert rows[8] == 0  # SQL_SUPPORTED_TRANSACTION_NONE, as int32
+    everything = sql_info.sql_info_table()
+    assert everything.num_rows == len(sql_info.server_info())
+    assert sql_info.sql_info_table([9999]).num_rows == 0
+
+
+def test_sql_info_covers_every_union_member():
+    info = {
+        1: (sql_info.STRING, "s"),
+        2: (sql_info.BOOL, False),
+        3: (sql_info.BIGINT, 2**40),
+        4: (sql_info.INT32, 5),
+        5: (sql_info.STRING_LIST, ["a", "b"]),
+        6: (sql_info.INT32_MAP, {1: [2, 3]}),
+    }
+    table = sql_info.sql_info_table(info=info)
+    table.validate(full=True)
+    values = table.column("value").to_pylist()
+    assert values[:5] == ["s", False, 2**40, 5, ["a", "b"]]
+    assert values[5] == [(1, [2, 3])]
+
+
+# --- status translation (pure) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "exception"),
+    [
+        (SqlSyntaxError("bad", 1, 8), "INVALID_ARGUMENT", pa.ArrowInvalid),
+        (UnknownTableError("no table t"), "INVALID_ARGUMENT", pa.ArrowInvalid),
+        (commands.MalformedRequest("m"), "INVALID_ARGUMENT", pa.ArrowInvalid),
+        (tickets.InvalidTicket("t"), "INVALID_ARGUMENT", pa.ArrowInvalid),
+        (commands.UnsupportedRequest("u"), "UNIMPLEMENTED", pa.ArrowNotImplementedError),
+        (QueryNotFound("gone"), "NOT_FOUND", pa.ArrowKeyError),
+        (StoreUnavailable("down"), "UNAVAILABLE", flight.FlightUnavailableError),
+        (QueryTimeout("slow"), "DEADLINE_EXCEEDED", flight.FlightTimedOutError),
+        (QueryFailed("boom"), "INTERNAL", flight.FlightInternalError),
+        (RuntimeError("bug"), "", flight.FlightInternalError),
+    ],
+)
+def test_translation_table(error, code, exception):
+    assert status.classify(error)[0] == code
+    translated = status.to_flight_error(error)
+    assert type(translated) is exception
+    if code:
+        assert str(error) in str(translated)
+
+
+# --- the server over pyarrow.flight and raw gRPC ---------------------------------------------
+
+
+def test_statement_query_endpoints_and_data(client, backend):
+    descriptor = flight.FlightDescriptor.for_command(
+        commands.pack(sql.CommandStatementQuery(query="SELECT range AS x FROM range(10)"))
+    )
+    info = client.get_flight_info(descriptor)
+    assert info.schema == pa.schema([("x", pa.int64())])
+    assert len(info.endpoints) == backend.partitions
+    assert info.total_records == 10
+    assert info.total_bytes > 0
+    assert info.descriptor == descriptor
+    rows = []
+    for endpoint in info.endpoints:
+        assert endpoint.locations == []
+        tickets.parse_result_ticket(endpoint.ticket.ticket)  # a duckfleet result ticket
+        rows += client.do_get(endpoint.ticket).read_all().column("x").to_pylist()
+    assert rows == list(range(10))
+
+
+def test_endpoint_locations_come_from_the_partitions(client, backend):
+    outcome = QueryOutcome(
+        QueryId("feedfacefeedface"),
+        pa.schema([("x", pa.int64())]),
+        (Partition(b"tk", ("grpc://worker-1:9000", "grpc://door-2:8815"), 1, 8),),
+    )
+    backend.run = lambda sql_text: outcome  # type: ignore[method-assign]
+    info = client.get_flight_info(
+        flight.FlightDescriptor.for_command(commands.pack(sql.CommandStatementQuery(query="x")))
+    )
+    [endpoint] = info.endpoints
+    assert endpoint.ticket.ticket == b"tk"
+    assert [loc.uri.decode() for loc in endpoint.locations] == [
+        "grpc://worker-1:9000",
+        "grpc://door-2:8815",
+    ]
+
+
+def test_prepared_statement_is_stateless_across_front_doors(backend, raw):
+    [result] = raw.do_action(
+        "CreatePreparedStatement",
+        commands.pack(sql.ActionCreatePreparedStatementRequest(query="SELECT 41 + 1 AS v")),
+    )
+    created = commands.unpack(result, sql.ActionCreatePreparedStatementResult)
+    handle = created.prepared_statement_handle
+    other = FrontDoorServer("grpc://127.0.0.1:0", backend)  # a different front door
+    try:
+        with flight.connect(f"grpc://127.0.0.1:{other.port}") as c:
+            command = sql.CommandPreparedStatementQuery(prepared_statement_handle=handle)
+            info = c.get_flight_info(flight.FlightDescriptor.for_command(commands.pack(command)))
+            table = pa.concat_tables(c.do_get(e.ticket).read_all() for e in info.endpoints)
+            assert table.column("v").to_pylist() == [42]
+            close = sql.ActionClosePreparedStatementRequest(prepared_statement_handle=handle)
+            assert (
+                list(c.do_action(flight.Action("ClosePreparedStatement", commands.pack(close))))
+                == []
+            )
+    finally:
+        other.shutdown()
+
+
+def test_sql_info_via_flight(client):
+    command = commands.pack(sql.CommandGetSqlInfo(info=[0, 2]))
+    descriptor = flight.FlightDescriptor.for_command(command)
+    info = client.get_flight_info(descriptor)
+    assert info.schema.equals(sql_info.SCHEMA)
+    [endpoint] = info.endpoints
+    assert endpoint.locations == []  # redeem on this same connection
+    table = client.do_get(endpoint.ticket).read_all()
+    assert table.schema.equals(sql_info.SCHEMA)
+    assert table.column("value").to_pylist() == ["duckfleet", pa.__version__]
+    assert client.get_schema(descriptor).schema.equals(sql_info.SCHEMA)
+
+
+def test_handshake_accepts_anything(client, raw):
+    assert client.authenticate_basic_token("anyone", "anything") == (b"", b"")
+    assert raw.handshake([]) == [b""]
+    assert raw.handshake([b"\x12\x03abc"]) == [b""]
+    assert_still_serves(client)
+
+
+def test_advertised_location_has_the_bound_port(server, backend):
+    assert server.advertised_location == f"grpc://127.0.0.1:{server.port}"
+    other = FrontDoorServer("grpc://127.0.0.1:0", backend, advertise="grpc://door-1:8815")
+    try:
+        assert other.advertised_location == "grpc://door-1:8815"
+    finally:
+        other.shutdown()
+
+
+def test_list_actions(client):
+    types = {action.type for action in client.list_actions()}
+    assert types == {"CreatePreparedStatement", "ClosePreparedStatement", "CloseSession"}
+
+
+def test_close_session_answers_closed_raw_not_any(raw):
+    [body] = raw.do_action("CloseSession", sql.CloseSessionRequest().SerializeToString())
+    result = sql.CloseSessionResult.FromString(body)
+    assert result.status == sql.CloseSessionResult.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "text"),
+    [
+        (
+            commands.pack(sql.CommandGetXdbcTypeInfo()),
+            grpc.StatusCode.UNIMPLEMENTED,
+            "CommandGetXdbcTypeInfo is not implemented by duckfleet yet",
+        ),
+        (
+            commands.pack(sql.CommandGetTables()),
+            grpc.StatusCode.UNIMPLEMENTED,
+            "CommandGetTables is not implemented by duckfleet yet",
+        ),
+        (
+            _any("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
+            grpc.StatusCode.UNIMPLEMENTED,
+            "arrow.flight.protocol.sql.CommandFromTheFuture",
+        ),
+        (_any("type.googleapis.com/acme.Widget"), grpc.StatusCode.INVALID_ARGUMENT, "acme.Widget"),
+        (b"\xff\x00garbage", grpc.StatusCode.INVALID_ARGUMENT, "malformed Flight SQL command"),
+        (
+            commands.pack(sql.CommandStatementQuery(query="SELEC 1")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "SQL syntax error at line 1, column 1",
+        ),
+        (
+            commands.pack(sql.CommandStatementQuery(query="SELECT * FROM nope")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "nope",
+        ),
+        (
+            commands.pack(sql.CommandStatementQuery(query="SELECT 1", transaction_id=b"t")),
+            grpc.StatusCode.UNIMPLEMENTED,
+            "transactions are not supported",
+        ),
+        (
+            commands.pack(sql.CommandStatementQuery(query="  ")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the SQL statement is empty",
+        ),
+        (
+            commands.pack(sql.CommandPreparedStatementQuery(prepared_statement_handle=b"junk")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid prepared statement handle",
+        ),
+    ],
+)
+def test_get_flight_info_errors_then_still_serving(raw, client, command, code, text):
+    error = rpc_error(raw.get_flight_info, command)
+    assert error.code() == code
+    assert text in error.details().split(". Detail: ")[0]  # our message, before pyarrow's detail
+    assert_still_serves(client)
+
+
+def test_path_descriptor_is_invalid(client):
+    with pytest.raises(pa.ArrowInvalid, match="must be of type CMD"):
+        client.get_flight_info(flight.FlightDescriptor.for_path("a", "b"))
+    assert_still_serves(client)
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "code", "text"),
+    [
+        (
+            "BeginTransaction",
+            commands.pack(sql.ActionBeginTransactionRequest()),
+            grpc.StatusCode.UNIMPLEMENTED,
+            "the BeginTransaction action is not implemented",
+        ),
+        ("CancelFlightInfo", b"", grpc.StatusCode.UNIMPLEMENTED, "CancelFlightInfo"),
+        ("Frobnicate", b"", grpc.StatusCode.UNIMPLEMENTED, "unknown action type 'Frobnicate'"),
+        (
+            "CreatePreparedStatement",
+            b"\xff",
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "malformed action body",
+        ),
+        (
+            "CreatePreparedStatement",
+            commands.pack(sql.CommandStatementQuery()),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "expected ActionCreatePreparedStatementRequest",
+        ),
+        (
+            "ClosePreparedStatement",
+            commands.pack(sql.ActionClosePreparedStatementRequest(prepared_statement_handle=b"?")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid prepared statement handle",
+        ),
+    ],
+)
+def test_do_action_errors_then_still_serving(raw, client, action, body, code, text):
+    error = rpc_error(raw.do_action, action, body)
+    assert error.code() == code
+    assert text in error.details()
+    assert_still_serves(client)
+
+
+def test_do_put_is_unimplemented_naming_the_command(client):
+    descriptor = flight.FlightDescriptor.for_command(
+        commands.pack(sql.CommandStatementUpdate(query="DELETE FROM t"))
+    )
+    writer, _ = client.do_put(descriptor, pa.schema([("a", pa.int64())]))
+    with pytest.raises(pa.ArrowNotImplementedError, match="DoPut with CommandStatementUpdate"):
+        writer.write_table(pa.table({"a": [1]}))
+        writer.close()
+    assert_still_serves(client)
+
+
+def test_get_schema_of_a_statement_is_unimplemented(client):
+    descriptor = flight.FlightDescriptor.for_command(
+        commands.pack(sql.CommandStatementQuery(query="SELECT 1"))
+    )
+    with pytest.raises(pa.ArrowNotImplementedError, match="GetSchema for CommandStatementQuery"):
+        client.get_schema(descriptor)
+
+
+@pytest.mark.parametrize(
+    ("ticket", "code", "text"),
+    [
+        (b"not a ticket", grpc.StatusCode.INVALID_ARGUMENT, "invalid ticket"),
+        (_statement_ticket(b'{"q":"x/y","t":"t0"}'), grpc.StatusCode.INVALID_ARGUMENT, "query id"),
+        (
+            tickets.result_ticket(QueryId("0000000000000000"), TaskId("t0")),
+            grpc.StatusCode.NOT_FOUND,
+            "no result for query 0000000000000000",
+        ),
+    ],
+)
+def test_do_get_errors_then_still_serving(raw, client, ticket, code, text):
+    error = rpc_error(raw.do_get, ticket)
+    assert error.code() == code
+    assert text in error.details()
+    assert_still_serves(client)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "text"),
+    [
+        (
+            StoreUnavailable("etcd: connection refused"),
+            grpc.StatusCode.UNAVAILABLE,
+            "the fleet's state store (etcd) is unreachable; retry shortly",
+        ),
+        (
+            QueryTimeout("query 1 did not finish within 30s"),
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "did not finish within 30s",
+        ),
+        (
+            QueryFailed("task t3 failed: Conversion Error"),
+            grpc.StatusCode.INTERNAL,
+            "query failed: task t3 failed: Conversion Error",
+        ),
+        (RuntimeError("a bug"), grpc.StatusCode.INTERNAL, "internal error in duckfleet"),
+    ],
+)
+def test_backend_errors_reach_the_client(raw, client, backend, error, code, text):
+    backend.fail_with = error
+    failure = rpc_error(raw.get_flight_info, commands.pack(sql.CommandStatementQuery(query="x")))
+    assert failure.code() == code
+    assert text in failure.details()
+    assert "Traceback" not in failure.details()  # these codes come out clean
+    assert_still_serves(client)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (StoreUnavailable("gone"), grpc.StatusCode.UNAVAILABLE),
+        (QueryNotFound("result expired"), grpc.StatusCode.NOT_FOUND),
+        (ValueError("bug"), grpc.StatusCode.INTERNAL),
+    ],
+)
+def test_errors_mid_stream_are_translated(raw, client, backend, error, code):
+    info = client.get_flight_info(
+        flight.FlightDescriptor.for_command(
+            commands.pack(sql.CommandStatementQuery(query="SELECT range FROM range(30)"))
+        )
+    )
+    backend.stream_fail_with = error
+    failure = rpc_error(raw.do_get, info.endpoints[0].ticket.ticket)
+    assert failure.code() == code
+    backend.stream_fail_with = None
+    assert_still_serves(client)
+
+
+def test_one_log_line_per_request_with_the_query_id(client, caplog):
+    caplog.set_level(logging.INFO, logger="duckfleet.flight")
+    run_query(client, "SELECT range AS x FROM range(3)")
+    lines = [r.getMessage() for r in caplog.records if r.name == "duckfleet.flight"]
+    [info_line] = [line for line in lines if line.startswith("GetFlightInfo")]
+    query_id = re.search(r"query=(\w+)", info_line).group(1)
+    do_gets = [line for line in lines if line.startswith("DoGet")]
+    assert len(do_gets) == 3
+    assert all(f"query={query_id}" in line and " OK " in line for line in do_gets)
+
+
+def test_unexpected_errors_are_logged_with_a_traceback(client, backend, caplog):
+    caplog.set_level(logging.INFO, logger="duckfleet.flight")
+    backend.fail_with = ZeroDivisionError("division by zero")
+    with pytest.raises(flight.FlightInternalError) as info:
+        run_query(client, "SELECT 1")
+    incident = re.search(r"incident (\w+)", str(info.value)).group(1)
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"incident={incident}" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+# --- the real ADBC Flight SQL driver -----------------------------------------------------------
+
+
+def test_adbc_execute_and_fetch(adbc_conn):
+    with adbc_conn.cursor() as cur:
+        cur.execute("SELECT range AS x, range * 2 AS y FROM range(100) ORDER BY x")
+        table = cur.fetch_arrow_table()
+    assert table.num_rows == 100
+    assert table.column("y").to_pylist() == [2 * i for i in range(100)]
+
+
+def test_adbc_statement_query_without_prepare(adbc_conn):
+    with adbc_conn.cursor() as cur:
+        stmt = cur.adbc_statement
+        stmt.set_sql_query("SELECT 7 AS z")
+        handle, _ = stmt.execute_query()
+        table = pa.RecordBatchReader._import_from_c(handle.address).read_all()
+    assert table.column("z").to_pylist() == [7]
+
+
+def test_adbc_get_info(adbc_conn):
+    info = adbc_conn.adbc_get_info()
+    assert info["vendor_name"] == "duckfleet"
+    assert info["vendor_arrow_version"] == pa.__version__
+    assert info["vendor_version"]
+
+
+def test_adbc_syntax_error_is_invalid_argument_and_server_keeps_serving(adbc_conn):
+    with adbc_conn.cursor() as cur:
+        with pytest.raises(adbc.ProgrammingError) as info:
+            cur.execute("SELEC 1")
+        assert info.value.status_code == AdbcStatusCode.INVALID_ARGUMENT
+        assert "INVALID_ARGUMENT" in str(info.value)
+        assert "SQL syntax error at line 1, column 1" in str(info.value)
+        cur.execute("SELECT 1 AS one")
+        assert cur.fetch_arrow_table().column("one").to_pylist() == [1]
+
+
+def test_adbc_unimplemented_metadata_names_the_command(adbc_conn):
+    with pytest.raises(adbc.NotSupportedError) as info:
+        adbc_conn.adbc_get_table_types()
+    assert info.value.status_code == AdbcStatusCode.NOT_IMPLEMENTED
+    assert "CommandGetTableTypes is not implemented by duckfleet yet" in str(info.value)
+    with adbc_conn.cursor() as cur:
+        cur.execute("SELECT 2 AS two")
+        assert cur.fetch_arrow_table().column("two").to_pylist() == [2]
+
+
+def test_adbc_bound_parameters_are_unimplemented(adbc_conn):
+    with adbc_conn.cursor() as cur:
+        with pytest.raises(adbc.NotSupportedError, match="bound parameters"):
+            cur.execute("SELECT ? AS p", parameters=(1,))
