@@ -21,6 +21,7 @@ from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.records import (
     RUNNING,
     RUNNING_JSON,
+    Claim,
     QueryRecord,
     QueryState,
     QueryStatus,
@@ -182,6 +183,16 @@ class QueryStore:
             if t in wanted:
                 out[t] = ResultInfo.from_json(value)
         return out
+
+    @translated("listing queries")
+    def all_records(self) -> list[QueryRecord]:
+        return [
+            QueryRecord.from_json(v) for v, _ in self.store.client.get_prefix(self.keys.queries())
+        ]
+
+    @translated("listing claims")
+    def all_claims(self) -> list[Claim]:
+        return [Claim.from_json(v) for v, _ in self.store.client.get_prefix(self.keys.all_claims())]
 
     @translated("reading task records")
     def task_records(self, query_id: QueryId) -> list[TaskRecord]:

@@ -19,6 +19,7 @@ class MemberInfo:
     location: str  # grpc://host:port clients reach it at
     slots: int = 0
     started: float = 0.0
+    pid: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

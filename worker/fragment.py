@@ -43,4 +43,4 @@ def run_fragment(
     bind_tables(cur, task)
     for relation, table in inputs.items():
         cur.register(relation, table)
-    return cur.execute(task.sql).fetch_arrow_table()
+    return cur.sql(task.sql).to_arrow_table()

@@ -1,0 +1,5 @@
+import sys
+
+from duckfleet.cli import main
+
+sys.exit(main())

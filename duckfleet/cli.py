@@ -1,0 +1,210 @@
+"""`duckfleet`: start fleet components, manage the catalog, run a query.
+
+    duckfleet up [--workers N] [--frontdoors M] [--port P] [--demo tpch --scale SF --data-dir DIR]
+    duckfleet frontdoor --etcd URL --port P
+    duckfleet worker --etcd URL --port P [--cores C] [--slots S]
+    duckfleet table add NAME PATH_OR_GLOB | table list | table drop NAME
+    duckfleet query "SQL" [--uri grpc://127.0.0.1:31337]
+
+Every flag has a DUCKFLEET_* environment variable (see duckfleet/config.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from duckfleet.config import CommonConfig, FrontDoorConfig, WorkerConfig, override
+from duckfleet.errors import DuckfleetError
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _until_signalled(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(0.5):
+        pass
+
+
+def _common_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--etcd", help="etcd endpoints, comma-separated (DUCKFLEET_ETCD)")
+    p.add_argument("--namespace", help="etcd key prefix (DUCKFLEET_NAMESPACE)")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from duckfleet.worker.worker import Worker
+
+    cfg = WorkerConfig()
+    override(cfg, **vars(args))
+    _setup_logging(cfg.log_level)
+    worker = Worker(cfg).start()
+    try:
+        _until_signalled(threading.Event())
+    finally:
+        worker.stop()
+    return 0
+
+
+def cmd_frontdoor(args: argparse.Namespace) -> int:
+    from duckfleet.flight.frontdoor import FrontDoor
+
+    cfg = FrontDoorConfig()
+    override(cfg, **vars(args))
+    _setup_logging(cfg.log_level)
+    fd = FrontDoor(cfg).start()
+    try:
+        _until_signalled(threading.Event())
+    finally:
+        fd.stop()
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from duckfleet.local_fleet import LocalFleet, generate_tpch, register_tables
+
+    _setup_logging("INFO")
+    fleet = LocalFleet(
+        etcd_url=args.etcd,
+        frontdoors=args.frontdoors,
+        workers=args.workers,
+        port=args.port,
+        cores_per_worker=args.cores_per_worker,
+    )
+    data_root = None
+    if args.demo:
+        data_root = generate_tpch(args.data_dir, args.scale)
+    stop = threading.Event()
+    try:
+        fleet.start()
+        if data_root:
+            store = fleet.store()
+            try:
+                register_tables(store, data_root)
+            finally:
+                store.close()
+            print(f"registered TPC-H scale {args.scale:g} tables from {data_root}", flush=True)
+        print("auth: none (local use only)", flush=True)
+        print(fleet.uri, flush=True)
+        _until_signalled(stop)
+    finally:
+        fleet.stop()
+    return 0
+
+
+def _store(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps the CLI light
+    from duckfleet.control import Store
+
+    cfg = CommonConfig()
+    override(cfg, **vars(args))
+    return Store(cfg.etcd, namespace=cfg.namespace)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from duckfleet.control import CatalogStore
+    from duckfleet.table_files import describe_table
+
+    store = _store(args)
+    try:
+        catalog = CatalogStore(store)
+        if args.action == "add":
+            table = describe_table(args.name, args.path)
+            catalog.put_table(table)
+            print(
+                f"{table.name}: {len(table.files)} file(s), {table.rows} rows, {table.bytes} bytes"
+            )
+        elif args.action == "drop":
+            if not catalog.drop_table(args.name):
+                print(f"no table {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"dropped {args.name}")
+        else:
+            for t in sorted(catalog.read().tables.values(), key=lambda t: t.name):
+                print(f"{t.name}\t{len(t.files)} file(s)\t{t.rows} rows\t{t.bytes} bytes")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from duckfleet.client import execute, format_table
+
+    table = execute(args.uri, args.sql)
+    print(format_table(table))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="duckfleet", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start a local fleet in the foreground")
+    up.add_argument("--etcd", help="use this etcd instead of starting one")
+    up.add_argument("--frontdoors", type=int, default=1)
+    up.add_argument("--workers", type=int, default=2)
+    up.add_argument("--port", type=int, default=31337)
+    up.add_argument("--cores-per-worker", type=int, default=None)
+    up.add_argument("--demo", choices=["tpch"], help="generate and register demo data")
+    up.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor")
+    up.add_argument("--data-dir", default="./data", help="where demo data is written")
+    up.set_defaults(fn=cmd_up)
+
+    fd = sub.add_parser("frontdoor", help="run one Flight SQL front door")
+    _common_flags(fd)
+    fd.add_argument("--port", type=int)
+    fd.add_argument("--host", help="bind address")
+    fd.add_argument("--advertise-host", dest="advertise_host")
+    fd.set_defaults(fn=cmd_frontdoor)
+
+    wk = sub.add_parser("worker", help="run one DuckDB worker")
+    _common_flags(wk)
+    wk.add_argument("--port", type=int)
+    wk.add_argument("--host", help="bind address")
+    wk.add_argument("--advertise-host", dest="advertise_host")
+    wk.add_argument("--cores", type=int, help="cores this worker may use (DuckDB threads)")
+    wk.add_argument("--slots", type=int, help="tasks run at once (default: cores)")
+    wk.set_defaults(fn=cmd_worker)
+
+    tb = sub.add_parser("table", help="manage the catalog")
+    _common_flags(tb)
+    tsub = tb.add_subparsers(dest="action", required=True)
+    add = tsub.add_parser("add", help="register Parquet files as a table")
+    add.add_argument("name")
+    add.add_argument("path", help="a file, a directory or a glob")
+    tsub.add_parser("list", help="list tables")
+    drop = tsub.add_parser("drop", help="remove a table from the catalog (files stay)")
+    drop.add_argument("name")
+    tb.set_defaults(fn=cmd_table)
+
+    q = sub.add_parser("query", help="run SQL and print the result")
+    q.add_argument("sql")
+    q.add_argument("--uri", default="grpc://127.0.0.1:31337")
+    q.set_defaults(fn=cmd_query)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except DuckfleetError as exc:
+        print(f"duckfleet: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""A minimal Flight SQL client on pyarrow.flight, for the CLI and the benchmarks.
+
+Applications should use the ADBC Flight SQL driver (see README); this exists so
+`duckfleet query` needs nothing beyond duckfleet's own dependencies, and so the
+benchmarks can measure the bare protocol.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.flight as fl
+from google.protobuf import any_pb2
+
+from duckfleet.flight.sql_messages import CommandStatementQuery
+
+
+def statement_descriptor(sql: str) -> fl.FlightDescriptor:
+    packed = any_pb2.Any()
+    packed.Pack(CommandStatementQuery(query=sql))
+    return fl.FlightDescriptor.for_command(packed.SerializeToString())
+
+
+def fetch_endpoint(endpoint: fl.FlightEndpoint, default: fl.FlightClient) -> pa.Table:
+    """Read one endpoint from its first location that answers, else from `default`."""
+    errors = []
+    for location in endpoint.locations:
+        try:
+            with fl.connect(location) as client:
+                return client.do_get(endpoint.ticket).read_all()
+        except fl.FlightError as exc:
+            errors.append(f"{location.uri.decode()}: {exc}")
+    if endpoint.locations and errors and len(errors) == len(endpoint.locations):
+        raise fl.FlightUnavailableError("; ".join(errors))
+    return default.do_get(endpoint.ticket).read_all()
+
+
+def execute(uri: str, sql: str) -> pa.Table:
+    with fl.connect(uri) as client:
+        info = client.get_flight_info(statement_descriptor(sql))
+        parts = [fetch_endpoint(ep, client) for ep in info.endpoints]
+    if not parts:
+        return info.schema.empty_table()
+    return pa.concat_tables(parts)
+
+
+def format_table(table: pa.Table, max_rows: int = 100) -> str:
+    """A plain text grid, no pandas needed."""
+    names = table.column_names
+    rows = [
+        ["NULL" if v is None else str(v) for v in r.values()]
+        for r in table.slice(0, max_rows).to_pylist()
+    ]
+    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    line = "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    more = table.num_rows - len(rows)
+    out.append(
+        f"({table.num_rows} row{'s' if table.num_rows != 1 else ''}"
+        + (f", {more} not shown)" if more else ")")
+    )
+    return "\n".join(out)

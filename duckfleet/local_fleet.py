@@ -1,0 +1,179 @@
+"""A whole fleet on one machine, as child processes: what `duckfleet up` runs.
+
+The tests start fleets through this class too, so the processes they talk to are
+the same commands a user runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from duckfleet.control import CatalogStore, Store
+from duckfleet.control.records import MemberInfo
+from duckfleet.errors import DuckfleetError
+from duckfleet.etcd_server import EtcdServer
+from duckfleet.netutil import free_port, wait_port
+from duckfleet.table_files import describe_table
+
+log = logging.getLogger("duckfleet.up")
+
+TPCH_TABLES = ("customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier")
+
+
+def tpchgen_binary() -> str:
+    here = Path(sys.executable).parent / "tpchgen-cli"
+    return str(here) if here.exists() else "tpchgen-cli"
+
+
+def generate_tpch(data_dir: str, scale: float, parts: int = 4) -> str:
+    """TPC-H Parquet under data_dir/sf<scale>/<table>/; skipped if already there."""
+    out = Path(data_dir) / f"sf{scale:g}"
+    if all((out / t).is_dir() and any((out / t).iterdir()) for t in TPCH_TABLES):
+        return str(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("generating TPC-H scale %g into %s", scale, out)
+    subprocess.run(
+        [tpchgen_binary(), "parquet", "-s", str(scale), "--parts", str(parts), "-o", str(out)],
+        check=True,
+    )
+    return str(out)
+
+
+def register_tables(store: Store, root: str, names: tuple[str, ...] = TPCH_TABLES) -> None:
+    catalog = CatalogStore(store)
+    for name in names:
+        catalog.put_table(describe_table(name, os.path.join(root, name)))
+
+
+@dataclass
+class LocalFleet:
+    etcd_url: str | None = None  # None: start one
+    frontdoors: int = 1
+    workers: int = 2
+    port: int = 31337  # first front door; the others on the next ports
+    cores_per_worker: int | None = None
+    lease_ttl: int = 5
+    namespace: str = "/duckfleet"
+    log_dir: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    etcd: EtcdServer | None = field(default=None, init=False)
+    frontdoor_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
+    worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
+    frontdoor_ports: list[int] = field(default_factory=list, init=False)
+
+    @property
+    def uri(self) -> str:
+        return f"grpc://127.0.0.1:{self.frontdoor_ports[0]}"
+
+    def store(self) -> Store:
+        assert self.etcd_url is not None
+        return Store(self.etcd_url, namespace=self.namespace)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        assert self.etcd_url is not None
+        env.update(
+            {
+                "DUCKFLEET_ETCD": self.etcd_url,
+                "DUCKFLEET_NAMESPACE": self.namespace,
+                "DUCKFLEET_LEASE_TTL": str(self.lease_ttl),
+                "DUCKFLEET_HOST": "127.0.0.1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, role: str, args: list[str], index: int) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "duckfleet.cli", role, *args]
+        if self.log_dir:
+            out = open(os.path.join(self.log_dir, f"{role}-{index}.log"), "ab")
+        else:
+            out = None
+        try:
+            return subprocess.Popen(cmd, env=self._env(), stdout=out, stderr=out)
+        finally:
+            if out is not None:
+                out.close()
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        args = ["--port", "0"]
+        if self.cores_per_worker:
+            args += ["--cores", str(self.cores_per_worker)]
+        proc = self._spawn("worker", args, len(self.worker_procs))
+        self.worker_procs.append(proc)
+        return proc
+
+    def start(self, timeout: float = 60.0) -> LocalFleet:
+        if self.etcd_url is None:
+            self.etcd = EtcdServer(
+                log_path=os.path.join(self.log_dir, "etcd.log") if self.log_dir else None
+            ).start()
+            self.etcd_url = self.etcd.url
+        for i in range(self.frontdoors):
+            port = self.port + i if self.port else free_port()
+            self.frontdoor_ports.append(port)
+            self.frontdoor_procs.append(self._spawn("frontdoor", ["--port", str(port)], i))
+        for _ in range(self.workers):
+            self.start_worker()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for port in self.frontdoor_ports:
+            if not wait_port("127.0.0.1", port, max(0.1, deadline - time.monotonic())):
+                raise DuckfleetError(f"front door on port {port} did not start")
+        store = self.store()
+        try:
+            while time.monotonic() < deadline:
+                self._check_children()
+                members = store.client.get_prefix(store.keys.members("worker"), keys_only=True)
+                if len(list(members)) >= self.workers:
+                    return
+                time.sleep(0.1)
+        finally:
+            store.close()
+        raise DuckfleetError(f"{self.workers} worker(s) did not join within {timeout}s")
+
+    def members(self, kind: str = "worker") -> list[MemberInfo]:
+        store = self.store()
+        try:
+            prefix = store.keys.members(kind)
+            return [MemberInfo.from_json(v) for v, _ in store.client.get_prefix(prefix)]
+        finally:
+            store.close()
+
+    def pid_of(self, member_id: str) -> int | None:
+        return next((m.pid for m in self.members("worker") if m.id == member_id), None)
+
+    def _check_children(self) -> None:
+        for p in self.frontdoor_procs + self.worker_procs:
+            if p.poll() is not None and p.returncode not in (0, -signal.SIGKILL):
+                raise DuckfleetError(f"{' '.join(map(str, p.args))!r} exited with {p.returncode}")
+
+    def stop(self) -> None:
+        procs = self.frontdoor_procs + self.worker_procs
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if self.etcd is not None:
+            self.etcd.close()
+
+    def __enter__(self) -> LocalFleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

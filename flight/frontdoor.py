@@ -1,0 +1,63 @@
+"""The front-door process: a Flight SQL server announced in etcd."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from duckfleet.config import FrontDoorConfig
+from duckfleet.control import Membership, Store
+from duckfleet.control.errors import StoreUnavailable
+from duckfleet.control.records import MemberInfo
+from duckfleet.flight.runner import FleetBackend
+from duckfleet.flight.server import FrontDoorServer
+from duckfleet.ids import new_member_id
+from duckfleet.netutil import free_port
+
+log = logging.getLogger("duckfleet.flight")
+
+
+class FrontDoor:
+    def __init__(self, cfg: FrontDoorConfig) -> None:
+        self.cfg = cfg
+        self.id = new_member_id("frontdoor")
+        self.port = cfg.port or free_port(cfg.host)
+        self.location = cfg.location(self.port)
+        self.store = Store(cfg.etcd, namespace=cfg.namespace)
+        self.backend = FleetBackend(cfg, self.store, self.id, self.location)
+        self.server = FrontDoorServer(
+            f"grpc://{cfg.host}:{self.port}", self.backend, advertise=self.location
+        )
+        self.membership = Membership(
+            self.store,
+            MemberInfo(self.id, "frontdoor", self.location, 0, time.time(), os.getpid()),
+            cfg.lease_ttl,
+        )
+        self._stop = threading.Event()
+
+    def start(self) -> FrontDoor:
+        threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                self.membership.start()
+                break
+            except StoreUnavailable as exc:
+                log.warning("front door %s cannot reach etcd (%s); retrying", self.id, exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        log.info("front door %s serving Flight SQL at %s", self.id, self.location)
+        return self
+
+    def wait(self) -> None:
+        self._stop.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.membership.stop()
+        self.backend.close()
+        self.store.close()
+        log.info("front door %s stopped", self.id)

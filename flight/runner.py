@@ -1,0 +1,99 @@
+"""The front door's QueryBackend: plan, publish to etcd, wait, describe the result.
+
+The front door never executes a fragment. It plans with the catalog read from
+etcd, publishes the query, waits on a watch of the status keys and answers with
+one partition per output task, located at the worker holding it and then at this
+front door as the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pyarrow as pa
+import pyarrow.flight as fl
+
+from duckfleet.config import FrontDoorConfig
+from duckfleet.control import CatalogStore, QueryStore, Store
+from duckfleet.control.errors import QueryFailed, QueryNotFound, QueryTimeout
+from duckfleet.control.queries import StatusWatch
+from duckfleet.control.records import QueryState, QueryStatus
+from duckfleet.flight.backend import Partition, QueryOutcome
+from duckfleet.flight.tickets import parse_result_ticket, result_ticket
+from duckfleet.ids import MemberId, new_query_id
+from duckfleet.planner import PlannerSettings, plan_query
+from duckfleet.worker.inputs import FlightClients
+
+log = logging.getLogger("duckfleet.flight")
+
+
+class FleetBackend:
+    def __init__(
+        self, cfg: FrontDoorConfig, store: Store, member_id: MemberId, location: str
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.member_id = member_id
+        self.location = location
+        self.catalog = CatalogStore(store)
+        self.queries = QueryStore(store)
+        self.status_watch = StatusWatch(store).start()
+        self.clients = FlightClients()
+        self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
+
+    def close(self) -> None:
+        self.status_watch.stop()
+        self.clients.close()
+
+    def run(self, sql: str) -> QueryOutcome:
+        started = time.perf_counter()
+        catalog = self.catalog.read()
+        plan = plan_query(sql, catalog, self.settings)
+        planned = time.perf_counter()
+        q = new_query_id()
+        ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
+        with self.status_watch.waiting(q) as changed:
+            self.queries.publish(q, plan, frontdoor=self.member_id, ttl=ttl)
+            try:
+                status = self.queries.wait(q, self.cfg.query_timeout, changed)
+            except QueryTimeout:
+                self.queries.end(q, QueryStatus(QueryState.CANCELLED, error="timed out"))
+                raise
+        if status.state != QueryState.FINISHED:
+            raise QueryFailed(f"query {q} {status.state}: {status.error}")
+        outputs = [t.id for t in plan.output_tasks]
+        index = self.queries.results(q, outputs)
+        missing = [t for t in outputs if t not in index]
+        if missing:
+            raise QueryFailed(
+                f"query {q}: result partition(s) {missing} were lost with their worker; "
+                "run the query again"
+            )
+        partitions = tuple(
+            Partition(
+                ticket=result_ticket(q, t),
+                locations=(index[t].location, self.location),
+                rows=index[t].rows,
+                bytes=index[t].bytes,
+            )
+            for t in outputs
+        )
+        log.info(
+            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms",
+            q,
+            len(plan.tasks),
+            len(partitions),
+            sum(p.rows for p in partitions),
+            (planned - started) * 1000,
+            (time.perf_counter() - started) * 1000,
+        )
+        return QueryOutcome(q, index[outputs[0]].schema, partitions)
+
+    def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
+        q, t = parse_result_ticket(ticket)
+        info = self.queries.results(q, [t]).get(t)
+        if info is None:
+            raise QueryNotFound(f"result {t} of query {q} is gone (expired or its worker left)")
+        reader = self.clients.get(info.location).do_get(fl.Ticket(ticket))
+        return reader.to_reader()

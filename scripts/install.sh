@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install duckfleet and its development tools into ./.venv (or $DUCKFLEET_VENV).
+# The one install path: CI, the README and the container image all run this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${DUCKFLEET_VENV:-.venv}"
+EXTRAS="${DUCKFLEET_EXTRAS:-dev}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e ".[${EXTRAS}]"
+echo "installed duckfleet into $VENV ($("$VENV/bin/python" --version))"

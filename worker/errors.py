@@ -1,0 +1,17 @@
+"""Worker errors.
+
+WorkerError
+└── InputUnavailable   an input result could not be fetched from its worker
+"""
+
+from __future__ import annotations
+
+from duckfleet.errors import DuckfleetError
+
+
+class WorkerError(DuckfleetError):
+    pass
+
+
+class InputUnavailable(WorkerError):
+    pass

@@ -1,0 +1,37 @@
+"""The worker's Flight endpoint: serves the results it holds, by ticket."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pyarrow.flight as fl
+
+from duckfleet.control.errors import QueryNotFound
+from duckfleet.flight.status import flight_call
+from duckfleet.flight.tickets import parse_result_ticket
+from duckfleet.worker.results import ResultStore
+
+log = logging.getLogger("duckfleet.worker")
+
+
+class WorkerFlightServer(fl.FlightServerBase):
+    def __init__(self, location: str, results: ResultStore, **kwargs: Any) -> None:
+        super().__init__(location, **kwargs)
+        self.results = results
+
+    def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
+        with flight_call("DoGet", context) as call:
+            q, t = parse_result_ticket(ticket.ticket)
+            call.query_id = q
+            table = self.results.get(q, t)
+            if table is None:
+                # the client moves on to the next location: a front door
+                raise QueryNotFound(
+                    f"this worker holds no result {t} of query {q}: fetch it from a front door"
+                )
+            log.info("query=%s task=%s serving %d rows", q, t, table.num_rows)
+            return fl.RecordBatchStream(table)
+
+    def list_actions(self, context: fl.ServerCallContext) -> list[tuple[str, str]]:
+        return []

@@ -1,0 +1,221 @@
+"""The worker process: claim runnable tasks while there is a free slot, run them in
+DuckDB, keep the results, serve them over Flight.
+
+Threads: the Flight server; a watch on runnable/ and claims/ that wakes the claim
+loop; a watch on queries/ that drops results of expired queries; the claim loop;
+and one executor thread per slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import duckdb
+
+from duckfleet.config import WorkerConfig
+from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
+from duckfleet.control.errors import ControlError, StoreUnavailable
+from duckfleet.control.records import MemberInfo, ResultInfo
+from duckfleet.ids import MemberId, QueryId, new_member_id
+from duckfleet.worker.flight_service import WorkerFlightServer
+from duckfleet.worker.fragment import run_fragment
+from duckfleet.worker.inputs import FlightClients, fetch_inputs
+from duckfleet.worker.results import ResultStore
+
+log = logging.getLogger("duckfleet.worker")
+
+RESCAN_SECONDS = 2.0  # safety net only: the watches wake the loop
+
+
+class Worker:
+    def __init__(self, cfg: WorkerConfig) -> None:
+        self.cfg = cfg
+        self.id: MemberId = new_member_id("worker")
+        self.results = ResultStore()
+        self.server = WorkerFlightServer(f"grpc://{cfg.host}:{cfg.port}", self.results)
+        self.location = cfg.location(self.server.port)
+        self.store = Store(cfg.etcd, namespace=cfg.namespace)
+        self.queue = TaskQueue(self.store)
+        self.queries = QueryStore(self.store)
+        self.clients = FlightClients()
+        db_config = {"threads": str(cfg.cores)}
+        if cfg.memory_limit:
+            db_config["memory_limit"] = cfg.memory_limit
+        self.db = duckdb.connect(config=db_config)
+        self.slots = cfg.task_slots
+        self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
+        self._running: dict[tuple[str, str], ClaimedTask] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.membership = Membership(
+            self.store,
+            MemberInfo(self.id, "worker", self.location, self.slots, time.time(), os.getpid()),
+            ttl=cfg.lease_ttl,
+            on_lost=self._on_lease_lost,
+        )
+        keys = self.store.keys
+        self._watches = [
+            PrefixWatch(self.store, prefix, self._on_change, self._wake.set, f"watch-{name}")
+            for name, prefix in (
+                ("runnable", keys.all_runnable()),
+                ("claims", keys.all_claims()),
+                ("queries", keys.queries()),
+            )
+        ]
+        self._loop = threading.Thread(target=self._claim_loop, name="claim-loop", daemon=True)
+
+    # lifecycle
+    def start(self) -> Worker:
+        threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
+        self._join_fleet()
+        for w in self._watches:
+            w.start()
+        self._loop.start()
+        log.info(
+            "worker %s serving at %s with %d slot(s), %d DuckDB thread(s)",
+            self.id,
+            self.location,
+            self.slots,
+            self.cfg.cores,
+        )
+        return self
+
+    def _join_fleet(self) -> None:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                self.membership.start()
+                return
+            except StoreUnavailable as exc:
+                log.warning("worker %s cannot reach etcd (%s); retrying", self.id, exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for w in self._watches:
+            w.stop()
+        with self._lock:
+            running = list(self._running.values())
+        for ct in running:
+            try:
+                self.queue.release(ct)
+            except ControlError:
+                pass
+        self.db.interrupt()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.membership.stop()
+        self.server.shutdown()
+        self.clients.close()
+        self.store.close()
+        log.info("worker %s stopped", self.id)
+
+    def wait(self) -> None:
+        self._stop.wait()
+
+    # events
+    def _on_change(self, kind: str, key: bytes, value: bytes) -> None:
+        keys = self.store.keys
+        text = key.decode()
+        if text.startswith(keys.all_runnable()) and kind == "put":
+            self._wake.set()
+        elif text.startswith(keys.all_claims()) and kind == "delete":
+            self._wake.set()  # a claim was released or expired: the task may be free
+        elif text.startswith(keys.queries()) and kind == "delete":
+            q = QueryId(keys.tail(text, keys.queries()))
+            dropped = self.results.drop_query(q)
+            if dropped:
+                log.info("query=%s expired: dropped %d result(s)", q, dropped)
+
+    def _on_lease_lost(self) -> None:
+        # every claim and result index entry of ours went with the lease
+        with self._lock:
+            lost = list(self._running.values())
+        for ct in lost:
+            log.warning(
+                "query=%s task=%s: lease lost, result will be discarded", ct.query_id, ct.task_id
+            )
+
+    # claiming
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self.slots - len(self._running)
+
+    def _claim_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(RESCAN_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._fill_slots()
+            except ControlError as exc:
+                log.warning("worker %s: claim round failed: %s", self.id, exc)
+                self._stop.wait(0.5)
+
+    def _fill_slots(self) -> None:
+        free = self._free_slots()
+        if free <= 0:
+            return
+        for rt in self.queue.runnable():
+            lease = self.membership.lease_id
+            ct = self.queue.claim(rt.query, rt.task, self.id, self.location, lease)
+            if ct is None:
+                continue  # another worker was faster
+            with self._lock:
+                self._running[(ct.query_id, ct.task_id)] = ct
+            log.info("query=%s task=%s claimed", ct.query_id, ct.task_id)
+            self.pool.submit(self._run, ct)
+            free -= 1
+            if free <= 0:
+                return
+
+    # running
+    def _run(self, ct: ClaimedTask) -> None:
+        q, t = ct.query_id, ct.task_id
+        started = time.perf_counter()
+        try:
+            inputs = fetch_inputs(q, ct.task.plan, self.queries, self.results, self.clients)
+            cur = self.db.cursor()
+            try:
+                table = run_fragment(cur, ct.task.plan, inputs)
+            finally:
+                cur.close()
+            self.results.put(q, t, table)
+            info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
+            if self.queue.complete(ct, info, self.membership.lease_id):
+                log.info(
+                    "query=%s task=%s done: %d rows in %.1f ms",
+                    q,
+                    t,
+                    table.num_rows,
+                    (time.perf_counter() - started) * 1000,
+                )
+            else:
+                self.results.drop(q, t)
+                log.warning("query=%s task=%s: completion refused (claim lost)", q, t)
+        except ControlError as exc:
+            log.warning("query=%s task=%s: control plane error: %s", q, t, exc)
+            self._release_quietly(ct)
+        except Exception as exc:
+            log.warning("query=%s task=%s failed: %s", q, t, exc)
+            try:
+                self.queue.fail(ct, f"{type(exc).__name__}: {exc}")
+            except ControlError:
+                pass
+        finally:
+            with self._lock:
+                self._running.pop((q, t), None)
+            self._wake.set()
+
+    def _release_quietly(self, ct: ClaimedTask) -> None:
+        try:
+            self.queue.release(ct)
+        except ControlError:
+            pass
