@@ -98,6 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             finally:
                 store.close()
             print(f"registered TPC-H scale {args.scale:g} tables from {data_root}", flush=True)
+        print(f"etcd: {fleet.etcd_url}", flush=True)
         print("auth: none (local use only)", flush=True)
         print(fleet.uri, flush=True)
         _until_signalled(stop)
