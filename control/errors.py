@@ -35,3 +35,7 @@ class QueryTimeout(ControlError):
 
 class QueryNotFound(ControlError):
     pass
+
+
+class NoWorkers(ControlError):
+    pass

@@ -184,6 +184,11 @@ class QueryStore:
                 out[t] = ResultInfo.from_json(value)
         return out
 
+    @translated("counting workers")
+    def worker_count(self) -> int:
+        resp = self.store.client.get_prefix_response(self.keys.members("worker"), count_only=True)
+        return int(resp.count)
+
     @translated("listing queries")
     def all_records(self) -> list[QueryRecord]:
         return [

@@ -16,7 +16,7 @@ import pyarrow.flight as fl
 
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import CatalogStore, QueryStore, Store
-from duckfleet.control.errors import QueryFailed, QueryNotFound, QueryTimeout
+from duckfleet.control.errors import NoWorkers, QueryFailed, QueryNotFound, QueryTimeout
 from duckfleet.control.queries import StatusWatch
 from duckfleet.control.records import QueryState, QueryStatus
 from duckfleet.flight.backend import Partition, QueryOutcome
@@ -51,6 +51,11 @@ class FleetBackend:
         catalog = self.catalog.read()
         plan = plan_query(sql, catalog, self.settings)
         planned = time.perf_counter()
+        if self.queries.worker_count() == 0:
+            raise NoWorkers(
+                "no worker has joined the fleet, so nothing can run the query; "
+                "start one with `duckfleet worker --etcd URL` and retry"
+            )
         q = new_query_id()
         ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
         with self.status_watch.waiting(q) as changed:

@@ -38,7 +38,7 @@ duckfleet error -> Flight status::
     MalformedRequest, InvalidTicket                     INVALID_ARGUMENT   ArrowInvalid
     UnsupportedRequest                                  UNIMPLEMENTED      ArrowNotImplementedError
     QueryNotFound                                       NOT_FOUND          ArrowKeyError
-    StoreUnavailable, LeaseLost                         UNAVAILABLE        FlightUnavailableError
+    StoreUnavailable, LeaseLost, NoWorkers              UNAVAILABLE        FlightUnavailableError
     QueryTimeout                                        DEADLINE_EXCEEDED  FlightTimedOutError
     QueryFailed                                         INTERNAL           FlightInternalError
     pyarrow.flight.FlightError (already a status)       unchanged
@@ -59,6 +59,7 @@ import pyarrow.flight as flight
 
 from duckfleet.control.errors import (
     LeaseLost,
+    NoWorkers,
     QueryFailed,
     QueryNotFound,
     QueryTimeout,
@@ -108,6 +109,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
             "UNAVAILABLE",
             f"{STORE_UNAVAILABLE_HINT} ({message})" if message else STORE_UNAVAILABLE_HINT,
         )
+    if isinstance(exc, NoWorkers):
+        return "UNAVAILABLE", message
     if isinstance(exc, LeaseLost):
         return (
             "UNAVAILABLE",

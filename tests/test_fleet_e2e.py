@@ -150,3 +150,18 @@ def test_bad_sql_is_invalid_argument_and_the_fleet_keeps_serving(fleet, sql, nee
     assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT
     assert needle in str(info.value), _status_of(info.value)
     assert run(fleet.uri, "select 1 as one").to_pylist() == [{"one": 1}]
+
+
+def test_a_fleet_without_workers_answers_unavailable_at_once(etcd, tpch_dir, tmp_path):
+    from fleet_fixture import start_fleet
+
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(adbc_driver_manager.Error) as info:
+            run(fleet.uri, "select count(*) from nation")
+        assert "no worker has joined the fleet" in str(info.value)
+        assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.IO
+        assert time.monotonic() - started < 10  # not the query timeout
+    finally:
+        fleet.stop()
