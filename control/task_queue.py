@@ -32,6 +32,7 @@ from duckfleet.control.records import (
     ResultInfo,
     RunnableTask,
 )
+from duckfleet.control.scheduling import order_runnable
 from duckfleet.control.store import Store, translated
 from duckfleet.ids import MemberId, QueryId, TaskId
 
@@ -80,11 +81,7 @@ class TaskQueue:
                 continue
             d = json.loads(value)
             out.append(RunnableTask(q, t, d["created"], d.get("priority", 0), running[q]))
-        if self.fifo:
-            out.sort(key=lambda r: (r.created, int(r.task[1:])))
-        else:
-            out.sort(key=lambda r: (r.running, -r.priority, r.created, int(r.task[1:])))
-        return out
+        return order_runnable(out, self.fifo)
 
     @translated("claiming a task")
     def claim(
