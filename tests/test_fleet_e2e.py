@@ -12,20 +12,12 @@ import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pyarrow as pa
 import pytest
+from tpch_data import is_ordered, tpch_catalog, tpch_query
 from tpch_data import reference as tpch_reference
-from tpch_data import tpch_catalog
 
 from duckfleet.control import QueryStore
 from duckfleet.control.records import QueryRecord
 from duckfleet.verify import assert_same_result
-
-QUERIES = Path(__file__).resolve().parents[2] / "shared" / "tpch" / "queries"
-if not QUERIES.is_dir():  # CI checks out shared/ beside the repository
-    QUERIES = Path(os.environ.get("DUCKFLEET_TPCH_QUERIES", "../shared/tpch/queries")).resolve()
-
-
-def tpch_sql(n: int) -> str:
-    return (QUERIES / f"q{n:02d}.sql").read_text()
 
 
 def reference(data_root: Path, sql: str) -> pa.Table:
@@ -49,15 +41,13 @@ def records_for(fleet, sql: str) -> list[QueryRecord]:
 
 @pytest.mark.parametrize("n", range(1, 23))
 def test_tpch_query_equals_duckdb(fleet, tpch_dir, n):
-    sql = tpch_sql(n)
-    assert_same_result(
-        run(fleet.uri, sql), reference(tpch_dir, sql), ordered="order by" in sql.lower()
-    )
+    sql = tpch_query(n)
+    assert_same_result(run(fleet.uri, sql), reference(tpch_dir, sql), ordered=is_ordered(sql))
 
 
 @pytest.mark.parametrize("n", [1, 6])
 def test_q1_q6_run_as_partial_tasks_on_several_workers(fleet, tpch_dir, n):
-    sql = tpch_sql(n)
+    sql = tpch_query(n)
     workers_used: set[str] = set()
     for _ in range(5):  # tasks are tiny at this scale; a few runs show the spread
         run(fleet.uri, sql)
