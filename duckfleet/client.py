@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.flight as fl
-from google.protobuf import any_pb2
 
+from duckfleet.flight.commands import pack
 from duckfleet.flight.sql_messages import CommandStatementQuery
 
 
 def statement_descriptor(sql: str) -> fl.FlightDescriptor:
-    packed = any_pb2.Any()
-    packed.Pack(CommandStatementQuery(query=sql))
-    return fl.FlightDescriptor.for_command(packed.SerializeToString())
+    return fl.FlightDescriptor.for_command(pack(CommandStatementQuery(query=sql)))
 
 
 def fetch_endpoint(endpoint: fl.FlightEndpoint, default: fl.FlightClient) -> pa.Table:

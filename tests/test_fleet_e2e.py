@@ -11,10 +11,12 @@ from pathlib import Path
 import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pyarrow as pa
+import pyarrow.flight as fl
 import pytest
 from tpch_data import is_ordered, tpch_catalog, tpch_query
 from tpch_data import reference as tpch_reference
 
+from duckfleet.client import statement_descriptor
 from duckfleet.control import QueryStore
 from duckfleet.control.records import QueryRecord
 from duckfleet.verify import assert_same_result
@@ -155,3 +157,32 @@ def test_a_fleet_without_workers_answers_unavailable_at_once(etcd, tpch_dir, tmp
         assert time.monotonic() - started < 10  # not the query timeout
     finally:
         fleet.stop()
+
+
+def test_unknown_flight_sql_command_is_not_implemented_by_name(fleet):
+    from duckfleet.flight import sql_messages as sql
+    from duckfleet.flight.commands import pack
+
+    with fl.connect(fleet.uri) as client:
+        descriptor = fl.FlightDescriptor.for_command(pack(sql.CommandGetXdbcTypeInfo()))
+        with pytest.raises(pa.ArrowNotImplementedError, match="CommandGetXdbcTypeInfo"):
+            client.get_flight_info(descriptor)
+        with pytest.raises(pa.ArrowInvalid, match="malformed"):
+            client.get_flight_info(fl.FlightDescriptor.for_command(b"\xff\x00garbage"))
+    assert run(fleet.uri, "select 42 as x").to_pylist() == [{"x": 42}]
+
+
+def test_every_endpoint_lists_its_worker_then_the_front_door_which_also_serves_it(fleet, tpch_dir):
+    sql = "select l_orderkey, l_linenumber from lineitem where l_quantity > 45"
+    with fl.connect(fleet.uri) as client:
+        info = client.get_flight_info(statement_descriptor(sql))
+        assert len(info.endpoints) == 4  # a SCAN: one partition per file
+        parts = []
+        for ep in info.endpoints:
+            uris = [loc.uri.decode() for loc in ep.locations]
+            assert len(uris) == 2 and uris[1] == fleet.uri and uris[0] != fleet.uri
+            # the fallback path: the front door streams it from the worker
+            parts.append(client.do_get(ep.ticket).read_all())
+            with fl.connect(uris[0]) as worker:
+                assert worker.do_get(ep.ticket).read_all().equals(parts[-1])
+    assert_same_result(pa.concat_tables(parts), reference(tpch_dir, sql), ordered=False)
