@@ -58,6 +58,18 @@ class Membership:
         self._thread.start()
         return self
 
+    def start_when_reachable(self, stop: threading.Event) -> None:
+        """start(), retried with backoff while etcd is unreachable, until `stop`."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                self.start()
+                return
+            except StoreUnavailable as exc:
+                log.warning("%s cannot reach etcd (%s); retrying", self.info.id, exc)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
     def _refresh(self) -> bool:
         """One keep-alive; False if the lease has expired."""
         lease = self._lease

@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Protocol
 
 from duckfleet.config import CommonConfig, FrontDoorConfig, WorkerConfig, override
 from duckfleet.errors import DuckfleetError
@@ -46,18 +47,26 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", help="etcd key prefix (DUCKFLEET_NAMESPACE)")
 
 
+class _Component(Protocol):
+    def stop(self) -> None: ...
+
+
+def _serve(component: _Component) -> int:
+    """Run a started component in the foreground until SIGINT/SIGTERM."""
+    try:
+        _until_signalled(threading.Event())
+    finally:
+        component.stop()
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from duckfleet.worker.worker import Worker
 
     cfg = WorkerConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
-    worker = Worker(cfg).start()
-    try:
-        _until_signalled(threading.Event())
-    finally:
-        worker.stop()
-    return 0
+    return _serve(Worker(cfg).start())
 
 
 def cmd_frontdoor(args: argparse.Namespace) -> int:
@@ -66,12 +75,7 @@ def cmd_frontdoor(args: argparse.Namespace) -> int:
     cfg = FrontDoorConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
-    fd = FrontDoor(cfg).start()
-    try:
-        _until_signalled(threading.Event())
-    finally:
-        fd.stop()
-    return 0
+    return _serve(FrontDoor(cfg).start())
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ import time
 
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
-from duckfleet.control.errors import StoreUnavailable
 from duckfleet.control.records import MemberInfo
 from duckfleet.flight.runner import FleetBackend
 from duckfleet.flight.server import FrontDoorServer
@@ -39,15 +38,7 @@ class FrontDoor:
 
     def start(self) -> FrontDoor:
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                self.membership.start()
-                break
-            except StoreUnavailable as exc:
-                log.warning("front door %s cannot reach etcd (%s); retrying", self.id, exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+        self.membership.start_when_reachable(self._stop)
         log.info("front door %s serving Flight SQL at %s", self.id, self.location)
         return self
 

@@ -18,7 +18,7 @@ import duckdb
 
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
-from duckfleet.control.errors import ControlError, StoreUnavailable
+from duckfleet.control.errors import ControlError
 from duckfleet.control.records import MemberInfo, ResultInfo
 from duckfleet.ids import MemberId, QueryId, new_member_id
 from duckfleet.worker.flight_service import WorkerFlightServer
@@ -72,7 +72,7 @@ class Worker:
     # lifecycle
     def start(self) -> Worker:
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
-        self._join_fleet()
+        self.membership.start_when_reachable(self._stop)
         for w in self._watches:
             w.start()
         self._loop.start()
@@ -84,17 +84,6 @@ class Worker:
             self.cfg.cores,
         )
         return self
-
-    def _join_fleet(self) -> None:
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                self.membership.start()
-                return
-            except StoreUnavailable as exc:
-                log.warning("worker %s cannot reach etcd (%s); retrying", self.id, exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
 
     def stop(self) -> None:
         self._stop.set()
