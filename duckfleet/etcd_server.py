@@ -88,6 +88,9 @@ class EtcdServer:
             "--initial-cluster", cluster,
             "--initial-cluster-state", "new",
             "--max-txn-ops", "1024",
+            # every query writes dozens of keys: keep 5 minutes of history, not all
+            "--auto-compaction-mode", "periodic",
+            "--auto-compaction-retention", "5m",
             "--log-level", "warn",
         ]  # fmt: skip
         out = open(self.log_path or os.devnull, "ab")
