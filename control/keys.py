@@ -10,6 +10,7 @@ Every key lives under a namespace (default ``/duckfleet``)::
     pending/<q>/<t>             inputs still unfinished  query lease
     pending/<q>/_query          output tasks unfinished  query lease
     runnable/<q>/<t>            present = may be claimed query lease
+    attempts/<q>/<t>            version = claims so far  query lease
     claims/<q>/<t>              Claim JSON               worker lease
     done/<q>/<t>                task finished            query lease
     results/<q>/<t>             where the result lives   worker lease
@@ -80,6 +81,9 @@ class Keyspace:
 
     def runnable_of(self, q: QueryId) -> str:
         return self._prefix("runnable", q)
+
+    def attempts(self, q: QueryId, t: TaskId) -> str:
+        return self._k("attempts", q, t)
 
     def claim(self, q: QueryId, t: TaskId) -> str:
         return self._k("claims", q, t)

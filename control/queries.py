@@ -52,7 +52,15 @@ class StoredTask:
 
 
 def runnable_value(record: QueryRecord) -> str:
-    return json.dumps({"created": record.created, "priority": record.priority})
+    """What a worker needs to order and claim a task without reading the query."""
+    return json.dumps(
+        {
+            "created": record.created,
+            "priority": record.priority,
+            "lease": record.lease,
+            "max_attempts": record.max_attempts,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,7 @@ class QueryStore:
         frontdoor: MemberId,
         ttl: int,
         priority: int = 0,
+        max_attempts: int = 3,
     ) -> QueryRecord:
         lease = self.store.client.lease(ttl)
         record = QueryRecord(
@@ -94,6 +103,7 @@ class QueryStore:
             ntasks=len(plan.tasks),
             frontdoor=frontdoor,
             priority=priority,
+            max_attempts=max_attempts,
         )
         k, put = self.keys, self.store.txn.put
         consumers = plan.consumers()

@@ -41,6 +41,7 @@ class QueryRecord:
     ntasks: int
     frontdoor: MemberId
     priority: int = 0
+    max_attempts: int = 3  # claims of one task before the query fails
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -138,3 +139,5 @@ class RunnableTask:
     created: float
     priority: int
     running: int  # tasks of this query claimed right now
+    lease: int = 0  # the query lease, for keys the claim writes
+    max_attempts: int = 3

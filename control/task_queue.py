@@ -80,36 +80,71 @@ class TaskQueue:
             if (q, t) in claimed:
                 continue
             d = json.loads(value)
-            out.append(RunnableTask(q, t, d["created"], d.get("priority", 0), running[q]))
+            out.append(
+                RunnableTask(
+                    q, t, d["created"], d["priority"], running[q], d["lease"], d["max_attempts"]
+                )
+            )
         return order_runnable(out, self.fifo)
 
     @translated("claiming a task")
     def claim(
-        self, q: QueryId, t: TaskId, worker: MemberId, location: str, lease_id: int
+        self, rt: RunnableTask, worker: MemberId, location: str, lease_id: int
     ) -> ClaimedTask | None:
+        """Claim a runnable task, or None if another worker holds it or it is gone.
+
+        Every claim bumps the version of ``attempts/<q>/<t>``; a task claimed
+        ``max_attempts`` times whose workers were all lost fails its query instead
+        of being claimed again, so a task that kills its worker cannot loop.
+        """
         k, txn = self.keys, self.store.txn
+        q, t = rt.query, rt.task
         claim = Claim(worker=worker, token=uuid.uuid4().hex, location=location)
+        free = [
+            txn.version(k.claim(q, t)) == 0,
+            txn.version(k.runnable(q, t)) > 0,
+            txn.value(k.status(q)) == RUNNING_JSON,
+        ]
         ok, responses = self.store.client.transaction(
-            compare=[
-                txn.version(k.claim(q, t)) == 0,
-                txn.version(k.runnable(q, t)) > 0,
-                txn.value(k.status(q)) == RUNNING_JSON,
-            ],
+            compare=[*free, txn.version(k.attempts(q, t)) < rt.max_attempts],
             success=[
                 txn.put(k.claim(q, t), claim.to_json(), lease=lease_id),
+                txn.put(k.attempts(q, t), worker, lease=rt.lease),
                 txn.get(k.task(q, t)),
                 txn.get(k.query(q)),
             ],
             failure=[],
         )
-        if not ok:
-            return None
-        task_kvs, query_kvs = responses[1], responses[2]
-        return ClaimedTask(
-            record=QueryRecord.from_json(query_kvs[0][0]),
-            task=StoredTask.from_json(task_kvs[0][0]),
-            claim=claim,
+        if ok:
+            task_kvs, query_kvs = responses[2], responses[3]
+            return ClaimedTask(
+                record=QueryRecord.from_json(query_kvs[0][0]),
+                task=StoredTask.from_json(task_kvs[0][0]),
+                claim=claim,
+            )
+        # free but out of attempts: fail the query (once, whoever gets here first)
+        status = QueryStatus(
+            QueryState.FAILED,
+            error=(
+                f"task {t} was started {rt.max_attempts} times and each time its worker was "
+                "lost before finishing (killed, out of memory, or cut off from etcd); "
+                "giving up on the query"
+            ),
+            task=t,
         )
+        from duckfleet.control.queries import delete_prefix_op
+
+        failed, _ = self.store.client.transaction(
+            compare=[*free, txn.version(k.attempts(q, t)) > rt.max_attempts - 1],
+            success=[
+                txn.put(k.status(q), status.to_json(), lease=rt.lease),
+                delete_prefix_op(self.store, k.runnable_of(q)),
+            ],
+            failure=[],
+        )
+        if failed:
+            log.warning("query %s failed: task %s out of attempts", q, t)
+        return None
 
     def _read_counters(self, ct: ClaimedTask) -> dict[TaskId, tuple[int, int]]:
         """Each consumer's pending count and that key's mod revision, in one round trip."""

@@ -52,6 +52,7 @@ class FrontDoorConfig(CommonConfig):
     port: int = field(default_factory=lambda: int(_env("port", "31337")))
     query_timeout: float = field(default_factory=lambda: float(_env("query_timeout", "600")))
     result_ttl: int = field(default_factory=lambda: int(_env("result_ttl", "300")))
+    max_attempts: int = field(default_factory=lambda: int(_env("max_attempts", "3")))
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )

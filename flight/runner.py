@@ -59,7 +59,9 @@ class FleetBackend:
         q = new_query_id()
         ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
         with self.status_watch.waiting(q) as changed:
-            self.queries.publish(q, plan, frontdoor=self.member_id, ttl=ttl)
+            self.queries.publish(
+                q, plan, frontdoor=self.member_id, ttl=ttl, max_attempts=self.cfg.max_attempts
+            )
             try:
                 status = self.queries.wait(q, self.cfg.query_timeout, changed)
             except QueryTimeout:

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from duckfleet.control import Membership, QueryStore, Store, TaskQueue
 from duckfleet.control.queries import StatusWatch
-from duckfleet.control.records import MemberInfo, QueryState, ResultInfo
+from duckfleet.control.records import MemberInfo, QueryState, ResultInfo, RunnableTask
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id, task_id
 from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TaskPlan
 
@@ -36,6 +36,12 @@ def result(worker: str) -> ResultInfo:
     return ResultInfo(MemberId(worker), "grpc://127.0.0.1:1", 1, 8, SCHEMA)
 
 
+def ref(store: Store, q: QueryId, t: str) -> RunnableTask:
+    """The RunnableTask a worker would have listed for (q, t)."""
+    record = QueryStore(store).record(q)
+    return RunnableTask(q, TaskId(t), record.created, 0, 0, record.lease, record.max_attempts)
+
+
 def join(store: Store, name: str, ttl: int = 5) -> Membership:
     info = MemberInfo(MemberId(name), "worker", "grpc://127.0.0.1:1", 1)
     return Membership(store, info, ttl=ttl).start()
@@ -59,7 +65,7 @@ def test_racing_workers_run_every_task_exactly_once(etcd, store):
                 if QueryStore(s).status(q).state != QueryState.RUNNING:
                     return
                 for rt in queue.runnable():
-                    ct = queue.claim(rt.query, rt.task, member.info.id, "loc", member.lease_id)
+                    ct = queue.claim(rt, member.info.id, "loc", member.lease_id)
                     if ct is None:
                         continue
                     with lock:
@@ -95,13 +101,13 @@ def test_completion_is_fenced_on_the_claim(store):
     a = join(store, "a")
     b = join(store, "b")
     try:
-        ct = queue.claim(q, TaskId("t0"), MemberId("a"), "loc", a.lease_id)
+        ct = queue.claim(ref(store, q, "t0"), MemberId("a"), "loc", a.lease_id)
         assert ct is not None
         # a second claim of a claimed task fails
-        assert queue.claim(q, TaskId("t0"), MemberId("b"), "loc", b.lease_id) is None
+        assert queue.claim(ref(store, q, "t0"), MemberId("b"), "loc", b.lease_id) is None
         # a's lease ends (as if it was cut off): its claim vanishes with it
         store.client.revoke_lease(a.lease_id)
-        ct_b = queue.claim(q, TaskId("t0"), MemberId("b"), "loc", b.lease_id)
+        ct_b = queue.claim(ref(store, q, "t0"), MemberId("b"), "loc", b.lease_id)
         assert ct_b is not None
         # a's late completion is refused; b's is accepted
         assert queue.complete(ct, result("a"), b.lease_id) is False
@@ -120,13 +126,13 @@ def test_failing_a_task_fails_the_query_and_withdraws_work(store):
     queue = TaskQueue(store)
     w = join(store, "w")
     try:
-        ct = queue.claim(q, TaskId("t1"), MemberId("w"), "loc", w.lease_id)
+        ct = queue.claim(ref(store, q, "t1"), MemberId("w"), "loc", w.lease_id)
         assert ct is not None
         assert queue.fail(ct, "Conversion Error: boom")
         status = qs.status(q)
         assert status.state == QueryState.FAILED and "boom" in status.error and status.task == "t1"
         assert queue.runnable() == []
-        assert queue.claim(q, TaskId("t2"), MemberId("w"), "loc", w.lease_id) is None
+        assert queue.claim(ref(store, q, "t2"), MemberId("w"), "loc", w.lease_id) is None
     finally:
         w.stop()
 
@@ -142,7 +148,7 @@ def test_wait_returns_when_the_query_finishes(store):
     def finish() -> None:
         time.sleep(0.3)
         for tid in ("t0", "t1"):
-            ct = queue.claim(q, TaskId(tid), MemberId("w"), "loc", w.lease_id)
+            ct = queue.claim(ref(store, q, tid), MemberId("w"), "loc", w.lease_id)
             assert ct is not None
             queue.complete(ct, result("w"), w.lease_id)
 
@@ -157,3 +163,24 @@ def test_wait_returns_when_the_query_finishes(store):
     finally:
         watch.stop()
         w.stop()
+
+
+def test_a_task_whose_workers_keep_dying_fails_the_query_after_max_attempts(store):
+    plan = partial_merge_plan(1)
+    q = new_query_id()
+    qs = QueryStore(store)
+    qs.publish(q, plan, frontdoor=MemberId("fd"), ttl=60, max_attempts=3)
+    queue = TaskQueue(store)
+    for i in range(3):
+        w = join(store, f"doomed{i}")
+        assert queue.claim(ref(store, q, "t0"), MemberId(f"doomed{i}"), "loc", w.lease_id)
+        w.stop(revoke=True)  # the worker is lost mid-task: its claim vanishes
+    last = join(store, "last")
+    try:
+        assert queue.claim(ref(store, q, "t0"), MemberId("last"), "loc", last.lease_id) is None
+        status = qs.status(q)
+        assert status.state == QueryState.FAILED and status.task == "t0"
+        assert "started 3 times" in status.error
+        assert queue.runnable() == []
+    finally:
+        last.stop()

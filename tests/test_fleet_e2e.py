@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -85,8 +86,6 @@ def test_worker_killed_mid_query_still_gives_the_right_answer(etcd, tpch_dir, tm
         store = fleet.store()
         qs = QueryStore(store)
         result: dict[str, object] = {}
-
-        import threading
 
         def client() -> None:
             try:
@@ -186,3 +185,47 @@ def test_every_endpoint_lists_its_worker_then_the_front_door_which_also_serves_i
             with fl.connect(uris[0]) as worker:
                 assert worker.do_get(ep.ticket).read_all().equals(parts[-1])
     assert_same_result(pa.concat_tables(parts), reference(tpch_dir, sql), ordered=False)
+
+
+def test_a_task_that_keeps_killing_its_worker_fails_after_three_attempts(etcd, tpch_dir, tmp_path):
+    from fleet_fixture import start_fleet
+
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=1)
+    sql = f"select count(*) as n from ({SLOW}) as s"  # a subquery: one task
+    store = fleet.store()
+    qs = QueryStore(store)
+    outcome: dict[str, BaseException] = {}
+
+    def client() -> None:
+        try:
+            run(fleet.uri, sql)
+        except Exception as exc:  # the expected failure, checked below
+            outcome["error"] = exc
+
+    t = threading.Thread(target=client)
+    try:
+        t.start()
+        killed: set[str] = set()
+        deadline = time.monotonic() + 90
+        while len(killed) < 3 and time.monotonic() < deadline:
+            holders = {c.worker for c in qs.all_claims()} - killed
+            if not holders:
+                time.sleep(0.01)
+                continue
+            victim = holders.pop()
+            pid = fleet.pid_of(victim)
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)  # "the task killed its worker"
+            killed.add(victim)
+            fleet.start_worker()
+        assert len(killed) == 3, killed
+        t.join(60)
+        assert not t.is_alive(), "the query kept retrying"
+        error = outcome.get("error")
+        assert error is not None and "started 3 times" in str(error), error
+        # the fleet still answers, on the fresh worker
+        assert run(fleet.uri, "select 7 as x").to_pylist() == [{"x": 7}]
+    finally:
+        t.join(5)
+        store.close()
+        fleet.stop()
