@@ -154,7 +154,7 @@ class Worker:
             return
         for rt in self.queue.runnable():
             lease = self.membership.lease_id
-            ct = self.queue.claim(rt.query, rt.task, self.id, self.location, lease)
+            ct = self.queue.claim(rt, self.id, self.location, lease)
             if ct is None:
                 continue  # another worker was faster
             with self._lock:
