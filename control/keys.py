@@ -64,6 +64,9 @@ class Keyspace:
     def status(self, q: QueryId) -> str:
         return self._k("status", q)
 
+    def all_statuses(self) -> str:
+        return self._prefix("status")
+
     def task(self, q: QueryId, t: TaskId) -> str:
         return self._k("tasks", q, t)
 
@@ -102,6 +105,9 @@ class Keyspace:
 
     def result(self, q: QueryId, t: TaskId) -> str:
         return self._k("results", q, t)
+
+    def all_results(self) -> str:
+        return self._prefix("results")
 
     def results_of(self, q: QueryId) -> str:
         return self._prefix("results", q)

@@ -189,7 +189,7 @@ class QueryStore:
         prefix = self.keys.results_of(query_id)
         wanted = set(tasks)
         for value, meta in self.store.client.get_prefix(prefix):
-            _, t = self.keys.split_task_key(meta.key, self.keys.namespace + "/results/")
+            _, t = self.keys.split_task_key(meta.key, self.keys.all_results())
             if t in wanted:
                 out[t] = ResultInfo.from_json(value)
         return out
@@ -235,7 +235,7 @@ class StatusWatch:
     def __init__(self, store: Store) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}
-        prefix = store.keys.namespace.rstrip("/") + "/status/"
+        prefix = store.keys.all_statuses()
         self._prefix = prefix.encode()
         self._watch = PrefixWatch(store, prefix, self._on_event, self._wake_all, "status-watch")
 

@@ -20,6 +20,7 @@ from tpch_data import reference as tpch_reference
 from duckfleet.client import statement_descriptor
 from duckfleet.control import QueryStore
 from duckfleet.control.records import QueryRecord
+from duckfleet.flight.tickets import result_ticket
 from duckfleet.verify import assert_same_result
 
 
@@ -229,3 +230,35 @@ def test_a_task_that_keeps_killing_its_worker_fails_after_three_attempts(etcd, t
         t.join(5)
         store.close()
         fleet.stop()
+
+
+def test_workers_drop_intermediate_results_once_the_query_ends(fleet):
+    """Partials are read once by the merge; only output partitions stay held."""
+    sql = "select l_shipmode, count(*) as n from lineitem group by l_shipmode"
+    run(fleet.uri, sql)
+    (record,) = records_for(fleet, sql)
+    store = fleet.store()
+    try:
+        tasks = QueryStore(store).task_records(record.id)
+    finally:
+        store.close()
+    assert len(tasks) == 5  # four partials and the merge
+    tickets = [result_ticket(record.id, t.id) for t in tasks]
+
+    def held() -> list[bytes]:
+        found = []
+        for worker in fleet.members("worker"):
+            with fl.connect(worker.location) as client:
+                for ticket in tickets:
+                    try:
+                        client.do_get(fl.Ticket(ticket)).read_all()
+                        found.append(ticket)
+                    except KeyError:  # NOT_FOUND
+                        pass
+        return found
+
+    expected = [result_ticket(record.id, record.outputs[0])]
+    deadline = time.monotonic() + 10
+    while (now := held()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)  # the workers drop them on their status watch
+    assert now == expected

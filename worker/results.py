@@ -26,9 +26,10 @@ class ResultStore:
         with self._lock:
             self._tables.pop((q, t), None)
 
-    def drop_query(self, q: QueryId) -> int:
+    def drop_query(self, q: QueryId, keep: set[str] | frozenset[str] = frozenset()) -> int:
+        """Drop the query's results but those of the tasks in `keep`; how many went."""
         with self._lock:
-            keys = [k for k in self._tables if k[0] == q]
+            keys = [k for k in self._tables if k[0] == q and k[1] not in keep]
             for k in keys:
                 del self._tables[k]
             return len(keys)

@@ -19,7 +19,7 @@ import duckdb
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
-from duckfleet.control.records import MemberInfo, ResultInfo
+from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.ids import MemberId, QueryId, new_member_id
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.fragment import run_fragment
@@ -65,6 +65,7 @@ class Worker:
                 ("runnable", keys.all_runnable()),
                 ("claims", keys.all_claims()),
                 ("queries", keys.queries()),
+                ("status", keys.all_statuses()),
             )
         ]
         self._loop = threading.Thread(target=self._claim_loop, name="claim-loop", daemon=True)
@@ -116,11 +117,29 @@ class Worker:
             self._wake.set()
         elif text.startswith(keys.all_claims()) and kind == "delete":
             self._wake.set()  # a claim was released or expired: the task may be free
+        elif text.startswith(keys.all_statuses()) and kind == "put":
+            q = QueryId(keys.tail(text, keys.all_statuses()))
+            if q in self.results.queries():
+                self._drop_unneeded(q, QueryStatus.from_json(value))
         elif text.startswith(keys.queries()) and kind == "delete":
             q = QueryId(keys.tail(text, keys.queries()))
             dropped = self.results.drop_query(q)
             if dropped:
                 log.info("query=%s expired: dropped %d result(s)", q, dropped)
+
+    def _drop_unneeded(self, q: QueryId, status: QueryStatus) -> None:
+        """Once a query has ended only its output partitions are ever read again."""
+        if status.state == QueryState.RUNNING:
+            return
+        keep: set[str] = set()
+        if status.state == QueryState.FINISHED:
+            try:
+                keep = set(self.queries.record(q).outputs)
+            except ControlError:
+                return  # keep everything; the query's expiry drops it
+        dropped = self.results.drop_query(q, keep=keep)
+        if dropped:
+            log.info("query=%s %s: dropped %d intermediate result(s)", q, status.state, dropped)
 
     def _on_lease_lost(self) -> None:
         # every claim and result index entry of ours went with the lease
