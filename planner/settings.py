@@ -10,3 +10,7 @@ class PlannerSettings:
     # A table of at most this many bytes is small: every task reads it whole
     # (broadcast). A query distributes over the splits of its one large table.
     broadcast_max_bytes: int = 64 * 1024 * 1024
+    # ... and only while all broadcast tables together are at most this multiple of
+    # one task's own split of the large table: past it the fleet re-reads more than
+    # it divides, and one task over all the data is faster.
+    broadcast_max_share: float = 1.0

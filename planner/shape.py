@@ -70,6 +70,7 @@ def shape(
     try:
         select = _one_select(tree)
         split = _split_table(select, catalog, settings)
+        _check_broadcast_cost(select, split, catalog, settings)
         _check_joins(select, split)
         _check_expressions(select)
         strategy = _strategy(select)
@@ -140,6 +141,25 @@ def _split_table(select: exp.Select, catalog: Catalog, settings: PlannerSettings
     if len(large[0].files) < 2:
         raise NotDistributable(f"one task: only one split ({large[0].name} has one file)")
     return large[0]
+
+
+def _check_broadcast_cost(
+    select: exp.Select, split: Table, catalog: Catalog, settings: PlannerSettings
+) -> None:
+    """Every task reads the broadcast tables whole: worth it only while they are no
+    larger than the task's own split, or the fleet re-reads more than it divides."""
+    small = {
+        t.name: t
+        for source in _scans(select)
+        if (t := catalog.get(source.name)) is not None and t.name != split.name
+    }
+    broadcast = sum(t.bytes for t in small.values())
+    share = split.bytes // len(split.files)
+    if broadcast > share * settings.broadcast_max_share:
+        raise NotDistributable(
+            f"one task: broadcasting {', '.join(sorted(small))} ({broadcast:,} bytes) to each "
+            f"task would read more than the task's own split of {split.name} ({share:,} bytes)"
+        )
 
 
 def _check_joins(select: exp.Select, split: Table) -> None:
