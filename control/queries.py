@@ -71,6 +71,7 @@ class TaskRecord:
     stage: int
     done_by: MemberId | None
     rows: int | None
+    recomputed: tuple[TaskId, ...] = ()  # lost inputs this task recomputed from lineage
 
 
 class QueryStore:
@@ -209,6 +210,13 @@ class QueryStore:
     def all_claims(self) -> list[Claim]:
         return [Claim.from_json(v) for v, _ in self.store.client.get_prefix(self.keys.all_claims())]
 
+    @translated("reading a task")
+    def stored_task(self, query_id: QueryId, task_id: TaskId) -> StoredTask:
+        value, _ = self.store.client.get(self.keys.task(query_id, task_id))
+        if value is None:
+            raise QueryNotFound(f"task {task_id} of query {query_id} is unknown or expired")
+        return StoredTask.from_json(value)
+
     @translated("reading task records")
     def task_records(self, query_id: QueryId) -> list[TaskRecord]:
         done: dict[str, dict[str, Any]] = {}
@@ -224,6 +232,7 @@ class QueryStore:
                     st.plan.stage,
                     MemberId(d["worker"]) if d else None,
                     d["rows"] if d else None,
+                    tuple(d.get("recomputed", ())) if d else (),
                 )
             )
         return sorted(out, key=lambda r: int(r.id[1:]))

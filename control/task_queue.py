@@ -163,11 +163,24 @@ class TaskQueue:
         return out
 
     @translated("completing a task")
-    def complete(self, ct: ClaimedTask, result: ResultInfo, lease_id: int) -> bool:
+    def complete(
+        self,
+        ct: ClaimedTask,
+        result: ResultInfo,
+        lease_id: int,
+        recomputed: tuple[TaskId, ...] = (),
+    ) -> bool:
         """Commit the task's completion; False if this worker no longer holds it."""
         k, txn = self.keys, self.store.txn
         q, t, lease = ct.query_id, ct.task_id, ct.record.lease
-        done = json.dumps({"worker": result.worker, "rows": result.rows, "bytes": result.bytes})
+        done = json.dumps(
+            {
+                "worker": result.worker,
+                "rows": result.rows,
+                "bytes": result.bytes,
+                "recomputed": list(recomputed),
+            }
+        )
         for _ in range(COMPLETE_RETRIES):
             counters = self._read_counters(ct)
             compare = [

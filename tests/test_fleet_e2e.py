@@ -262,3 +262,48 @@ def test_workers_drop_intermediate_results_once_the_query_ends(fleet):
     while (now := held()) != expected and time.monotonic() < deadline:
         time.sleep(0.05)  # the workers drop them on their status watch
     assert now == expected
+
+
+def test_a_result_lost_with_its_worker_is_recomputed_from_lineage(etcd, tpch_dir, tmp_path):
+    """Kill a worker just after it finished a partial the merge still needs."""
+    from fleet_fixture import start_fleet
+
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
+    store = fleet.store()
+    qs = QueryStore(store)
+    result: dict[str, object] = {}
+
+    def client() -> None:
+        try:
+            result["table"] = run(fleet.uri, SLOW)
+        except Exception as exc:  # reported below
+            result["error"] = exc
+
+    t = threading.Thread(target=client)
+    try:
+        t.start()
+        victim = lost = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            for record in records_for(fleet, SLOW):
+                done = [r for r in qs.task_records(record.id) if r.stage == 0 and r.done_by]
+                if done:
+                    victim, lost = done[0].done_by, done[0].id
+            if victim is None:
+                time.sleep(0.005)
+        assert victim is not None, "no partial ever finished"
+        pid = fleet.pid_of(victim)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        t.join(120)
+        assert not t.is_alive(), "the query hung after losing a finished partial"
+        assert "error" not in result, result.get("error")
+        assert_same_result(result["table"], reference(tpch_dir, SLOW), ordered=False)
+        (record,) = records_for(fleet, SLOW)
+        (merge,) = [r for r in qs.task_records(record.id) if r.stage == 1]
+        assert lost in merge.recomputed, (lost, merge)
+        assert merge.done_by != victim
+    finally:
+        t.join(5)
+        store.close()
+        fleet.stop()

@@ -12,18 +12,21 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
+import pyarrow as pa
 
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
-from duckfleet.ids import MemberId, QueryId, new_member_id
+from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
+from duckfleet.planner.plan import TaskPlan
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.fragment import run_fragment
-from duckfleet.worker.inputs import FlightClients, fetch_inputs
+from duckfleet.worker.inputs import FlightClients, InputFetcher
 from duckfleet.worker.results import ResultStore
 
 log = logging.getLogger("duckfleet.worker")
@@ -42,6 +45,7 @@ class Worker:
         self.queue = TaskQueue(self.store)
         self.queries = QueryStore(self.store)
         self.clients = FlightClients()
+        self.inputs = InputFetcher(self.queries, self.results, self.clients, self._execute)
         db_config = {"threads": str(cfg.cores)}
         if cfg.memory_limit:
             db_config["memory_limit"] = cfg.memory_limit
@@ -189,15 +193,13 @@ class Worker:
         q, t = ct.query_id, ct.task_id
         started = time.perf_counter()
         try:
-            inputs = fetch_inputs(q, ct.task.plan, self.queries, self.results, self.clients)
-            cur = self.db.cursor()
-            try:
-                table = run_fragment(cur, ct.task.plan, inputs)
-            finally:
-                cur.close()
+            recomputed: list[TaskId] = []
+            inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
+            table = self._execute(ct.task.plan, inputs)
             self.results.put(q, t, table)
             info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
-            if self.queue.complete(ct, info, self.membership.lease_id):
+            lease = self.membership.lease_id
+            if self.queue.complete(ct, info, lease, tuple(recomputed)):
                 log.info(
                     "query=%s task=%s done: %d rows in %.1f ms",
                     q,
@@ -221,6 +223,13 @@ class Worker:
             with self._lock:
                 self._running.pop((q, t), None)
             self._wake.set()
+
+    def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
+        cur = self.db.cursor()
+        try:
+            return run_fragment(cur, task, inputs)
+        finally:
+            cur.close()
 
     def _release_quietly(self, ct: ClaimedTask) -> None:
         try:
