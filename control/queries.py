@@ -29,7 +29,7 @@ from duckfleet.control.records import (
 )
 from duckfleet.control.store import PrefixWatch, Store, translated
 from duckfleet.ids import MemberId, QueryId, TaskId
-from duckfleet.planner.plan import Plan, TaskPlan
+from duckfleet.planner.plan import Plan, Stage, StageKind, TaskPlan
 
 log = logging.getLogger("duckfleet.control")
 
@@ -216,6 +216,35 @@ class QueryStore:
         if value is None:
             raise QueryNotFound(f"task {task_id} of query {query_id} is unknown or expired")
         return StoredTask.from_json(value)
+
+    @translated("reading a query's lineage")
+    def lineage(self, query_id: QueryId, task_id: TaskId) -> Plan:
+        """The plan that recomputes one task: it and every task it depends on."""
+        tasks = {
+            st.plan.id: st.plan
+            for st in (
+                StoredTask.from_json(v)
+                for v, _ in self.store.client.get_prefix(self.keys.tasks(query_id))
+            )
+        }
+        if task_id not in tasks:
+            raise QueryNotFound(f"task {task_id} of query {query_id} is unknown or expired")
+        needed: dict[TaskId, TaskPlan] = {}
+        todo = [task_id]
+        while todo:
+            t = todo.pop()
+            if t not in needed:
+                needed[t] = tasks[t]
+                todo.extend(tasks[t].input_tasks)
+        by_stage: dict[int, list[TaskPlan]] = {}
+        for plan in sorted(needed.values(), key=lambda p: (p.stage, int(p.id[1:]))):
+            by_stage.setdefault(plan.stage, []).append(plan)
+        last = max(by_stage)
+        stages = tuple(Stage(i, StageKind.SINGLE, tuple(ts)) for i, ts in sorted(by_stage.items()))
+        # the last stage must hold exactly the task asked for: it is the only output
+        assert [t.id for t in stages[-1].tasks] == [task_id], (last, task_id)
+        sql = f"-- recompute {task_id} of query {query_id}"
+        return Plan(sql=sql, stages=stages, reason=f"lineage of {query_id}/{task_id}")
 
     @translated("reading task records")
     def task_records(self, query_id: QueryId) -> list[TaskRecord]:

@@ -16,13 +16,14 @@ import pyarrow.flight as fl
 
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import CatalogStore, QueryStore, Store
-from duckfleet.control.errors import NoWorkers, QueryFailed, QueryNotFound, QueryTimeout
+from duckfleet.control.errors import NoWorkers, QueryFailed, QueryTimeout
 from duckfleet.control.queries import StatusWatch
-from duckfleet.control.records import QueryState, QueryStatus
+from duckfleet.control.records import QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.tickets import parse_result_ticket, result_ticket
-from duckfleet.ids import MemberId, new_query_id
+from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
+from duckfleet.planner.plan import Plan
 from duckfleet.worker.inputs import FlightClients
 
 log = logging.getLogger("duckfleet.flight")
@@ -51,32 +52,9 @@ class FleetBackend:
         catalog = self.catalog.read()
         plan = plan_query(sql, catalog, self.settings)
         planned = time.perf_counter()
-        if self.queries.worker_count() == 0:
-            raise NoWorkers(
-                "no worker has joined the fleet, so nothing can run the query; "
-                "start one with `duckfleet worker --etcd URL` and retry"
-            )
         q = new_query_id()
-        ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
-        with self.status_watch.waiting(q) as changed:
-            self.queries.publish(
-                q, plan, frontdoor=self.member_id, ttl=ttl, max_attempts=self.cfg.max_attempts
-            )
-            try:
-                status = self.queries.wait(q, self.cfg.query_timeout, changed)
-            except QueryTimeout:
-                self.queries.end(q, QueryStatus(QueryState.CANCELLED, error="timed out"))
-                raise
-        if status.state != QueryState.FINISHED:
-            raise QueryFailed(f"query {q} {status.state}: {status.error}")
+        index = self._execute(q, plan)
         outputs = [t.id for t in plan.output_tasks]
-        index = self.queries.results(q, outputs)
-        missing = [t for t in outputs if t not in index]
-        if missing:
-            raise QueryFailed(
-                f"query {q}: result partition(s) {missing} were lost with their worker; "
-                "run the query again"
-            )
         partitions = tuple(
             Partition(
                 ticket=result_ticket(q, t),
@@ -97,10 +75,53 @@ class FleetBackend:
         )
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
 
+    def _execute(self, q: QueryId, plan: Plan) -> dict[TaskId, ResultInfo]:
+        """Publish `plan` as query `q`, wait for it, and locate its output partitions."""
+        if self.queries.worker_count() == 0:
+            raise NoWorkers(
+                "no worker has joined the fleet, so nothing can run the query; "
+                "start one with `duckfleet worker --etcd URL` and retry"
+            )
+        ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
+        with self.status_watch.waiting(q) as changed:
+            self.queries.publish(
+                q, plan, frontdoor=self.member_id, ttl=ttl, max_attempts=self.cfg.max_attempts
+            )
+            try:
+                status = self.queries.wait(q, self.cfg.query_timeout, changed)
+            except QueryTimeout:
+                self.queries.end(q, QueryStatus(QueryState.CANCELLED, error="timed out"))
+                raise
+        if status.state != QueryState.FINISHED:
+            raise QueryFailed(f"query {q} {status.state}: {status.error}")
+        outputs = [t.id for t in plan.output_tasks]
+        index = self.queries.results(q, outputs)
+        missing = [t for t in outputs if t not in index]
+        if missing:
+            raise QueryFailed(
+                f"query {q}: result partition(s) {missing} were lost with their worker; "
+                "run the query again"
+            )
+        return index
+
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
+        """Stream a partition from its worker, or recompute it if that worker is gone."""
         q, t = parse_result_ticket(ticket)
         info = self.queries.results(q, [t]).get(t)
-        if info is None:
-            raise QueryNotFound(f"result {t} of query {q} is gone (expired or its worker left)")
-        reader = self.clients.get(info.location).do_get(fl.Ticket(ticket))
-        return reader.to_reader()
+        if info is not None:
+            try:
+                return self.clients.get(info.location).do_get(fl.Ticket(ticket)).to_reader()
+            except (fl.FlightError, pa.ArrowException) as exc:
+                log.warning("query=%s partition %s at %s unreachable: %s", q, t, info.location, exc)
+        lineage = self.queries.lineage(q, t)
+        again = new_query_id()
+        log.warning(
+            "query=%s partition %s lost with its worker: recomputing it as query %s (%d task(s))",
+            q,
+            t,
+            again,
+            len(lineage.tasks),
+        )
+        index = self._execute(again, lineage)
+        ticket_again = fl.Ticket(result_ticket(again, t))
+        return self.clients.get(index[t].location).do_get(ticket_again).to_reader()

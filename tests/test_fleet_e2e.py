@@ -307,3 +307,38 @@ def test_a_result_lost_with_its_worker_is_recomputed_from_lineage(etcd, tpch_dir
         t.join(5)
         store.close()
         fleet.stop()
+
+
+def test_a_partition_lost_with_its_worker_is_recomputed_by_the_front_door(etcd, tpch_dir, tmp_path):
+    """The client got its endpoints, then the worker holding one of them died."""
+    from fleet_fixture import start_fleet
+
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
+    sql = "select o_orderkey, o_totalprice from orders where o_orderstatus = 'F'"
+    try:
+        with fl.connect(fleet.uri) as client:
+            info = client.get_flight_info(statement_descriptor(sql))
+            assert len(info.endpoints) == 4
+            dead = info.endpoints[0].locations[0].uri.decode()
+            (victim,) = [m for m in fleet.members("worker") if m.location == dead]
+            os.kill(victim.pid, signal.SIGKILL)
+            parts = []
+            for ep in info.endpoints:
+                uris = [loc.uri.decode() for loc in ep.locations]
+                if uris[0] == dead:
+                    with fl.connect(dead) as gone, pytest.raises(fl.FlightUnavailableError):
+                        gone.do_get(ep.ticket).read_all()
+                # the fallback location: the front door, recomputing what was lost
+                parts.append(client.do_get(ep.ticket).read_all())
+        assert_same_result(pa.concat_tables(parts), reference(tpch_dir, sql), ordered=False)
+        # the recomputation ran as its own one-task query on the survivor
+        store = fleet.store()
+        try:
+            recomputes = [
+                r for r in QueryStore(store).all_records() if r.sql.startswith("-- recompute")
+            ]
+        finally:
+            store.close()
+        assert recomputes and all(r.ntasks == 1 for r in recomputes)
+    finally:
+        fleet.stop()
