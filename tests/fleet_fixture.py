@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
 import pytest
+from tpch_data import reference as tpch_reference
+from tpch_data import tpch_catalog
 
+from duckfleet.control import QueryStore
+from duckfleet.control.records import QueryRecord
 from duckfleet.etcd_server import EtcdServer
 from duckfleet.local_fleet import LocalFleet, register_tables
 
@@ -29,6 +36,33 @@ def start_fleet(etcd: EtcdServer, data_root: str, log_dir: str, **kwargs: object
     finally:
         store.close()
     return fleet
+
+
+def reference(data_root: Path, sql: str) -> pa.Table:
+    return tpch_reference(tpch_catalog(data_root), sql)
+
+
+def run(uri: str, sql: str) -> pa.Table:
+    with flightsql.connect(uri) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+def records_for(fleet, sql: str) -> list[QueryRecord]:
+    store = fleet.store()
+    try:
+        qs = QueryStore(store)
+        return [r for r in qs.all_records() if r.sql.strip() == sql.strip()]
+    finally:
+        store.close()
+
+
+SLOW = """
+select l_returnflag, count(*) as n, sum(l_quantity) as qty, max(n1.n_name || n2.n_name) as m
+from lineitem, nation n1, nation n2, region r1, region r2
+where n1.n_regionkey = r1.r_regionkey or l_linenumber > 2
+group by l_returnflag
+"""
 
 
 @pytest.fixture(scope="module")

@@ -7,40 +7,18 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
-import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
-from tpch_data import is_ordered, tpch_catalog, tpch_query
-from tpch_data import reference as tpch_reference
+from fleet_fixture import SLOW, records_for, reference, run, start_fleet
+from tpch_data import is_ordered, tpch_query
 
 from duckfleet.client import statement_descriptor
 from duckfleet.control import QueryStore
-from duckfleet.control.records import QueryRecord
 from duckfleet.flight.tickets import result_ticket
 from duckfleet.verify import assert_same_result
-
-
-def reference(data_root: Path, sql: str) -> pa.Table:
-    return tpch_reference(tpch_catalog(data_root), sql)
-
-
-def run(uri: str, sql: str) -> pa.Table:
-    with flightsql.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetch_arrow_table()
-
-
-def records_for(fleet, sql: str) -> list[QueryRecord]:
-    store = fleet.store()
-    try:
-        qs = QueryStore(store)
-        return [r for r in qs.all_records() if r.sql.strip() == sql.strip()]
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("n", range(1, 23))
@@ -71,16 +49,7 @@ def test_q1_q6_run_as_partial_tasks_on_several_workers(fleet, tpch_dir, n):
     assert len(workers_used) >= 2, workers_used
 
 
-SLOW = """
-select l_returnflag, count(*) as n, sum(l_quantity) as qty, max(n1.n_name || n2.n_name) as m
-from lineitem, nation n1, nation n2, region r1, region r2
-where n1.n_regionkey = r1.r_regionkey or l_linenumber > 2
-group by l_returnflag
-"""
-
-
 def test_worker_killed_mid_query_still_gives_the_right_answer(etcd, tpch_dir, tmp_path):
-    from fleet_fixture import start_fleet
 
     fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
     try:
@@ -145,7 +114,6 @@ def test_bad_sql_is_invalid_argument_and_the_fleet_keeps_serving(fleet, sql, nee
 
 
 def test_a_fleet_without_workers_answers_unavailable_at_once(etcd, tpch_dir, tmp_path):
-    from fleet_fixture import start_fleet
 
     fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=0)
     try:
@@ -189,7 +157,6 @@ def test_every_endpoint_lists_its_worker_then_the_front_door_which_also_serves_i
 
 
 def test_a_task_that_keeps_killing_its_worker_fails_after_three_attempts(etcd, tpch_dir, tmp_path):
-    from fleet_fixture import start_fleet
 
     fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=1)
     sql = f"select count(*) as n from ({SLOW}) as s"  # a subquery: one task
@@ -266,7 +233,6 @@ def test_workers_drop_intermediate_results_once_the_query_ends(fleet):
 
 def test_a_result_lost_with_its_worker_is_recomputed_from_lineage(etcd, tpch_dir, tmp_path):
     """Kill a worker just after it finished a partial the merge still needs."""
-    from fleet_fixture import start_fleet
 
     fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
     store = fleet.store()
@@ -311,7 +277,6 @@ def test_a_result_lost_with_its_worker_is_recomputed_from_lineage(etcd, tpch_dir
 
 def test_a_partition_lost_with_its_worker_is_recomputed_by_the_front_door(etcd, tpch_dir, tmp_path):
     """The client got its endpoints, then the worker holding one of them died."""
-    from fleet_fixture import start_fleet
 
     fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
     sql = "select o_orderkey, o_totalprice from orders where o_orderstatus = 'F'"

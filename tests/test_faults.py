@@ -1,0 +1,103 @@
+"""Faults done to real processes: a worker frozen past its lease, etcd going away.
+
+Every answer is checked against DuckDB in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import adbc_driver_manager
+import pytest
+from fleet_fixture import SLOW, records_for, reference, run, start_fleet
+
+from duckfleet.control import QueryStore
+from duckfleet.etcd_server import EtcdServer
+from duckfleet.verify import assert_same_result
+
+
+def run_in_thread(uri: str, sql: str) -> tuple[threading.Thread, dict[str, object]]:
+    out: dict[str, object] = {}
+
+    def client() -> None:
+        try:
+            out["table"] = run(uri, sql)
+        except Exception as exc:  # reported by the test
+            out["error"] = exc
+
+    t = threading.Thread(target=client)
+    t.start()
+    return t, out
+
+
+def test_a_worker_frozen_past_its_lease_is_fenced_and_rejoins(etcd, tpch_dir, tmp_path):
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
+    store = fleet.store()
+    qs = QueryStore(store)
+    t, out = run_in_thread(fleet.uri, SLOW)
+    frozen_pid = None
+    try:
+        deadline = time.monotonic() + 30
+        while frozen_pid is None and time.monotonic() < deadline:
+            claims = qs.all_claims()
+            if claims:
+                frozen, frozen_pid = claims[0].worker, fleet.pid_of(claims[0].worker)
+            else:
+                time.sleep(0.005)
+        assert frozen_pid is not None
+        os.kill(frozen_pid, signal.SIGSTOP)  # cut off: alive, but silent
+        time.sleep(4)  # past its 2 s lease: its claims are gone, the other worker took over
+        os.kill(frozen_pid, signal.SIGCONT)
+        t.join(120)
+        assert not t.is_alive() and "error" not in out, out.get("error")
+        assert_same_result(out["table"], reference(tpch_dir, SLOW), ordered=False)
+        (record,) = records_for(fleet, SLOW)
+        # nothing the frozen worker finished after its lease expired was accepted
+        assert frozen not in {r.done_by for r in qs.task_records(record.id)}
+        # it noticed, rejoined with a new lease, and works again
+        deadline = time.monotonic() + 15
+        while frozen not in {m.id for m in fleet.members("worker")}:
+            assert time.monotonic() < deadline, "the frozen worker never rejoined"
+            time.sleep(0.1)
+        assert run(fleet.uri, "select count(*) as n from region").to_pylist() == [{"n": 5}]
+    finally:
+        if frozen_pid is not None:
+            os.kill(frozen_pid, signal.SIGCONT)
+        t.join(5)
+        store.close()
+        fleet.stop()
+
+
+def test_etcd_outage_answers_unavailable_and_the_fleet_resumes_by_itself(tpch_dir, tmp_path):
+    server = EtcdServer(data_dir=str(tmp_path / "etcd"), log_path=str(tmp_path / "etcd.log"))
+    server.start()
+    fleet = start_fleet(server, str(tpch_dir), str(tmp_path), workers=2)
+    try:
+        sql = "select l_returnflag, count(*) as n from lineitem group by 1"
+        expected = reference(tpch_dir, sql)
+        assert_same_result(run(fleet.uri, sql), expected, ordered=False)
+        server.stop()  # etcd goes away; ports and data stay for its return
+        started = time.monotonic()
+        with pytest.raises(adbc_driver_manager.Error) as info:
+            run(fleet.uri, sql)
+        assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.IO
+        assert "etcd" in str(info.value) and "retry" in str(info.value)
+        assert time.monotonic() - started < 15
+        time.sleep(3)  # longer than the lease TTL: nobody may exit meanwhile
+        assert all(p.poll() is None for p in fleet.frontdoor_procs + fleet.worker_procs)
+        server.start()
+        deadline = time.monotonic() + 30
+        while True:  # the fleet resumes by itself: no process is restarted
+            try:
+                assert_same_result(run(fleet.uri, sql), expected, ordered=False)
+                break
+            except adbc_driver_manager.Error:
+                assert time.monotonic() < deadline, "the fleet did not resume"
+                time.sleep(0.2)
+        assert all(p.poll() is None for p in fleet.frontdoor_procs + fleet.worker_procs)
+    finally:
+        fleet.stop()
+        server.close()
