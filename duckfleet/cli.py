@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--advertise-host", dest="advertise_host")
     wk.add_argument("--cores", type=int, help="cores this worker may use (DuckDB threads)")
     wk.add_argument("--slots", type=int, help="tasks run at once (default: cores)")
+    wk.add_argument("--scheduling", choices=["fair", "fifo"], help="which runnable task first")
     wk.set_defaults(fn=cmd_worker)
 
     tb = sub.add_parser("table", help="manage the catalog")

@@ -41,6 +41,8 @@ class WorkerConfig(CommonConfig):
     cores: int = field(default_factory=lambda: int(_env("cores", str(_cores()))))
     slots: int = field(default_factory=lambda: int(_env("slots", "0")))  # 0: = cores
     memory_limit: str = field(default_factory=lambda: _env("memory_limit", ""))
+    # "fair": the query with the fewest running tasks first; "fifo": oldest query first
+    scheduling: str = field(default_factory=lambda: _env("scheduling", "fair"))
 
     @property
     def task_slots(self) -> int:

@@ -101,3 +101,28 @@ def test_etcd_outage_answers_unavailable_and_the_fleet_resumes_by_itself(tpch_di
     finally:
         fleet.stop()
         server.close()
+
+
+def test_a_worker_that_joins_mid_query_takes_its_remaining_tasks(etcd, tpch_dir, tmp_path):
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=1)
+    store = fleet.store()
+    qs = QueryStore(store)
+    t, out = run_in_thread(fleet.uri, SLOW)
+    try:
+        deadline = time.monotonic() + 30
+        while not qs.all_claims():
+            assert time.monotonic() < deadline, "nothing was claimed"
+            time.sleep(0.005)
+        (first,) = fleet.members("worker")
+        fleet.start_worker()  # joins while the first worker works through 4 partials
+        t.join(120)
+        assert not t.is_alive() and "error" not in out, out.get("error")
+        assert_same_result(out["table"], reference(tpch_dir, SLOW), ordered=False)
+        (record,) = records_for(fleet, SLOW)
+        done_by = {r.done_by for r in qs.task_records(record.id)}
+        newcomers = done_by - {first.id}
+        assert newcomers, f"the joining worker took no task: {done_by}"
+    finally:
+        t.join(5)
+        store.close()
+        fleet.stop()

@@ -42,7 +42,7 @@ class Worker:
         self.server = WorkerFlightServer(f"grpc://{cfg.host}:{cfg.port}", self.results)
         self.location = cfg.location(self.server.port)
         self.store = Store(cfg.etcd, namespace=cfg.namespace)
-        self.queue = TaskQueue(self.store)
+        self.queue = TaskQueue(self.store, fifo=cfg.scheduling == "fifo")
         self.queries = QueryStore(self.store)
         self.clients = FlightClients()
         self.inputs = InputFetcher(self.queries, self.results, self.clients, self._execute)
@@ -80,6 +80,7 @@ class Worker:
         self.membership.start_when_reachable(self._stop)
         for w in self._watches:
             w.start()
+        self._wake.set()  # a worker that joins mid-query takes remaining tasks at once
         self._loop.start()
         log.info(
             "worker %s serving at %s with %d slot(s), %d DuckDB thread(s)",
