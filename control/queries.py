@@ -208,7 +208,17 @@ class QueryStore:
 
     @translated("listing claims")
     def all_claims(self) -> list[Claim]:
-        return [Claim.from_json(v) for v, _ in self.store.client.get_prefix(self.keys.all_claims())]
+        return [c for _, _, c in self.claims()]
+
+    @translated("listing claims")
+    def claims(self) -> list[tuple[QueryId, TaskId, Claim]]:
+        """Every claim held now, with the task it holds."""
+        prefix = self.keys.all_claims()
+        out = []
+        for value, meta in self.store.client.get_prefix(prefix):
+            q, t = self.keys.split_task_key(meta.key, prefix)
+            out.append((q, t, Claim.from_json(value)))
+        return out
 
     @translated("reading a task")
     def stored_task(self, query_id: QueryId, task_id: TaskId) -> StoredTask:

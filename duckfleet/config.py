@@ -41,6 +41,8 @@ class WorkerConfig(CommonConfig):
     cores: int = field(default_factory=lambda: int(_env("cores", str(_cores()))))
     slots: int = field(default_factory=lambda: int(_env("slots", "0")))  # 0: = cores
     memory_limit: str = field(default_factory=lambda: _env("memory_limit", ""))
+    # on SIGTERM: seconds to let running tasks finish before releasing them
+    drain_timeout: float = field(default_factory=lambda: float(_env("drain_timeout", "30")))
     # "fair": the query with the fewest running tasks first; "fifo": oldest query first
     scheduling: str = field(default_factory=lambda: _env("scheduling", "fair"))
 

@@ -126,3 +126,30 @@ def test_a_worker_that_joins_mid_query_takes_its_remaining_tasks(etcd, tpch_dir,
         t.join(5)
         store.close()
         fleet.stop()
+
+
+def test_sigterm_drains_a_worker_it_finishes_its_task_then_exits(etcd, tpch_dir, tmp_path):
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
+    store = fleet.store()
+    qs = QueryStore(store)
+    t, out = run_in_thread(fleet.uri, SLOW)
+    try:
+        deadline = time.monotonic() + 30
+        while not (claims := qs.claims()):
+            assert time.monotonic() < deadline, "nothing was claimed"
+            time.sleep(0.005)
+        _, held, leaving = claims[0]
+        proc = next(p for p in fleet.worker_procs if p.pid == fleet.pid_of(leaving.worker))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0  # it exits by itself once drained
+        t.join(120)
+        assert not t.is_alive() and "error" not in out, out.get("error")
+        assert_same_result(out["table"], reference(tpch_dir, SLOW), ordered=False)
+        (record,) = records_for(fleet, SLOW)
+        tasks = {r.id: r for r in qs.task_records(record.id)}
+        # the task it held when told to stop, it finished itself: nothing was redone
+        assert tasks[held].done_by == leaving.worker, tasks[held]
+    finally:
+        t.join(5)
+        store.close()
+        fleet.stop()

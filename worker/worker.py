@@ -56,6 +56,8 @@ class Worker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._draining = threading.Event()
+        self._idle = threading.Event()  # set whenever a task ends
         self.membership = Membership(
             self.store,
             MemberInfo(self.id, "worker", self.location, self.slots, time.time(), os.getpid()),
@@ -91,7 +93,20 @@ class Worker:
         )
         return self
 
+    def drain(self, timeout: float) -> None:
+        """Claim nothing more and let running tasks finish, for at most `timeout` s."""
+        self._draining.set()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._running:
+                log.info("worker %s draining %d task(s)", self.id, len(self._running))
+        while self._free_slots() < self.slots and time.monotonic() < deadline:
+            self._idle.wait(0.1)
+            self._idle.clear()
+
     def stop(self) -> None:
+        """Drain (DUCKFLEET_DRAIN_TIMEOUT), release what still runs, and leave the fleet."""
+        self.drain(self.cfg.drain_timeout)
         self._stop.set()
         self._wake.set()
         for w in self._watches:
@@ -174,7 +189,7 @@ class Worker:
 
     def _fill_slots(self) -> None:
         free = self._free_slots()
-        if free <= 0:
+        if free <= 0 or self._draining.is_set():
             return
         for rt in self.queue.runnable():
             lease = self.membership.lease_id
@@ -223,6 +238,7 @@ class Worker:
         finally:
             with self._lock:
                 self._running.pop((q, t), None)
+            self._idle.set()
             self._wake.set()
 
     def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
