@@ -39,23 +39,44 @@ _UNAVAILABLE = (
 )
 
 
+def _unavailable(what: str, exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the fleet's state store (etcd) is unreachable while {what}: {exc!s:.200}; retry shortly"
+    )
+
+
 @contextmanager
 def unavailable_as_store_error(what: str) -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE as exc:
-        raise StoreUnavailable(
-            f"the fleet's state store (etcd) is unreachable while {what}: {exc!s:.200}; "
-            "retry shortly"
-        ) from exc
+        raise _unavailable(what, exc) from exc
+
+
+RETRY_SECONDS = 3.0  # spans a leader election (about a second with etcd's defaults)
 
 
 def translated(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a Store method; on a connection failure, try again with backoff for up
+    to RETRY_SECONDS — on another endpoint if there are several (the client marks
+    the failed one), and through a cluster's leader election — then raise
+    StoreUnavailable. Methods so wrapped must be safe to run again: reads, writes
+    of the same values, or compare-and-swap transactions that check their effect."""
+
     def deco(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with unavailable_as_store_error(what):
-                return fn(*args, **kwargs)
+            deadline = time.monotonic() + RETRY_SECONDS
+            delay = 0.05
+            while True:
+                try:
+                    return fn(*args, **kwargs)
+                except _UNAVAILABLE as exc:
+                    if time.monotonic() + delay > deadline:
+                        raise _unavailable(what, exc) from exc
+                    log.info("etcd unavailable while %s (%s); retrying", what, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.8)
 
         return wrapper
 
@@ -83,6 +104,14 @@ class Store:
             endpoints=eps, timeout=timeout, failover=True
         )
         self.txn = self.client.transactions
+        self.endpoint_count = len(eps)
+
+    def mark_endpoint_failed(self) -> None:
+        """Steer the next call to another endpoint (a watch broke on this one)."""
+        if self.endpoint_count > 1:
+            endpoint = self.client.endpoint_in_use
+            if endpoint is not None:
+                endpoint.fail()
 
     def close(self) -> None:
         self.client.close()

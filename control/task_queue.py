@@ -87,7 +87,6 @@ class TaskQueue:
             )
         return order_runnable(out, self.fifo)
 
-    @translated("claiming a task")
     def claim(
         self, rt: RunnableTask, worker: MemberId, location: str, lease_id: int
     ) -> ClaimedTask | None:
@@ -97,32 +96,52 @@ class TaskQueue:
         ``max_attempts`` times whose workers were all lost fails its query instead
         of being claimed again, so a task that kills its worker cannot loop.
         """
-        k, txn = self.keys, self.store.txn
-        q, t = rt.query, rt.task
+        # the token is made once, so a call retried on another etcd endpoint after
+        # its first try committed recognises the claim as its own
         claim = Claim(worker=worker, token=uuid.uuid4().hex, location=location)
-        free = [
+        return self._claim(rt, claim, lease_id)
+
+    def _free(self, q: QueryId, t: TaskId) -> list[Any]:
+        k, txn = self.keys, self.store.txn
+        return [
             txn.version(k.claim(q, t)) == 0,
             txn.version(k.runnable(q, t)) > 0,
             txn.value(k.status(q)) == RUNNING_JSON,
         ]
+
+    @translated("claiming a task")
+    def _claim(self, rt: RunnableTask, claim: Claim, lease_id: int) -> ClaimedTask | None:
+        k, txn = self.keys, self.store.txn
+        q, t = rt.query, rt.task
+        reads = [txn.get(k.claim(q, t)), txn.get(k.task(q, t)), txn.get(k.query(q))]
         ok, responses = self.store.client.transaction(
-            compare=[*free, txn.version(k.attempts(q, t)) < rt.max_attempts],
+            compare=[*self._free(q, t), txn.version(k.attempts(q, t)) < rt.max_attempts],
             success=[
                 txn.put(k.claim(q, t), claim.to_json(), lease=lease_id),
-                txn.put(k.attempts(q, t), worker, lease=rt.lease),
-                txn.get(k.task(q, t)),
-                txn.get(k.query(q)),
+                txn.put(k.attempts(q, t), claim.worker, lease=rt.lease),
+                *reads,
             ],
-            failure=[],
+            failure=reads,
         )
-        if ok:
-            task_kvs, query_kvs = responses[2], responses[3]
+        claim_kvs, task_kvs, query_kvs = responses[-3:]
+        mine = bool(claim_kvs) and claim_kvs[0][0] == claim.to_json().encode()
+        if mine and task_kvs and query_kvs:
             return ClaimedTask(
                 record=QueryRecord.from_json(query_kvs[0][0]),
                 task=StoredTask.from_json(task_kvs[0][0]),
                 claim=claim,
             )
-        # free but out of attempts: fail the query (once, whoever gets here first)
+        if not ok:
+            self._fail_if_out_of_attempts(rt)
+        return None
+
+    def _fail_if_out_of_attempts(self, rt: RunnableTask) -> None:
+        """A free task claimed max_attempts times fails its query (once, whoever
+        gets here first)."""
+        from duckfleet.control.queries import delete_prefix_op
+
+        k, txn = self.keys, self.store.txn
+        q, t = rt.query, rt.task
         status = QueryStatus(
             QueryState.FAILED,
             error=(
@@ -132,10 +151,8 @@ class TaskQueue:
             ),
             task=t,
         )
-        from duckfleet.control.queries import delete_prefix_op
-
         failed, _ = self.store.client.transaction(
-            compare=[*free, txn.version(k.attempts(q, t)) > rt.max_attempts - 1],
+            compare=[*self._free(q, t), txn.version(k.attempts(q, t)) > rt.max_attempts - 1],
             success=[
                 txn.put(k.status(q), status.to_json(), lease=rt.lease),
                 delete_prefix_op(self.store, k.runnable_of(q)),
@@ -144,7 +161,6 @@ class TaskQueue:
         )
         if failed:
             log.warning("query %s failed: task %s out of attempts", q, t)
-        return None
 
     def _read_counters(self, ct: ClaimedTask) -> dict[TaskId, tuple[int, int]]:
         """Each consumer's pending count and that key's mod revision, in one round trip."""

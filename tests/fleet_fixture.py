@@ -19,9 +19,12 @@ from duckfleet.etcd_server import EtcdServer
 from duckfleet.local_fleet import LocalFleet, register_tables
 
 
-def start_fleet(etcd: EtcdServer, data_root: str, log_dir: str, **kwargs: object) -> LocalFleet:
+def start_fleet(
+    etcd: EtcdServer, data_root: str, log_dir: str, etcd_urls: str | None = None, **kwargs: object
+) -> LocalFleet:
+    """A fleet on `etcd` (or on every endpoint in `etcd_urls`, for a cluster)."""
     fleet = LocalFleet(
-        etcd_url=etcd.url,
+        etcd_url=etcd_urls or etcd.url,
         port=0,
         cores_per_worker=1,
         lease_ttl=2,

@@ -153,3 +153,53 @@ def test_sigterm_drains_a_worker_it_finishes_its_task_then_exits(etcd, tpch_dir,
         t.join(5)
         store.close()
         fleet.stop()
+
+
+def start_etcd_cluster(tmp_path, n: int = 3) -> list[EtcdServer]:
+    from duckfleet.netutil import free_port
+
+    members = [
+        EtcdServer(
+            data_dir=str(tmp_path / "etcd"),
+            name=f"m{i}",
+            client_port=free_port(),
+            peer_port=free_port(),
+            log_path=str(tmp_path / f"etcd-m{i}.log"),
+        )
+        for i in range(n)
+    ]
+    cluster = ",".join(f"{m.name}={m.peer_url}" for m in members)
+    for m in members:
+        m.initial_cluster = cluster
+    # members wait for each other's peers: start them together
+    threads = [threading.Thread(target=m.start) for m in members]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return members
+
+
+def test_losing_one_member_of_a_three_member_etcd_cluster_is_invisible(tpch_dir, tmp_path):
+    members = start_etcd_cluster(tmp_path)
+    urls = ",".join(m.url for m in members)
+    fleet = None
+    try:
+        fleet = start_fleet(members[0], str(tpch_dir), str(tmp_path), workers=2, etcd_urls=urls)
+        sql = "select l_returnflag, count(*) as n from lineitem group by 1"
+        expected = reference(tpch_dir, sql)
+        assert_same_result(run(fleet.uri, sql), expected, ordered=False)
+        store = fleet.store()
+        try:
+            leader = store.client.status().leader.name
+        finally:
+            store.close()
+        # the harshest case: the leader dies, and the others must elect a new one
+        next(m for m in members if m.name == leader).stop(signal.SIGKILL)
+        for _ in range(20):  # no client-visible error, query after query
+            assert_same_result(run(fleet.uri, sql), expected, ordered=False)
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        for m in members:
+            m.close()
