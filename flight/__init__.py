@@ -5,7 +5,11 @@
     commands.py      google.protobuf.Any in and out; malformed / unsupported requests
     sql_messages.py  the Flight SQL protobuf messages, built without protoc
     tickets.py       self-contained result tickets and prepared-statement handles
+    metadata.py      the metadata commands (GetCatalogs, GetTables, ...): schemas, answers
     sql_info.py      the GetSqlInfo answer
+    dialect.py       DuckDB's keywords, function lists and casts, for GetSqlInfo
+    xdbc.py          the GetXdbcTypeInfo answer
+    types.py         DuckDB type names -> Arrow types
     status.py        duckfleet errors -> Flight statuses; one log line per call
 
 The names below are imported on first use, so that ``duckfleet.flight.tickets`` (read

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from duckfleet.catalog import Catalog
 from duckfleet.ids import QueryId
 
 
@@ -46,4 +47,9 @@ class QueryBackend(Protocol):
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
         """Stream a result partition from wherever it lives (the DoGet fallback)."""
+        ...
+
+    def catalog(self) -> Catalog:
+        """The tables clients may query, for the metadata commands; ControlError
+        subclasses when it cannot be read."""
         ...

@@ -29,7 +29,20 @@ from duckfleet.flight import sql_messages as sql
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
 SUPPORTED_COMMANDS: frozenset[str] = frozenset(
-    {"CommandStatementQuery", "CommandPreparedStatementQuery", "CommandGetSqlInfo"}
+    {
+        "CommandStatementQuery",
+        "CommandPreparedStatementQuery",
+        "CommandGetSqlInfo",
+        "CommandGetXdbcTypeInfo",
+        "CommandGetCatalogs",
+        "CommandGetDbSchemas",
+        "CommandGetTables",
+        "CommandGetTableTypes",
+        "CommandGetPrimaryKeys",
+        "CommandGetImportedKeys",
+        "CommandGetExportedKeys",
+        "CommandGetCrossReference",
+    }
 )
 """Commands duckfleet answers in GetFlightInfo."""
 

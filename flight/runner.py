@@ -14,6 +14,7 @@ import time
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import CatalogStore, QueryStore, Store
 from duckfleet.control.errors import NoWorkers, QueryFailed, QueryTimeout
@@ -37,7 +38,7 @@ class FleetBackend:
         self.store = store
         self.member_id = member_id
         self.location = location
-        self.catalog = CatalogStore(store)
+        self.catalog_store = CatalogStore(store)
         self.queries = QueryStore(store)
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients()
@@ -47,9 +48,12 @@ class FleetBackend:
         self.status_watch.stop()
         self.clients.close()
 
+    def catalog(self) -> Catalog:
+        return self.catalog_store.read()
+
     def run(self, sql: str) -> QueryOutcome:
         started = time.perf_counter()
-        catalog = self.catalog.read()
+        catalog = self.catalog_store.read()
         plan = plan_query(sql, catalog, self.settings)
         planned = time.perf_counter()
         q = new_query_id()

@@ -9,10 +9,13 @@ so any front door can serve any request.
 Implemented:
     Handshake                   accepts anything, answers empty (no auth yet)
     GetFlightInfo               CommandStatementQuery, CommandPreparedStatementQuery,
-                                CommandGetSqlInfo
-    GetSchema                   CommandGetSqlInfo
+                                the metadata commands (metadata.py: GetSqlInfo,
+                                GetXdbcTypeInfo, GetCatalogs, GetDbSchemas, GetTables,
+                                GetTableTypes, GetPrimaryKeys, GetImportedKeys,
+                                GetExportedKeys, GetCrossReference)
+    GetSchema                   the metadata commands
     DoGet                       result tickets (fallback path: backend.open_partition),
-                                front-door-local tickets (SqlInfo)
+                                front-door-local tickets (metadata commands)
     DoAction                    CreatePreparedStatement, ClosePreparedStatement,
                                 CloseSession
     ListActions
@@ -30,7 +33,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import Message
 
-from duckfleet.flight import commands, sql_info, tickets
+from duckfleet.flight import commands, metadata, tickets
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
@@ -122,10 +125,11 @@ class FrontDoorServer(flight.FlightServerBase):
     ) -> flight.FlightInfo:
         with flight_call("GetFlightInfo", context) as call:
             command = self._command(descriptor, call)
-            if isinstance(command, sql.CommandGetSqlInfo):
-                call.detail = f"info={list(command.info) or 'all'}"  # type: ignore[attr-defined]
+            if call.what in metadata.COMMANDS:
+                # Answered by whichever front door the client asks next (DoGet).
                 endpoint = flight.FlightEndpoint(tickets.local_ticket(command), [])
-                return flight.FlightInfo(sql_info.SCHEMA, descriptor, [endpoint], -1, -1)
+                schema = metadata.result_schema(command)
+                return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
             outcome = self._backend.run(self._statement_sql(command))
             call.query_id = outcome.query_id
             call.detail = f"partitions={len(outcome.partitions)} rows={outcome.rows}"
@@ -136,8 +140,8 @@ class FrontDoorServer(flight.FlightServerBase):
     ) -> flight.SchemaResult:
         with flight_call("GetSchema", context) as call:
             command = self._command(descriptor, call)
-            if isinstance(command, sql.CommandGetSqlInfo):
-                return flight.SchemaResult(sql_info.SCHEMA)
+            if call.what in metadata.COMMANDS:
+                return flight.SchemaResult(metadata.result_schema(command))
             raise UnsupportedRequest(
                 f"GetSchema for {call.what} is not implemented by duckfleet yet; "
                 "call GetFlightInfo, whose answer carries the schema"
@@ -180,7 +184,7 @@ class FrontDoorServer(flight.FlightServerBase):
             parsed = tickets.parse_ticket(ticket.ticket)
             if isinstance(parsed, tickets.LocalTicket):
                 call.what = sql.short_name(parsed.command)
-                table = sql_info.sql_info_table(parsed.command.info)  # type: ignore[attr-defined]
+                table = metadata.result_table(parsed.command, self._backend.catalog)
                 call.detail = f"rows={table.num_rows}"
                 return flight.GeneratorStream(
                     table.schema, translate_stream(call, table.to_batches())

@@ -16,7 +16,9 @@ nullability included::
 Which union member carries a value follows the spec's wording for each id: "a UTF-8
 string" -> string_value, "a boolean" -> bool_value, "an int64" -> bigint_value, "an
 int32 bitmask" *and* "an int32 ordinal" (enum values such as SQL_NULL_ORDERING or
-FLIGHT_SQL_SERVER_TRANSACTION) -> int32_bitmask, "a list of strings" -> string_list.
+FLIGHT_SQL_SERVER_TRANSACTION) -> int32_bitmask, "a list of strings" -> string_list,
+"a map" (SQL_SUPPORTS_CONVERT) -> int32_to_int32_list_map. DuckDB's keywords and
+function lists come from dialect.py.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from collections.abc import Iterable
 from enum import IntEnum
 
 import pyarrow as pa
+
+from duckfleet.flight import dialect
 
 
 class SqlInfo(IntEnum):
@@ -51,17 +55,75 @@ class SqlInfo(IntEnum):
     SQL_QUOTED_IDENTIFIER_CASE = 505
     SQL_ALL_TABLES_ARE_SELECTABLE = 506
     SQL_NULL_ORDERING = 507
+    SQL_KEYWORDS = 508
+    SQL_NUMERIC_FUNCTIONS = 509
+    SQL_STRING_FUNCTIONS = 510
+    SQL_SYSTEM_FUNCTIONS = 511
+    SQL_DATETIME_FUNCTIONS = 512
     SQL_SEARCH_STRING_ESCAPE = 513
+    SQL_EXTRA_NAME_CHARACTERS = 514
     SQL_SUPPORTS_COLUMN_ALIASING = 515
     SQL_NULL_PLUS_NULL_IS_NULL = 516
+    SQL_SUPPORTS_CONVERT = 517
+    SQL_SUPPORTS_TABLE_CORRELATION_NAMES = 518
+    SQL_SUPPORTS_DIFFERENT_TABLE_CORRELATION_NAMES = 519
     SQL_SUPPORTS_EXPRESSIONS_IN_ORDER_BY = 520
     SQL_SUPPORTS_ORDER_BY_UNRELATED = 521
+    SQL_SUPPORTED_GROUP_BY = 522
     SQL_SUPPORTS_LIKE_ESCAPE_CLAUSE = 523
+    SQL_SUPPORTS_NON_NULLABLE_COLUMNS = 524
+    SQL_SUPPORTED_GRAMMAR = 525
+    SQL_ANSI92_SUPPORTED_LEVEL = 526
+    SQL_SUPPORTS_INTEGRITY_ENHANCEMENT_FACILITY = 527
+    SQL_OUTER_JOINS_SUPPORT_LEVEL = 528
+    SQL_SCHEMA_TERM = 529
+    SQL_PROCEDURE_TERM = 530
+    SQL_CATALOG_TERM = 531
+    SQL_CATALOG_AT_START = 532
+    SQL_SCHEMAS_SUPPORTED_ACTIONS = 533
+    SQL_CATALOGS_SUPPORTED_ACTIONS = 534
+    SQL_SUPPORTED_POSITIONED_COMMANDS = 535
     SQL_SELECT_FOR_UPDATE_SUPPORTED = 536
     SQL_STORED_PROCEDURES_SUPPORTED = 537
+    SQL_SUPPORTED_SUBQUERIES = 538
+    SQL_CORRELATED_SUBQUERIES_SUPPORTED = 539
+    SQL_SUPPORTED_UNIONS = 540
+    SQL_MAX_BINARY_LITERAL_LENGTH = 541
+    SQL_MAX_CHAR_LITERAL_LENGTH = 542
+    SQL_MAX_COLUMN_NAME_LENGTH = 543
+    SQL_MAX_COLUMNS_IN_GROUP_BY = 544
+    SQL_MAX_COLUMNS_IN_INDEX = 545
+    SQL_MAX_COLUMNS_IN_ORDER_BY = 546
+    SQL_MAX_COLUMNS_IN_SELECT = 547
+    SQL_MAX_COLUMNS_IN_TABLE = 548
+    SQL_MAX_CONNECTIONS = 549
+    SQL_MAX_CURSOR_NAME_LENGTH = 550
+    SQL_MAX_INDEX_LENGTH = 551
+    SQL_DB_SCHEMA_NAME_LENGTH = 552
+    SQL_MAX_PROCEDURE_NAME_LENGTH = 553
+    SQL_MAX_CATALOG_NAME_LENGTH = 554
+    SQL_MAX_ROW_SIZE = 555
+    SQL_MAX_ROW_SIZE_INCLUDES_BLOBS = 556
+    SQL_MAX_STATEMENT_LENGTH = 557
+    SQL_MAX_STATEMENTS = 558
+    SQL_MAX_TABLE_NAME_LENGTH = 559
+    SQL_MAX_TABLES_IN_SELECT = 560
+    SQL_MAX_USERNAME_LENGTH = 561
+    SQL_DEFAULT_TRANSACTION_ISOLATION = 562
     SQL_TRANSACTIONS_SUPPORTED = 563
+    SQL_SUPPORTED_TRANSACTIONS_ISOLATION_LEVELS = 564
+    SQL_DATA_DEFINITION_CAUSES_TRANSACTION_COMMIT = 565
+    SQL_DATA_DEFINITIONS_IN_TRANSACTIONS_IGNORED = 566
+    SQL_SUPPORTED_RESULT_SET_TYPES = 567
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_UNSPECIFIED = 568
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_FORWARD_ONLY = 569
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_SENSITIVE = 570
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_INSENSITIVE = 571
     SQL_BATCH_UPDATES_SUPPORTED = 572
     SQL_SAVEPOINTS_SUPPORTED = 573
+    SQL_NAMED_PARAMETERS_SUPPORTED = 574
+    SQL_LOCATORS_UPDATE_COPY = 575
+    SQL_STORED_FUNCTIONS_USING_CALL_SYNTAX_SUPPORTED = 576
 
 
 # Union type codes = child positions.
@@ -87,12 +149,59 @@ SCHEMA = pa.schema(
     ]
 )
 
-# SqlSupportedTransaction, SqlSupportedCaseSensitivity, SqlNullOrdering (FlightSql.proto)
-SQL_SUPPORTED_TRANSACTION_NONE = 0
-SQL_CASE_SENSITIVITY_CASE_INSENSITIVE = 1
-SQL_NULLS_SORTED_AT_END = 3
+# Enum values and bitmask bits from FlightSql.proto. An "int32 ordinal" is the value
+# itself; an "int32 bitmask" sets bit (1 << value) for each value supported.
+SQL_SUPPORTED_TRANSACTION_NONE = 0  # SqlSupportedTransaction
+SQL_CASE_SENSITIVITY_CASE_INSENSITIVE = 1  # SqlSupportedCaseSensitivity
+SQL_NULLS_SORTED_AT_END = 3  # SqlNullOrdering
+SQL_FULL_OUTER_JOINS = 2  # SqlOuterJoinsSupportLevel
+SQL_TRANSACTION_NONE = 0  # SqlTransactionIsolationLevel
+SQL_GROUP_BY_UNRELATED, SQL_GROUP_BY_BEYOND_SELECT = 0, 1  # SqlSupportedGroupBy
+SQL_MINIMUM_GRAMMAR, SQL_CORE_GRAMMAR, SQL_EXTENDED_GRAMMAR = 0, 1, 2  # SupportedSqlGrammar
+ANSI92_ENTRY_SQL, ANSI92_INTERMEDIATE_SQL, ANSI92_FULL_SQL = 0, 1, 2  # ...Ansi92SqlGrammarLevel
+SQL_SUBQUERIES_IN_COMPARISONS, SQL_SUBQUERIES_IN_EXISTS = 0, 1  # SqlSupportedSubqueries
+SQL_SUBQUERIES_IN_INS, SQL_SUBQUERIES_IN_QUANTIFIEDS = 2, 3
+SQL_UNION, SQL_UNION_ALL = 0, 1  # SqlSupportedUnions
+SQL_RESULT_SET_TYPE_FORWARD_ONLY = 1  # SqlSupportedResultSetType
+SQL_RESULT_SET_CONCURRENCY_READ_ONLY = 1  # SqlSupportedResultSetConcurrency
+
+CATALOG_TERM = "catalog"
+SCHEMA_TERM = "schema"
+PROCEDURE_TERM = "procedure"
+
+# Limits DuckDB does not have or does not state: "0 means no limit or not known".
+UNKNOWN_LIMITS = (
+    SqlInfo.SQL_MAX_BINARY_LITERAL_LENGTH,
+    SqlInfo.SQL_MAX_CHAR_LITERAL_LENGTH,
+    SqlInfo.SQL_MAX_COLUMN_NAME_LENGTH,
+    SqlInfo.SQL_MAX_COLUMNS_IN_GROUP_BY,
+    SqlInfo.SQL_MAX_COLUMNS_IN_INDEX,
+    SqlInfo.SQL_MAX_COLUMNS_IN_ORDER_BY,
+    SqlInfo.SQL_MAX_COLUMNS_IN_SELECT,
+    SqlInfo.SQL_MAX_COLUMNS_IN_TABLE,
+    SqlInfo.SQL_MAX_CONNECTIONS,
+    SqlInfo.SQL_MAX_CURSOR_NAME_LENGTH,
+    SqlInfo.SQL_MAX_INDEX_LENGTH,
+    SqlInfo.SQL_DB_SCHEMA_NAME_LENGTH,
+    SqlInfo.SQL_MAX_PROCEDURE_NAME_LENGTH,
+    SqlInfo.SQL_MAX_CATALOG_NAME_LENGTH,
+    SqlInfo.SQL_MAX_ROW_SIZE,
+    SqlInfo.SQL_MAX_STATEMENT_LENGTH,
+    SqlInfo.SQL_MAX_STATEMENTS,
+    SqlInfo.SQL_MAX_TABLE_NAME_LENGTH,
+    SqlInfo.SQL_MAX_TABLES_IN_SELECT,
+    SqlInfo.SQL_MAX_USERNAME_LENGTH,
+)
 
 InfoValue = tuple[int, object]  # (union type code, value)
+
+
+def bitmask(*bits: int) -> int:
+    """An int32 bitmask with bit ``1 << b`` set for each ``b``."""
+    mask = 0
+    for bit in bits:
+        mask |= 1 << bit
+    return mask
 
 
 def _server_version() -> str:
@@ -104,7 +213,7 @@ def _server_version() -> str:
 
 def server_info() -> dict[int, InfoValue]:
     """Every value duckfleet reports, by info id."""
-    return {
+    info: dict[int, InfoValue] = {
         SqlInfo.FLIGHT_SQL_SERVER_NAME: (STRING, "duckfleet"),
         SqlInfo.FLIGHT_SQL_SERVER_VERSION: (STRING, _server_version()),
         SqlInfo.FLIGHT_SQL_SERVER_ARROW_VERSION: (STRING, pa.__version__),
@@ -129,18 +238,81 @@ def server_info() -> dict[int, InfoValue]:
         SqlInfo.SQL_QUOTED_IDENTIFIER_CASE: (INT32, SQL_CASE_SENSITIVITY_CASE_INSENSITIVE),
         SqlInfo.SQL_ALL_TABLES_ARE_SELECTABLE: (BOOL, True),
         SqlInfo.SQL_NULL_ORDERING: (INT32, SQL_NULLS_SORTED_AT_END),
+        SqlInfo.SQL_KEYWORDS: (STRING_LIST, list(dialect.KEYWORDS)),
+        SqlInfo.SQL_NUMERIC_FUNCTIONS: (STRING_LIST, list(dialect.NUMERIC_FUNCTIONS)),
+        SqlInfo.SQL_STRING_FUNCTIONS: (STRING_LIST, list(dialect.STRING_FUNCTIONS)),
+        SqlInfo.SQL_SYSTEM_FUNCTIONS: (STRING_LIST, list(dialect.SYSTEM_FUNCTIONS)),
+        SqlInfo.SQL_DATETIME_FUNCTIONS: (STRING_LIST, list(dialect.DATETIME_FUNCTIONS)),
+        # The escape of '_' and '%' in the metadata commands' LIKE patterns.
         SqlInfo.SQL_SEARCH_STRING_ESCAPE: (STRING, "\\"),
+        SqlInfo.SQL_EXTRA_NAME_CHARACTERS: (STRING, ""),
         SqlInfo.SQL_SUPPORTS_COLUMN_ALIASING: (BOOL, True),
         SqlInfo.SQL_NULL_PLUS_NULL_IS_NULL: (BOOL, True),
+        SqlInfo.SQL_SUPPORTS_CONVERT: (INT32_MAP, dialect.SUPPORTS_CONVERT),
+        SqlInfo.SQL_SUPPORTS_TABLE_CORRELATION_NAMES: (BOOL, True),
+        SqlInfo.SQL_SUPPORTS_DIFFERENT_TABLE_CORRELATION_NAMES: (BOOL, True),
         SqlInfo.SQL_SUPPORTS_EXPRESSIONS_IN_ORDER_BY: (BOOL, True),
         SqlInfo.SQL_SUPPORTS_ORDER_BY_UNRELATED: (BOOL, True),
+        SqlInfo.SQL_SUPPORTED_GROUP_BY: (
+            INT32,
+            bitmask(SQL_GROUP_BY_UNRELATED, SQL_GROUP_BY_BEYOND_SELECT),
+        ),
         SqlInfo.SQL_SUPPORTS_LIKE_ESCAPE_CLAUSE: (BOOL, True),
+        SqlInfo.SQL_SUPPORTS_NON_NULLABLE_COLUMNS: (BOOL, True),
+        SqlInfo.SQL_SUPPORTED_GRAMMAR: (INT32, bitmask(SQL_MINIMUM_GRAMMAR, SQL_CORE_GRAMMAR)),
+        # Tableau refuses a Flight SQL source that leaves this one out.
+        SqlInfo.SQL_ANSI92_SUPPORTED_LEVEL: (
+            INT32,
+            bitmask(ANSI92_ENTRY_SQL, ANSI92_INTERMEDIATE_SQL),
+        ),
+        SqlInfo.SQL_SUPPORTS_INTEGRITY_ENHANCEMENT_FACILITY: (BOOL, False),
+        SqlInfo.SQL_OUTER_JOINS_SUPPORT_LEVEL: (INT32, SQL_FULL_OUTER_JOINS),
+        SqlInfo.SQL_SCHEMA_TERM: (STRING, SCHEMA_TERM),
+        SqlInfo.SQL_PROCEDURE_TERM: (STRING, PROCEDURE_TERM),
+        SqlInfo.SQL_CATALOG_TERM: (STRING, CATALOG_TERM),
+        SqlInfo.SQL_CATALOG_AT_START: (BOOL, True),
+        SqlInfo.SQL_SCHEMAS_SUPPORTED_ACTIONS: (INT32, 0),
+        SqlInfo.SQL_CATALOGS_SUPPORTED_ACTIONS: (INT32, 0),
+        SqlInfo.SQL_SUPPORTED_POSITIONED_COMMANDS: (INT32, 0),
         SqlInfo.SQL_SELECT_FOR_UPDATE_SUPPORTED: (BOOL, False),
         SqlInfo.SQL_STORED_PROCEDURES_SUPPORTED: (BOOL, False),
+        SqlInfo.SQL_SUPPORTED_SUBQUERIES: (
+            INT32,
+            bitmask(
+                SQL_SUBQUERIES_IN_COMPARISONS,
+                SQL_SUBQUERIES_IN_EXISTS,
+                SQL_SUBQUERIES_IN_INS,
+                SQL_SUBQUERIES_IN_QUANTIFIEDS,
+            ),
+        ),
+        SqlInfo.SQL_CORRELATED_SUBQUERIES_SUPPORTED: (BOOL, True),
+        SqlInfo.SQL_SUPPORTED_UNIONS: (INT32, bitmask(SQL_UNION, SQL_UNION_ALL)),
+        SqlInfo.SQL_MAX_ROW_SIZE_INCLUDES_BLOBS: (BOOL, False),
+        SqlInfo.SQL_DEFAULT_TRANSACTION_ISOLATION: (INT32, SQL_TRANSACTION_NONE),
         SqlInfo.SQL_TRANSACTIONS_SUPPORTED: (BOOL, False),
+        SqlInfo.SQL_SUPPORTED_TRANSACTIONS_ISOLATION_LEVELS: (INT32, 0),
+        SqlInfo.SQL_DATA_DEFINITION_CAUSES_TRANSACTION_COMMIT: (BOOL, False),
+        SqlInfo.SQL_DATA_DEFINITIONS_IN_TRANSACTIONS_IGNORED: (BOOL, False),
+        # Results stream forward only, read only.
+        SqlInfo.SQL_SUPPORTED_RESULT_SET_TYPES: (
+            INT32,
+            bitmask(SQL_RESULT_SET_TYPE_FORWARD_ONLY),
+        ),
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_UNSPECIFIED: (INT32, 0),
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_FORWARD_ONLY: (
+            INT32,
+            bitmask(SQL_RESULT_SET_CONCURRENCY_READ_ONLY),
+        ),
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_SENSITIVE: (INT32, 0),
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_INSENSITIVE: (INT32, 0),
         SqlInfo.SQL_BATCH_UPDATES_SUPPORTED: (BOOL, False),
         SqlInfo.SQL_SAVEPOINTS_SUPPORTED: (BOOL, False),
+        SqlInfo.SQL_NAMED_PARAMETERS_SUPPORTED: (BOOL, False),
+        SqlInfo.SQL_LOCATORS_UPDATE_COPY: (BOOL, False),
+        SqlInfo.SQL_STORED_FUNCTIONS_USING_CALL_SYNTAX_SUPPORTED: (BOOL, False),
     }
+    info.update(dict.fromkeys(UNKNOWN_LIMITS, (BIGINT, 0)))
+    return info
 
 
 _CHILD_TYPES = [field.type for field in VALUE_TYPE]

@@ -11,9 +11,10 @@ the worker that holds it or on any front door)::
     The handle is compact JSON; keys other than "q" and "t" are ignored, so later
     versions may add some. Ids are 1-64 characters of [A-Za-z0-9_-].
 
-Front-door-local ticket (the SqlInfo endpoint): the Flight SQL command itself,
-``Any(CommandGetSqlInfo{...})``, as the Flight SQL reference server does. Any front door
-answers it from its own constants.
+Front-door-local ticket (the endpoint of a metadata command: GetSqlInfo, GetCatalogs,
+GetTables, ...): the Flight SQL command itself, e.g. ``Any(CommandGetTables{...})``, as
+the Flight SQL reference server does. Any front door answers it, from its own
+constants or the catalog in etcd (flight/metadata.py).
 
 Prepared-statement handle: compact JSON ``{"sql": "<statement text>"}``. Preparing
 stores nothing; executing the handle runs its SQL like CommandStatementQuery.
@@ -35,7 +36,20 @@ from duckfleet.flight import sql_messages as sql
 from duckfleet.ids import QueryId, TaskId
 
 MAX_TICKET_BYTES = 4096
-LOCAL_TICKET_COMMANDS = frozenset({"CommandGetSqlInfo"})
+LOCAL_TICKET_COMMANDS = frozenset(
+    {
+        "CommandGetSqlInfo",
+        "CommandGetXdbcTypeInfo",
+        "CommandGetCatalogs",
+        "CommandGetDbSchemas",
+        "CommandGetTables",
+        "CommandGetTableTypes",
+        "CommandGetPrimaryKeys",
+        "CommandGetImportedKeys",
+        "CommandGetExportedKeys",
+        "CommandGetCrossReference",
+    }
+)
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -52,7 +66,7 @@ class ResultTicket:
 
 @dataclass(frozen=True)
 class LocalTicket:
-    command: Message  # e.g. CommandGetSqlInfo, answered by the front door itself
+    command: Message  # e.g. CommandGetTables, answered by the front door itself
 
 
 def result_ticket(query_id: QueryId, task_id: TaskId) -> bytes:
@@ -67,7 +81,13 @@ def local_ticket(command: Message) -> bytes:
     name = command.DESCRIPTOR.name
     if name not in LOCAL_TICKET_COMMANDS:
         raise ValueError(f"{name} is not answered by front-door-local tickets")
-    return commands.pack(command)
+    ticket = commands.pack(command)
+    if len(ticket) > MAX_TICKET_BYTES:
+        raise commands.MalformedRequest(
+            f"the {name} command is {len(ticket)} bytes; duckfleet accepts at most "
+            f"{MAX_TICKET_BYTES}: shorten its filter patterns"
+        )
+    return ticket
 
 
 def parse_ticket(data: bytes) -> ResultTicket | LocalTicket:

@@ -132,8 +132,8 @@ def test_unknown_flight_sql_command_is_not_implemented_by_name(fleet):
     from duckfleet.flight.commands import pack
 
     with fl.connect(fleet.uri) as client:
-        descriptor = fl.FlightDescriptor.for_command(pack(sql.CommandGetXdbcTypeInfo()))
-        with pytest.raises(pa.ArrowNotImplementedError, match="CommandGetXdbcTypeInfo"):
+        descriptor = fl.FlightDescriptor.for_command(pack(sql.CommandStatementSubstraitPlan()))
+        with pytest.raises(pa.ArrowNotImplementedError, match="CommandStatementSubstraitPlan"):
             client.get_flight_info(descriptor)
         with pytest.raises(pa.ArrowInvalid, match="malformed"):
             client.get_flight_info(fl.FlightDescriptor.for_command(b"\xff\x00garbage"))

@@ -25,6 +25,7 @@ import pytest
 from adbc_driver_manager import AdbcStatusCode
 from google.protobuf import any_pb2
 
+from duckfleet.catalog import Catalog, Column, Table
 from duckfleet.control.errors import (
     QueryFailed,
     QueryNotFound,
@@ -74,6 +75,17 @@ class DuckDBBackend:
             ticket = tickets.result_ticket(query_id, task_id(n))
             parts.append(Partition(ticket, (), chunk.num_rows, chunk.nbytes))
         return QueryOutcome(query_id, table.schema, tuple(parts))
+
+    def catalog(self) -> Catalog:
+        if self.fail_with is not None:
+            error, self.fail_with = self.fail_with, None
+            raise error
+        columns = (
+            Column("id", "BIGINT"),
+            Column("name", "VARCHAR"),
+            Column("price", "DECIMAL(15,2)"),
+        )
+        return Catalog(tables={"t": Table("t", columns, ())})
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
         query_id, task = tickets.parse_result_ticket(ticket)
@@ -329,9 +341,9 @@ def test_parse_command_returns_the_typed_message():
     ("data", "error", "text"),
     [
         (
-            commands.pack(sql.CommandGetXdbcTypeInfo()),
+            commands.pack(sql.CommandStatementSubstraitPlan()),
             commands.UnsupportedRequest,
-            "CommandGetXdbcTypeInfo is not implemented by duckfleet yet",
+            "CommandStatementSubstraitPlan is not implemented by duckfleet yet",
         ),
         (
             commands.pack(sql.CommandStatementUpdate(query="DELETE FROM t")),
@@ -592,6 +604,21 @@ def test_sql_info_via_flight(client):
     assert client.get_schema(descriptor).schema.equals(sql_info.SCHEMA)
 
 
+def test_metadata_while_the_catalog_is_unreachable_is_unavailable(client, backend):
+    descriptor = flight.FlightDescriptor.for_command(commands.pack(sql.CommandGetTables()))
+    [endpoint] = client.get_flight_info(descriptor).endpoints  # needs no catalog yet
+    backend.fail_with = StoreUnavailable("etcd: connection refused")
+    with pytest.raises(flight.FlightUnavailableError, match="etcd"):
+        client.do_get(endpoint.ticket).read_all()
+    assert client.do_get(endpoint.ticket).read_all().column("table_name").to_pylist() == ["t"]
+    catalogs = commands.pack(sql.CommandGetCatalogs())  # answered without the catalog
+    backend.fail_with = StoreUnavailable("etcd: connection refused")
+    [endpoint] = client.get_flight_info(flight.FlightDescriptor.for_command(catalogs)).endpoints
+    assert client.do_get(endpoint.ticket).read_all().num_rows == 1
+    backend.fail_with = None
+    assert_still_serves(client)
+
+
 def test_handshake_accepts_anything(client, raw):
     assert client.authenticate_basic_token("anyone", "anything") == (b"", b"")
     assert raw.handshake([]) == [b""]
@@ -623,14 +650,14 @@ def test_close_session_answers_closed_raw_not_any(raw):
     ("command", "code", "text"),
     [
         (
-            commands.pack(sql.CommandGetXdbcTypeInfo()),
+            commands.pack(sql.CommandStatementSubstraitPlan()),
             grpc.StatusCode.UNIMPLEMENTED,
-            "CommandGetXdbcTypeInfo is not implemented by duckfleet yet",
+            "CommandStatementSubstraitPlan is not implemented by duckfleet yet",
         ),
         (
-            commands.pack(sql.CommandGetTables()),
+            commands.pack(sql.CommandStatementUpdate(query="DELETE FROM t")),
             grpc.StatusCode.UNIMPLEMENTED,
-            "CommandGetTables is not implemented by duckfleet yet",
+            "CommandStatementUpdate is not implemented by duckfleet yet",
         ),
         (
             _any("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
@@ -866,11 +893,12 @@ def test_adbc_syntax_error_is_invalid_argument_and_server_keeps_serving(adbc_con
         assert cur.fetch_arrow_table().column("one").to_pylist() == [1]
 
 
-def test_adbc_unimplemented_metadata_names_the_command(adbc_conn):
-    with pytest.raises(adbc.NotSupportedError) as info:
-        adbc_conn.adbc_get_table_types()
-    assert info.value.status_code == AdbcStatusCode.NOT_IMPLEMENTED
-    assert "CommandGetTableTypes is not implemented by duckfleet yet" in str(info.value)
+def test_adbc_metadata_from_the_backend_catalog(adbc_conn):
+    assert adbc_conn.adbc_get_table_types() == ["TABLE"]
+    assert adbc_conn.adbc_get_table_schema("t").names == ["id", "name", "price"]
+    with pytest.raises(adbc.Error) as info:
+        adbc_conn.adbc_get_table_schema("nope")
+    assert info.value.status_code == AdbcStatusCode.NOT_FOUND
     with adbc_conn.cursor() as cur:
         cur.execute("SELECT 2 AS two")
         assert cur.fetch_arrow_table().column("two").to_pylist() == [2]

@@ -1,0 +1,215 @@
+"""The Flight SQL metadata commands, answered by the front door from the catalog.
+
+duckfleet presents one catalog, ``duckfleet``, holding one schema, ``main``, whose
+tables (all of type ``TABLE``) are the catalog's tables in etcd. Keys are not
+declared, so the key commands answer empty tables of the right shape.
+
+Every command here is answered the same way: GetFlightInfo returns ``result_schema``
+and one endpoint whose ticket is the command itself (tickets.local_ticket); DoGet on
+any front door turns that ticket into ``result_table``. Only GetTables (and the
+schema and catalog commands, for their filters) read the catalog, and only in DoGet.
+
+Result schemas, nullability included, are those of FlightSql.proto as Arrow C++
+(``SqlSchema``) and arrow-go (``schema_ref``) define them; drivers compare them field
+by field. Where the proto comment and both implementations disagree (the order of
+``key_name`` and ``key_sequence`` in GetPrimaryKeys) the implementations win, since
+they are what clients check against.
+
+Filter patterns follow the spec: ``%`` any run of characters, ``_`` any one, ``\\``
+escapes either (SQL_SEARCH_STRING_ESCAPE). Identifiers match case-insensitively, as
+DuckDB's do. An explicit catalog or schema other than ours (``""`` included: "those
+without a catalog") matches nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+import pyarrow as pa
+from google.protobuf.message import Message
+
+from duckfleet.catalog import Catalog, Table
+from duckfleet.flight import sql_info, xdbc
+from duckfleet.flight import sql_messages as sql
+from duckfleet.flight.types import arrow_type
+
+CATALOG_NAME = "duckfleet"
+DB_SCHEMA_NAME = "main"
+TABLE_TYPE = "TABLE"
+LIKE_ESCAPE = "\\"
+
+_utf8 = pa.utf8()
+
+CATALOGS = pa.schema([pa.field("catalog_name", _utf8, nullable=False)])
+DB_SCHEMAS = pa.schema(
+    [pa.field("catalog_name", _utf8), pa.field("db_schema_name", _utf8, nullable=False)]
+)
+TABLES = pa.schema(
+    [
+        pa.field("catalog_name", _utf8),
+        pa.field("db_schema_name", _utf8),
+        pa.field("table_name", _utf8, nullable=False),
+        pa.field("table_type", _utf8, nullable=False),
+    ]
+)
+TABLES_WITH_SCHEMA = TABLES.append(pa.field("table_schema", pa.binary(), nullable=False))
+TABLE_TYPES = pa.schema([pa.field("table_type", _utf8, nullable=False)])
+PRIMARY_KEYS = pa.schema(
+    [
+        pa.field("catalog_name", _utf8),
+        pa.field("db_schema_name", _utf8),
+        pa.field("table_name", _utf8, nullable=False),
+        pa.field("column_name", _utf8, nullable=False),
+        pa.field("key_sequence", pa.int32(), nullable=False),
+        pa.field("key_name", _utf8),
+    ]
+)
+FOREIGN_KEYS = pa.schema(
+    [
+        pa.field("pk_catalog_name", _utf8),
+        pa.field("pk_db_schema_name", _utf8),
+        pa.field("pk_table_name", _utf8, nullable=False),
+        pa.field("pk_column_name", _utf8, nullable=False),
+        pa.field("fk_catalog_name", _utf8),
+        pa.field("fk_db_schema_name", _utf8),
+        pa.field("fk_table_name", _utf8, nullable=False),
+        pa.field("fk_column_name", _utf8, nullable=False),
+        pa.field("key_sequence", pa.int32(), nullable=False),
+        pa.field("fk_key_name", _utf8),
+        pa.field("pk_key_name", _utf8),
+        pa.field("update_rule", pa.uint8(), nullable=False),
+        pa.field("delete_rule", pa.uint8(), nullable=False),
+    ]
+)
+
+# Column metadata keys of the schemas in GetTables' table_schema (FlightSql.proto).
+_MD = "ARROW:FLIGHT:SQL:"
+
+_FIXED_SCHEMAS: dict[str, pa.Schema] = {
+    "CommandGetSqlInfo": sql_info.SCHEMA,
+    "CommandGetXdbcTypeInfo": xdbc.SCHEMA,
+    "CommandGetCatalogs": CATALOGS,
+    "CommandGetDbSchemas": DB_SCHEMAS,
+    "CommandGetTableTypes": TABLE_TYPES,
+    "CommandGetPrimaryKeys": PRIMARY_KEYS,
+    "CommandGetImportedKeys": FOREIGN_KEYS,
+    "CommandGetExportedKeys": FOREIGN_KEYS,
+    "CommandGetCrossReference": FOREIGN_KEYS,
+}
+
+COMMANDS: frozenset[str] = frozenset({*_FIXED_SCHEMAS, "CommandGetTables"})
+"""The commands this module answers."""
+
+
+def result_schema(command: Message) -> pa.Schema:
+    """The schema of ``command``'s result (GetFlightInfo, GetSchema)."""
+    name = command.DESCRIPTOR.name
+    if name == "CommandGetTables":
+        return TABLES_WITH_SCHEMA if command.include_schema else TABLES  # type: ignore[attr-defined]
+    return _FIXED_SCHEMAS[name]
+
+
+def result_table(command: Message, catalog: Callable[[], Catalog]) -> pa.Table:
+    """``command``'s result (DoGet). ``catalog`` is called only if the answer needs it."""
+    if isinstance(command, sql.CommandGetSqlInfo):
+        return sql_info.sql_info_table(command.info)  # type: ignore[attr-defined]
+    if isinstance(command, sql.CommandGetXdbcTypeInfo):
+        wanted = command.data_type if command.HasField("data_type") else None  # type: ignore[attr-defined]
+        return xdbc.type_info_table(wanted)
+    if isinstance(command, sql.CommandGetCatalogs):
+        return _table(CATALOGS, [[CATALOG_NAME]])
+    if isinstance(command, sql.CommandGetDbSchemas):
+        return db_schemas_table(command)
+    if isinstance(command, sql.CommandGetTables):
+        return tables_table(command, catalog())
+    if isinstance(command, sql.CommandGetTableTypes):
+        return _table(TABLE_TYPES, [[TABLE_TYPE]])
+    return _table(result_schema(command), [])  # keys: none are declared
+
+
+def db_schemas_table(command: Message) -> pa.Table:
+    rows = []
+    if _in_catalog(command, "catalog") and like(_optional(command, "db_schema_filter_pattern"))(
+        DB_SCHEMA_NAME
+    ):
+        rows.append([CATALOG_NAME, DB_SCHEMA_NAME])
+    return _table(DB_SCHEMAS, rows)
+
+
+def tables_table(command: Message, catalog: Catalog) -> pa.Table:
+    include_schema: bool = command.include_schema  # type: ignore[attr-defined]
+    table_types = {t.upper() for t in command.table_types}  # type: ignore[attr-defined]
+    schema_matches = like(_optional(command, "db_schema_filter_pattern"))(DB_SCHEMA_NAME)
+    if not (_in_catalog(command, "catalog") and schema_matches):
+        return _table(result_schema(command), [])
+    if table_types and TABLE_TYPE not in table_types:
+        return _table(result_schema(command), [])
+    name_matches = like(_optional(command, "table_name_filter_pattern"))
+    rows = []
+    for table in sorted(catalog.tables.values(), key=lambda t: t.name):
+        if not name_matches(table.name):
+            continue
+        row: list[object] = [CATALOG_NAME, DB_SCHEMA_NAME, table.name, TABLE_TYPE]
+        if include_schema:
+            row.append(table_schema(table).serialize().to_pybytes())
+        rows.append(row)
+    return _table(result_schema(command), rows)
+
+
+def table_schema(table: Table) -> pa.Schema:
+    """The Arrow schema of a catalog table, its columns described as the spec suggests."""
+    return pa.schema([_column_field(table, column.name, column.type) for column in table.columns])
+
+
+def _column_field(table: Table, name: str, duckdb_type: str) -> pa.Field:
+    type_ = arrow_type(duckdb_type)
+    metadata = {
+        "CATALOG_NAME": CATALOG_NAME,
+        "SCHEMA_NAME": DB_SCHEMA_NAME,  # what C++, Java and Go clients read
+        "DB_SCHEMA_NAME": DB_SCHEMA_NAME,  # what FlightSql.proto names it
+        "TABLE_NAME": table.name,
+        "TYPE_NAME": duckdb_type,
+        "IS_AUTO_INCREMENT": "0",
+        "IS_CASE_SENSITIVE": "1" if pa.types.is_string(type_) else "0",
+        "IS_READ_ONLY": "1",
+        "IS_SEARCHABLE": "1",
+    }
+    if pa.types.is_decimal(type_):
+        metadata["PRECISION"] = str(type_.precision)
+        metadata["SCALE"] = str(type_.scale)
+    return pa.field(name, type_, nullable=True, metadata={_MD + k: v for k, v in metadata.items()})
+
+
+def like(pattern: str | None) -> Callable[[str], bool]:
+    """A matcher for a Flight SQL filter pattern; None matches everything."""
+    if pattern is None:
+        return lambda _name: True
+    parts: list[str] = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == LIKE_ESCAPE:
+            parts.append(re.escape(next(chars, LIKE_ESCAPE)))
+        elif ch == "%":
+            parts.append(".*")
+        elif ch == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(ch))
+    regex = re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    return lambda name: regex.fullmatch(name) is not None
+
+
+def _optional(command: Message, field: str) -> str | None:
+    return getattr(command, field) if command.HasField(field) else None
+
+
+def _in_catalog(command: Message, field: str) -> bool:
+    wanted = _optional(command, field)
+    return wanted is None or wanted.lower() == CATALOG_NAME
+
+
+def _table(schema: pa.Schema, rows: Iterable[list[object]]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) or [() for _ in schema]
+    arrays = [pa.array(list(c), f.type) for c, f in zip(columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
