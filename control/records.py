@@ -20,6 +20,7 @@ class MemberInfo:
     slots: int = 0
     started: float = 0.0
     pid: int = 0
+    health_port: int = 0  # grpc.health.v1 on the same host; 0: none
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

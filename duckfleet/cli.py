@@ -5,6 +5,7 @@
     duckfleet worker --etcd URL --port P [--cores C] [--slots S]
     duckfleet table add NAME PATH_OR_GLOB | table list | table drop NAME
     duckfleet query "SQL" [--uri grpc://127.0.0.1:31337]
+    duckfleet health --target HOST:PORT [--service NAME]   exit 0 iff SERVING
 
 Every flag has a DUCKFLEET_* environment variable (see duckfleet/config.py).
 """
@@ -153,6 +154,14 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from duckfleet.health import check
+
+    status = check(args.target, args.service, args.timeout)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="duckfleet", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -200,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("sql")
     q.add_argument("--uri", default="grpc://127.0.0.1:31337")
     q.set_defaults(fn=cmd_query)
+
+    hc = sub.add_parser("health", help="check a front door's or worker's gRPC health service")
+    hc.add_argument("--target", required=True, help="HOST:PORT of its health service")
+    hc.add_argument("--service", default="", help='service name ("" = the whole server)')
+    hc.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+    hc.set_defaults(fn=cmd_health)
     return p
 
 

@@ -30,6 +30,8 @@ class CommonConfig:
     advertise_host: str = field(default_factory=lambda: _env("advertise_host", ""))
     lease_ttl: int = field(default_factory=lambda: int(_env("lease_ttl", "5")))
     log_level: str = field(default_factory=lambda: _env("log_level", "INFO"))
+    # grpc.health.v1 service port (duckfleet/health.py): 0 = a free port, -1 = none
+    health_port: int = field(default_factory=lambda: int(_env("health_port", "0")))
 
     def location(self, port: int) -> str:
         return f"grpc://{self.advertise_host or self.host}:{port}"

@@ -12,6 +12,7 @@ from duckfleet.control import Membership, Store
 from duckfleet.control.records import MemberInfo
 from duckfleet.flight.runner import FleetBackend
 from duckfleet.flight.server import FrontDoorServer
+from duckfleet.health import HealthServer
 from duckfleet.ids import new_member_id
 from duckfleet.netutil import free_port
 
@@ -29,16 +30,18 @@ class FrontDoor:
         self.server = FrontDoorServer(
             f"grpc://{cfg.host}:{self.port}", self.backend, advertise=self.location
         )
-        self.membership = Membership(
-            self.store,
-            MemberInfo(self.id, "frontdoor", self.location, 0, time.time(), os.getpid()),
-            cfg.lease_ttl,
+        self.health = HealthServer(cfg.host, cfg.health_port)
+        info = MemberInfo(
+            self.id, "frontdoor", self.location, 0, time.time(), os.getpid(), self.health.port
         )
+        self.membership = Membership(self.store, info, cfg.lease_ttl)
         self._stop = threading.Event()
 
     def start(self) -> FrontDoor:
+        self.health.start()
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
         self.membership.start_when_reachable(self._stop)
+        self.health.set_serving(True)
         log.info("front door %s serving Flight SQL at %s", self.id, self.location)
         return self
 
@@ -47,8 +50,10 @@ class FrontDoor:
 
     def stop(self) -> None:
         self._stop.set()
+        self.health.set_serving(False)
         self.server.shutdown()
         self.membership.stop()
         self.backend.close()
         self.store.close()
+        self.health.stop()
         log.info("front door %s stopped", self.id)

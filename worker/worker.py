@@ -22,6 +22,7 @@ from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
+from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
 from duckfleet.worker.flight_service import WorkerFlightServer
@@ -58,9 +59,18 @@ class Worker:
         self._stop = threading.Event()
         self._draining = threading.Event()
         self._idle = threading.Event()  # set whenever a task ends
+        self.health = HealthServer(cfg.host, cfg.health_port)
         self.membership = Membership(
             self.store,
-            MemberInfo(self.id, "worker", self.location, self.slots, time.time(), os.getpid()),
+            MemberInfo(
+                self.id,
+                "worker",
+                self.location,
+                self.slots,
+                time.time(),
+                os.getpid(),
+                self.health.port,
+            ),
             ttl=cfg.lease_ttl,
             on_lost=self._on_lease_lost,
         )
@@ -78,12 +88,14 @@ class Worker:
 
     # lifecycle
     def start(self) -> Worker:
+        self.health.start()
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
         self.membership.start_when_reachable(self._stop)
         for w in self._watches:
             w.start()
         self._wake.set()  # a worker that joins mid-query takes remaining tasks at once
         self._loop.start()
+        self.health.set_serving(True)
         log.info(
             "worker %s serving at %s with %d slot(s), %d DuckDB thread(s)",
             self.id,
@@ -106,6 +118,7 @@ class Worker:
 
     def stop(self) -> None:
         """Drain (DUCKFLEET_DRAIN_TIMEOUT), release what still runs, and leave the fleet."""
+        self.health.set_serving(False)
         self.drain(self.cfg.drain_timeout)
         self._stop.set()
         self._wake.set()
@@ -122,6 +135,7 @@ class Worker:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.membership.stop()
         self.server.shutdown()
+        self.health.stop()
         self.clients.close()
         self.store.close()
         log.info("worker %s stopped", self.id)
