@@ -1,6 +1,7 @@
 """plan_query: SQL text + catalog -> distributed plan. Pure: no I/O of any kind.
 
     parse_statement   one query, or a PlanError
+    unqualify_tables  duckfleet.main.t -> t, as BI tools write it
     catalog_tables    the catalog tables it reads (nothing else)
     qualify           columns resolved against the catalog
     shape             SCAN, AGGREGATE or SINGLE, and why
@@ -18,19 +19,23 @@ from duckfleet.catalog import Catalog
 from duckfleet.ids import task_id
 from duckfleet.planner.fallback import NotDistributable
 from duckfleet.planner.output_names import name_outputs
-from duckfleet.planner.parse import DIALECT, parse_statement
+from duckfleet.planner.parse import DIALECT, Statement, parse_statement
 from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TableBinding, TaskPlan
 from duckfleet.planner.qualify import qualify
 from duckfleet.planner.settings import PlannerSettings
 from duckfleet.planner.shape import Shape, Strategy, shape
 from duckfleet.planner.split_aggregates import PARTIAL_RELATION, split_aggregates
 from duckfleet.planner.tables import catalog_tables
+from duckfleet.planner.unqualify_tables import unqualify_tables
 
 
 def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = None) -> Plan:
     """Plan `sql` over `catalog`; raises a PlanError when the SQL must be fixed."""
     settings = settings or PlannerSettings()
     statement = parse_statement(sql)
+    tree, unqualified = unqualify_tables(statement.tree)
+    if unqualified:  # the fragment text must name tables as workers bind them
+        statement = Statement(tree, tree.sql(dialect=DIALECT))
     tables = catalog_tables(statement.tree, catalog)
     schema = catalog.schema_mapping()
     try:
