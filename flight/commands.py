@@ -28,10 +28,8 @@ from duckfleet.flight import sql_messages as sql
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
-SUPPORTED_COMMANDS: frozenset[str] = frozenset(
+METADATA_COMMANDS: frozenset[str] = frozenset(
     {
-        "CommandStatementQuery",
-        "CommandPreparedStatementQuery",
         "CommandGetSqlInfo",
         "CommandGetXdbcTypeInfo",
         "CommandGetCatalogs",
@@ -44,6 +42,12 @@ SUPPORTED_COMMANDS: frozenset[str] = frozenset(
         "CommandGetCrossReference",
     }
 )
+"""Commands the front door answers itself, from the catalog and fixed tables."""
+
+SUPPORTED_COMMANDS: frozenset[str] = METADATA_COMMANDS | {
+    "CommandStatementQuery",
+    "CommandPreparedStatementQuery",
+}
 """Commands duckfleet answers in GetFlightInfo."""
 
 KNOWN_COMMANDS: frozenset[str] = frozenset(

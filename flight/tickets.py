@@ -36,20 +36,7 @@ from duckfleet.flight import sql_messages as sql
 from duckfleet.ids import QueryId, TaskId
 
 MAX_TICKET_BYTES = 4096
-LOCAL_TICKET_COMMANDS = frozenset(
-    {
-        "CommandGetSqlInfo",
-        "CommandGetXdbcTypeInfo",
-        "CommandGetCatalogs",
-        "CommandGetDbSchemas",
-        "CommandGetTables",
-        "CommandGetTableTypes",
-        "CommandGetPrimaryKeys",
-        "CommandGetImportedKeys",
-        "CommandGetExportedKeys",
-        "CommandGetCrossReference",
-    }
-)
+LOCAL_TICKET_COMMANDS = commands.METADATA_COMMANDS  # served by the front door itself
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

@@ -3,6 +3,7 @@ through LocalFleet (the code behind `duckfleet up`), TPC-H tables registered."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,20 @@ def run(uri: str, sql: str) -> pa.Table:
     with flightsql.connect(uri) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetch_arrow_table()
+
+
+def run_in_thread(uri: str, sql: str) -> tuple[threading.Thread, dict[str, object]]:
+    out: dict[str, object] = {}
+
+    def client() -> None:
+        try:
+            out["table"] = run(uri, sql)
+        except Exception as exc:  # reported by the test
+            out["error"] = exc
+
+    t = threading.Thread(target=client)
+    t.start()
+    return t, out
 
 
 def records_for(fleet, sql: str) -> list[QueryRecord]:

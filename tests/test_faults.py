@@ -12,25 +12,11 @@ import time
 
 import adbc_driver_manager
 import pytest
-from fleet_fixture import SLOW, records_for, reference, run, start_fleet
+from fleet_fixture import SLOW, records_for, reference, run, run_in_thread, start_fleet
 
 from duckfleet.control import QueryStore
 from duckfleet.etcd_server import EtcdServer
 from duckfleet.verify import assert_same_result
-
-
-def run_in_thread(uri: str, sql: str) -> tuple[threading.Thread, dict[str, object]]:
-    out: dict[str, object] = {}
-
-    def client() -> None:
-        try:
-            out["table"] = run(uri, sql)
-        except Exception as exc:  # reported by the test
-            out["error"] = exc
-
-    t = threading.Thread(target=client)
-    t.start()
-    return t, out
 
 
 def test_a_worker_frozen_past_its_lease_is_fenced_and_rejoins(etcd, tpch_dir, tmp_path):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
-from fleet_fixture import SLOW, records_for, reference, run, start_fleet
+from fleet_fixture import SLOW, records_for, reference, run, run_in_thread, start_fleet
 from tpch_data import is_ordered, tpch_query
 
 from duckfleet.client import statement_descriptor
@@ -55,16 +54,7 @@ def test_worker_killed_mid_query_still_gives_the_right_answer(etcd, tpch_dir, tm
     try:
         store = fleet.store()
         qs = QueryStore(store)
-        result: dict[str, object] = {}
-
-        def client() -> None:
-            try:
-                result["table"] = run(fleet.uri, SLOW)
-            except Exception as exc:  # reported below
-                result["error"] = exc
-
-        t = threading.Thread(target=client)
-        t.start()
+        t, result = run_in_thread(fleet.uri, SLOW)
         # wait until some worker holds a claim, then kill that worker with SIGKILL
         victim_pid = None
         deadline = time.monotonic() + 30
@@ -162,17 +152,8 @@ def test_a_task_that_keeps_killing_its_worker_fails_after_three_attempts(etcd, t
     sql = f"select count(*) as n from ({SLOW}) as s"  # a subquery: one task
     store = fleet.store()
     qs = QueryStore(store)
-    outcome: dict[str, BaseException] = {}
-
-    def client() -> None:
-        try:
-            run(fleet.uri, sql)
-        except Exception as exc:  # the expected failure, checked below
-            outcome["error"] = exc
-
-    t = threading.Thread(target=client)
+    t, outcome = run_in_thread(fleet.uri, sql)
     try:
-        t.start()
         killed: set[str] = set()
         deadline = time.monotonic() + 90
         while len(killed) < 3 and time.monotonic() < deadline:
@@ -237,17 +218,8 @@ def test_a_result_lost_with_its_worker_is_recomputed_from_lineage(etcd, tpch_dir
     fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=2)
     store = fleet.store()
     qs = QueryStore(store)
-    result: dict[str, object] = {}
-
-    def client() -> None:
-        try:
-            result["table"] = run(fleet.uri, SLOW)
-        except Exception as exc:  # reported below
-            result["error"] = exc
-
-    t = threading.Thread(target=client)
+    t, result = run_in_thread(fleet.uri, SLOW)
     try:
-        t.start()
         victim = lost = None
         deadline = time.monotonic() + 60
         while victim is None and time.monotonic() < deadline:

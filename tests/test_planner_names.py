@@ -46,4 +46,3 @@ def test_qualified_names_plan_and_run_like_bare_ones(catalog, sql, kinds):
 def test_other_catalogs_and_schemas_are_still_refused(catalog, sql):
     with pytest.raises(UnsupportedStatementError, match="catalog tables only"):
         plan_query(sql, catalog)
-
