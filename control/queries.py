@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
+
 from duckfleet.control.errors import QueryNotFound, QueryTimeout, StoreUnavailable
 from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.records import (
@@ -23,7 +25,6 @@ from duckfleet.control.records import (
     RUNNING_JSON,
     Claim,
     QueryRecord,
-    QueryState,
     QueryStatus,
     ResultInfo,
 )
@@ -322,10 +323,4 @@ class StatusWatch:
 
 
 def delete_prefix_op(store: Store, prefix: str) -> Any:
-    from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
-
     return store.txn.delete(prefix, range_end=prefix_range_end(prefix.encode()))
-
-
-def is_state(status: QueryStatus | None, state: QueryState) -> bool:
-    return status is not None and status.state == state

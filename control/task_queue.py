@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from duckfleet.control.keys import QUERY_SINK
-from duckfleet.control.queries import StoredTask, runnable_value
+from duckfleet.control.queries import StoredTask, delete_prefix_op, runnable_value
 from duckfleet.control.records import (
     RUNNING_JSON,
     Claim,
@@ -138,8 +138,6 @@ class TaskQueue:
     def _fail_if_out_of_attempts(self, rt: RunnableTask) -> None:
         """A free task claimed max_attempts times fails its query (once, whoever
         gets here first)."""
-        from duckfleet.control.queries import delete_prefix_op
-
         k, txn = self.keys, self.store.txn
         q, t = rt.query, rt.task
         status = QueryStatus(
@@ -199,10 +197,7 @@ class TaskQueue:
         )
         for _ in range(COMPLETE_RETRIES):
             counters = self._read_counters(ct)
-            compare = [
-                txn.value(k.claim(q, t)) == ct.claim.to_json(),
-                txn.value(k.status(q)) == RUNNING_JSON,
-            ]
+            compare = self._fence(ct)
             success: list[Any] = [
                 txn.put(k.done(q, t), done, lease=lease),
                 txn.put(k.result(q, t), result.to_json(), lease=lease_id),
@@ -230,31 +225,26 @@ class TaskQueue:
             time.sleep(0.001)  # another input of a shared consumer committed first
         raise RuntimeError(f"query {q} task {t}: completion kept conflicting")
 
-    def holds(self, ct: ClaimedTask) -> bool:
+    def _fence(self, ct: ClaimedTask) -> list[Any]:
+        """True while this worker still holds the claim and the query still runs."""
         k, txn = self.keys, self.store.txn
-        ok, _ = self.store.client.transaction(
-            compare=[
-                txn.value(k.claim(ct.query_id, ct.task_id)) == ct.claim.to_json(),
-                txn.value(k.status(ct.query_id)) == RUNNING_JSON,
-            ],
-            success=[],
-            failure=[],
-        )
+        return [
+            txn.value(k.claim(ct.query_id, ct.task_id)) == ct.claim.to_json(),
+            txn.value(k.status(ct.query_id)) == RUNNING_JSON,
+        ]
+
+    def holds(self, ct: ClaimedTask) -> bool:
+        ok, _ = self.store.client.transaction(compare=self._fence(ct), success=[], failure=[])
         return bool(ok)
 
     @translated("failing a task")
     def fail(self, ct: ClaimedTask, error: str) -> bool:
         """Fail the query with this task's error (fenced on the claim)."""
-        from duckfleet.control.queries import delete_prefix_op
-
         k, txn = self.keys, self.store.txn
         q, t = ct.query_id, ct.task_id
         status = QueryStatus(QueryState.FAILED, error=error, task=t)
         ok, _ = self.store.client.transaction(
-            compare=[
-                txn.value(k.claim(q, t)) == ct.claim.to_json(),
-                txn.value(k.status(q)) == RUNNING_JSON,
-            ],
+            compare=self._fence(ct),
             success=[
                 txn.put(k.status(q), status.to_json(), lease=ct.record.lease),
                 txn.delete(k.claim(q, t)),

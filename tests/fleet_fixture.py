@@ -4,6 +4,7 @@ through LocalFleet (the code behind `duckfleet up`), TPC-H tables registered."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,9 @@ from tpch_data import reference as tpch_reference
 from tpch_data import tpch_catalog
 
 from duckfleet.control import QueryStore
-from duckfleet.control.records import QueryRecord
+from duckfleet.control.records import Claim, QueryRecord
 from duckfleet.etcd_server import EtcdServer
+from duckfleet.ids import QueryId, TaskId
 from duckfleet.local_fleet import LocalFleet, register_tables
 
 
@@ -64,6 +66,15 @@ def run_in_thread(uri: str, sql: str) -> tuple[threading.Thread, dict[str, objec
     t = threading.Thread(target=client)
     t.start()
     return t, out
+
+
+def first_claim(qs: QueryStore, timeout: float = 30) -> tuple[QueryId, TaskId, Claim]:
+    """Wait until some worker holds a claim; return one (query, task, claim)."""
+    deadline = time.monotonic() + timeout
+    while not (claims := qs.claims()):
+        assert time.monotonic() < deadline, "no task was ever claimed"
+        time.sleep(0.005)
+    return claims[0]
 
 
 def records_for(fleet, sql: str) -> list[QueryRecord]:

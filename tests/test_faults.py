@@ -12,7 +12,7 @@ import time
 
 import adbc_driver_manager
 import pytest
-from fleet_fixture import SLOW, records_for, reference, run, run_in_thread, start_fleet
+from fleet_fixture import SLOW, first_claim, records_for, reference, run, run_in_thread, start_fleet
 
 from duckfleet.control import QueryStore
 from duckfleet.etcd_server import EtcdServer
@@ -26,13 +26,8 @@ def test_a_worker_frozen_past_its_lease_is_fenced_and_rejoins(etcd, tpch_dir, tm
     t, out = run_in_thread(fleet.uri, SLOW)
     frozen_pid = None
     try:
-        deadline = time.monotonic() + 30
-        while frozen_pid is None and time.monotonic() < deadline:
-            claims = qs.all_claims()
-            if claims:
-                frozen, frozen_pid = claims[0].worker, fleet.pid_of(claims[0].worker)
-            else:
-                time.sleep(0.005)
+        frozen = first_claim(qs)[2].worker
+        frozen_pid = fleet.pid_of(frozen)
         assert frozen_pid is not None
         os.kill(frozen_pid, signal.SIGSTOP)  # cut off: alive, but silent
         time.sleep(4)  # past its 2 s lease: its claims are gone, the other worker took over
@@ -95,10 +90,7 @@ def test_a_worker_that_joins_mid_query_takes_its_remaining_tasks(etcd, tpch_dir,
     qs = QueryStore(store)
     t, out = run_in_thread(fleet.uri, SLOW)
     try:
-        deadline = time.monotonic() + 30
-        while not qs.all_claims():
-            assert time.monotonic() < deadline, "nothing was claimed"
-            time.sleep(0.005)
+        first_claim(qs)
         (first,) = fleet.members("worker")
         fleet.start_worker()  # joins while the first worker works through 4 partials
         t.join(120)
@@ -120,11 +112,7 @@ def test_sigterm_drains_a_worker_it_finishes_its_task_then_exits(etcd, tpch_dir,
     qs = QueryStore(store)
     t, out = run_in_thread(fleet.uri, SLOW)
     try:
-        deadline = time.monotonic() + 30
-        while not (claims := qs.claims()):
-            assert time.monotonic() < deadline, "nothing was claimed"
-            time.sleep(0.005)
-        _, held, leaving = claims[0]
+        _, held, leaving = first_claim(qs)
         proc = next(p for p in fleet.worker_procs if p.pid == fleet.pid_of(leaving.worker))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0  # it exits by itself once drained

@@ -11,7 +11,7 @@ import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
-from fleet_fixture import SLOW, records_for, reference, run, run_in_thread, start_fleet
+from fleet_fixture import SLOW, first_claim, records_for, reference, run, run_in_thread, start_fleet
 from tpch_data import is_ordered, tpch_query
 
 from duckfleet.client import statement_descriptor
@@ -56,16 +56,9 @@ def test_worker_killed_mid_query_still_gives_the_right_answer(etcd, tpch_dir, tm
         qs = QueryStore(store)
         t, result = run_in_thread(fleet.uri, SLOW)
         # wait until some worker holds a claim, then kill that worker with SIGKILL
-        victim_pid = None
-        deadline = time.monotonic() + 30
-        while victim_pid is None and time.monotonic() < deadline:
-            claims = qs.all_claims()
-            if claims:
-                victim = claims[0].worker
-                victim_pid = fleet.pid_of(victim)
-            else:
-                time.sleep(0.01)
-        assert victim_pid is not None, "no task was ever claimed"
+        victim = first_claim(qs)[2].worker
+        victim_pid = fleet.pid_of(victim)
+        assert victim_pid is not None
         os.kill(victim_pid, signal.SIGKILL)
         killed_at = time.monotonic()
         t.join(120)
