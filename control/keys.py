@@ -4,6 +4,8 @@ Every key lives under a namespace (default ``/duckfleet``)::
 
     members/<kind>/<member>     member record            member lease
     catalog/tables/<name>       Table JSON               -
+    catalog/views/<name>        View JSON                -
+    sessions/<id>               client session options   session lease
     queries/<q>                 QueryRecord (immutable)  query lease
     status/<q>                  QueryStatus (mutable)    query lease
     tasks/<q>/<t>               TaskPlan JSON            query lease
@@ -53,6 +55,19 @@ class Keyspace:
 
     def tables(self) -> str:
         return self._prefix("catalog", "tables")
+
+    def view(self, name: str) -> str:
+        return self._k("catalog", "views", name.lower())
+
+    def views(self) -> str:
+        return self._prefix("catalog", "views")
+
+    def catalog(self) -> str:
+        return self._prefix("catalog")
+
+    # client sessions (Flight SetSessionOptions)
+    def session(self, session_id: str) -> str:
+        return self._k("sessions", session_id)
 
     # queries
     def query(self, q: QueryId) -> str:

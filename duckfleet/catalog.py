@@ -61,14 +61,49 @@ class Table:
 
 
 @dataclass(frozen=True)
+class View:
+    """A stored query, expanded by the planner wherever its name is read."""
+
+    name: str
+    sql: str  # the view's query, DuckDB dialect
+    columns: tuple[Column, ...]  # as DuckDB describes the query's result
+    column_names: tuple[str, ...] = ()  # CREATE VIEW v (a, b): names given to its columns
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "sql": self.sql,
+                "columns": [[c.name, c.type] for c in self.columns],
+                "column_names": list(self.column_names),
+            }
+        )
+
+    @staticmethod
+    def from_json(text: str | bytes) -> View:
+        d = json.loads(text)
+        return View(
+            name=d["name"],
+            sql=d["sql"],
+            columns=tuple(Column(n, t) for n, t in d["columns"]),
+            column_names=tuple(d.get("column_names", ())),
+        )
+
+
+@dataclass(frozen=True)
 class Catalog:
-    """All tables, keyed by lower-case name, and the version they were read at."""
+    """All tables and views, keyed by lower-case name, and the version they were
+    read at. A name is a table or a view, never both."""
 
     tables: Mapping[str, Table] = field(default_factory=dict)
     version: int = 0
+    views: Mapping[str, View] = field(default_factory=dict)
 
     def get(self, name: str) -> Table | None:
         return self.tables.get(name.lower())
+
+    def view(self, name: str) -> View | None:
+        return self.views.get(name.lower())
 
     def schema_mapping(self) -> dict[str, dict[str, str]]:
         """The shape sqlglot's MappingSchema takes: {table: {column: type}}."""

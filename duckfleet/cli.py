@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -89,6 +90,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         workers=args.workers,
         port=args.port,
         cores_per_worker=args.cores_per_worker,
+        # tables written through Flight SQL (ingest, CREATE TABLE AS) go here
+        extra_env={
+            "DUCKFLEET_DATA_DIR": os.environ.get("DUCKFLEET_DATA_DIR")
+            or os.path.abspath(os.path.join(args.data_dir, "tables"))
+        },
     )
     data_root = None
     if args.demo:

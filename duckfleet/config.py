@@ -62,6 +62,11 @@ class FrontDoorConfig(CommonConfig):
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )
+    # where tables written through Flight SQL (ingest, CREATE TABLE AS, INSERT) live,
+    # one directory each; storage every worker and front door reaches. "": no writes
+    data_dir: str = field(default_factory=lambda: _env("data_dir", ""))
+    # seconds a client session (SetSessionOptions) lives after its last change
+    session_ttl: int = field(default_factory=lambda: int(_env("session_ttl", "86400")))
 
 
 def override(cfg: CommonConfig, **flags: object) -> None:

@@ -30,13 +30,18 @@ def expand_paths(path_or_glob: str) -> list[str]:
 
 
 def describe_table(name: str, path_or_glob: str) -> Table:
-    files = expand_paths(path_or_glob)
+    return describe_files(name, expand_paths(path_or_glob), path_or_glob)
+
+
+def describe_files(name: str, files: list[str], where: str = "") -> Table:
+    """The table made of exactly ``files`` (absolute paths), in that order."""
+    where = where or (files[0] if len(files) == 1 else os.path.dirname(files[0]))
     con = duckdb.connect()
     try:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet([{listing}])").fetchall()
     except duckdb.Error as exc:
-        raise TableFilesError(f"cannot read {path_or_glob!r} as Parquet: {exc}") from exc
+        raise TableFilesError(f"cannot read {where!r} as Parquet: {exc}") from exc
     finally:
         con.close()
     columns = tuple(Column(r[0], r[1]) for r in rows)

@@ -7,12 +7,16 @@ planning, etcd and workers sits behind this interface, implemented by runner.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from duckfleet.catalog import Catalog
 from duckfleet.ids import QueryId
+
+if TYPE_CHECKING:
+    from duckfleet.flight.describe import Prepared
+    from duckfleet.flight.writes import IngestRequest
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,30 @@ class QueryOutcome:
 
 
 class QueryBackend(Protocol):
-    def run(self, sql: str) -> QueryOutcome:
+    def run(self, sql: str, *, priority: int = 0) -> QueryOutcome:
         """Plan, publish and wait for a query; raise PlanError, ControlError subclasses."""
         ...
+
+    def prepare(self, sql: str) -> Prepared:
+        """The dataset and parameter schemas of a statement, without running it."""
+        ...
+
+    def update(self, sql: str, *, priority: int = 0) -> int:
+        """Carry out a write statement (CREATE TABLE AS, INSERT, CREATE VIEW, DROP)
+        now; the number of rows it wrote."""
+        ...
+
+    def ingest(self, request: IngestRequest, data: pa.Table) -> int:
+        """Write ``data`` into a table (CommandStatementIngest); rows written."""
+        ...
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        """A client session's options, from wherever every front door sees them."""
+        ...
+
+    def save_session(self, session_id: str, options: dict[str, Any]) -> None: ...
+
+    def close_session(self, session_id: str) -> bool: ...
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
         """Stream a result partition from wherever it lives (the DoGet fallback)."""

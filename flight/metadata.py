@@ -1,7 +1,7 @@
 """The Flight SQL metadata commands, answered by the front door from the catalog.
 
 duckfleet presents one catalog, ``duckfleet``, holding one schema, ``main``, whose
-tables (all of type ``TABLE``) are the catalog's tables in etcd. Keys are not
+tables are the catalog's tables (type ``TABLE``) and views (type ``VIEW``) in etcd. Keys are not
 declared, so the key commands answer empty tables of the right shape.
 
 Every command here is answered the same way: GetFlightInfo returns ``result_schema``
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 import pyarrow as pa
 from google.protobuf.message import Message
 
-from duckfleet.catalog import Catalog, Table
+from duckfleet.catalog import Catalog, Table, View
 from duckfleet.flight import sql_info, xdbc
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.types import arrow_type
@@ -37,6 +37,7 @@ from duckfleet.flight.types import arrow_type
 CATALOG_NAME = "duckfleet"
 DB_SCHEMA_NAME = "main"
 TABLE_TYPE = "TABLE"
+VIEW_TYPE = "VIEW"
 LIKE_ESCAPE = "\\"
 
 _utf8 = pa.utf8()
@@ -124,7 +125,7 @@ def result_table(command: Message, catalog: Callable[[], Catalog]) -> pa.Table:
     if isinstance(command, sql.CommandGetTables):
         return tables_table(command, catalog())
     if isinstance(command, sql.CommandGetTableTypes):
-        return _table(TABLE_TYPES, [[TABLE_TYPE]])
+        return _table(TABLE_TYPES, [[TABLE_TYPE], [VIEW_TYPE]])
     return _table(result_schema(command), [])  # keys: none are declared
 
 
@@ -143,26 +144,26 @@ def tables_table(command: Message, catalog: Catalog) -> pa.Table:
     schema_matches = like(_optional(command, "db_schema_filter_pattern"))(DB_SCHEMA_NAME)
     if not (_in_catalog(command, "catalog") and schema_matches):
         return _table(result_schema(command), [])
-    if table_types and TABLE_TYPE not in table_types:
-        return _table(result_schema(command), [])
     name_matches = like(_optional(command, "table_name_filter_pattern"))
+    entries: list[tuple[Table | View, str]] = [(t, TABLE_TYPE) for t in catalog.tables.values()]
+    entries += [(v, VIEW_TYPE) for v in catalog.views.values()]
     rows = []
-    for table in sorted(catalog.tables.values(), key=lambda t: t.name):
-        if not name_matches(table.name):
+    for table, kind in sorted(entries, key=lambda e: e[0].name):
+        if not name_matches(table.name) or (table_types and kind not in table_types):
             continue
-        row: list[object] = [CATALOG_NAME, DB_SCHEMA_NAME, table.name, TABLE_TYPE]
+        row: list[object] = [CATALOG_NAME, DB_SCHEMA_NAME, table.name, kind]
         if include_schema:
             row.append(table_schema(table).serialize().to_pybytes())
         rows.append(row)
     return _table(result_schema(command), rows)
 
 
-def table_schema(table: Table) -> pa.Schema:
+def table_schema(table: Table | View) -> pa.Schema:
     """The Arrow schema of a catalog table, its columns described as the spec suggests."""
     return pa.schema([_column_field(table, column.name, column.type) for column in table.columns])
 
 
-def _column_field(table: Table, name: str, duckdb_type: str) -> pa.Field:
+def _column_field(table: Table | View, name: str, duckdb_type: str) -> pa.Field:
     type_ = arrow_type(duckdb_type)
     metadata = {
         "CATALOG_NAME": CATALOG_NAME,

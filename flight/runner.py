@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -20,8 +21,11 @@ from duckfleet.control import CatalogStore, QueryStore, Store
 from duckfleet.control.errors import NoWorkers, QueryFailed, QueryTimeout
 from duckfleet.control.queries import StatusWatch
 from duckfleet.control.records import QueryState, QueryStatus, ResultInfo
+from duckfleet.control.session_store import SessionStore
 from duckfleet.flight.backend import Partition, QueryOutcome
+from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.tickets import parse_result_ticket, result_ticket
+from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.plan import Plan
@@ -43,21 +47,57 @@ class FleetBackend:
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients()
         self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
+        self.describer = Describer(self.settings)
+        self.writer = TableWriter(
+            self.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
+        )
+        self.sessions = SessionStore(store, cfg.session_ttl)
 
     def close(self) -> None:
         self.status_watch.stop()
         self.clients.close()
+        self.describer.close()
 
     def catalog(self) -> Catalog:
         return self.catalog_store.read()
 
-    def run(self, sql: str) -> QueryOutcome:
+    def prepare(self, sql: str) -> Prepared:
+        return self.describer.prepare(sql, self.catalog_store.read())
+
+    def update(self, sql: str, *, priority: int = 0) -> int:
+        return self.writer.update(sql, priority)
+
+    def ingest(self, request: IngestRequest, data: pa.Table) -> int:
+        return self.writer.ingest(request, data)
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        return self.sessions.get(session_id)
+
+    def save_session(self, session_id: str, options: dict[str, Any]) -> None:
+        self.sessions.put(session_id, options)
+
+    def close_session(self, session_id: str) -> bool:
+        return self.sessions.delete(session_id)
+
+    def run_plan(self, plan: Plan, priority: int = 0) -> None:
+        """Run a plan to its end (its results are not fetched: writes)."""
+        q = new_query_id()
+        started = time.perf_counter()
+        self._execute(q, plan, priority)
+        log.info(
+            "query=%s finished: %d task(s); total %.1f ms",
+            q,
+            len(plan.tasks),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def run(self, sql: str, *, priority: int = 0) -> QueryOutcome:
         started = time.perf_counter()
         catalog = self.catalog_store.read()
         plan = plan_query(sql, catalog, self.settings)
         planned = time.perf_counter()
         q = new_query_id()
-        index = self._execute(q, plan)
+        index = self._execute(q, plan, priority)
         outputs = [t.id for t in plan.output_tasks]
         partitions = tuple(
             Partition(
@@ -79,7 +119,7 @@ class FleetBackend:
         )
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
 
-    def _execute(self, q: QueryId, plan: Plan) -> dict[TaskId, ResultInfo]:
+    def _execute(self, q: QueryId, plan: Plan, priority: int = 0) -> dict[TaskId, ResultInfo]:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions."""
         if self.queries.worker_count() == 0:
             raise NoWorkers(
@@ -89,7 +129,12 @@ class FleetBackend:
         ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
         with self.status_watch.waiting(q) as changed:
             self.queries.publish(
-                q, plan, frontdoor=self.member_id, ttl=ttl, max_attempts=self.cfg.max_attempts
+                q,
+                plan,
+                frontdoor=self.member_id,
+                ttl=ttl,
+                priority=priority,
+                max_attempts=self.cfg.max_attempts,
             )
             try:
                 status = self.queries.wait(q, self.cfg.query_timeout, changed)

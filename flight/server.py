@@ -8,16 +8,22 @@ so any front door can serve any request.
 
 Implemented:
     Handshake                   accepts anything, answers empty (no auth yet)
-    GetFlightInfo               CommandStatementQuery, CommandPreparedStatementQuery,
-                                the metadata commands (metadata.py: GetSqlInfo,
+    GetFlightInfo               CommandStatementQuery, CommandPreparedStatementQuery
+                                (a write statement runs right there and answers an
+                                empty schema, no endpoints and its row count), the
+                                metadata commands (metadata.py: GetSqlInfo,
                                 GetXdbcTypeInfo, GetCatalogs, GetDbSchemas, GetTables,
                                 GetTableTypes, GetPrimaryKeys, GetImportedKeys,
                                 GetExportedKeys, GetCrossReference)
-    GetSchema                   the metadata commands
+    GetSchema                   statements, prepared statements, metadata commands
     DoGet                       result tickets (fallback path: backend.open_partition),
                                 front-door-local tickets (metadata commands)
+    DoPut                       CommandPreparedStatementQuery (binds parameters: answers
+                                a new handle carrying them), CommandStatementUpdate,
+                                CommandPreparedStatementUpdate, CommandStatementIngest
+                                (all answer DoPutUpdateResult with the row count)
     DoAction                    CreatePreparedStatement, ClosePreparedStatement,
-                                CloseSession
+                                SetSessionOptions, GetSessionOptions, CloseSession
     ListActions
 Everything else answers UNIMPLEMENTED (or INVALID_ARGUMENT if malformed), naming what
 was asked for.
@@ -33,17 +39,22 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import Message
 
-from duckfleet.flight import commands, metadata, tickets
+from duckfleet.flight import binding, commands, metadata, sessions, tickets
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
+from duckfleet.flight.describe import NO_ROWS
+from duckfleet.flight.statements import executions, parse_statement_text
 from duckfleet.flight.status import Call, flight_call, translate_stream
+from duckfleet.flight.writes import IngestRequest
 
 # DoAction types (Flight SQL and Flight). Flight SQL bodies and results are wrapped in
 # google.protobuf.Any; Flight's own session actions carry their messages raw.
 CREATE_PREPARED_STATEMENT = "CreatePreparedStatement"
 CLOSE_PREPARED_STATEMENT = "ClosePreparedStatement"
 CLOSE_SESSION = "CloseSession"
+SET_SESSION_OPTIONS = "SetSessionOptions"
+GET_SESSION_OPTIONS = "GetSessionOptions"
 
 ACTIONS: dict[str, str] = {
     CREATE_PREPARED_STATEMENT: (
@@ -55,6 +66,16 @@ ACTIONS: dict[str, str] = {
         "Closes a reusable prepared statement resource on the server.\n"
         "Request Message: ActionClosePreparedStatementRequest\n"
         "Response Message: N/A"
+    ),
+    SET_SESSION_OPTIONS: (
+        "Set client session options (catalog, schema, priority) by name/value pairs.\n"
+        "Request Message: SetSessionOptionsRequest\n"
+        "Response Message: SetSessionOptionsResult"
+    ),
+    GET_SESSION_OPTIONS: (
+        "Get current client session options.\n"
+        "Request Message: GetSessionOptionsRequest\n"
+        "Response Message: GetSessionOptionsResult"
     ),
     CLOSE_SESSION: (
         "Explicitly close/invalidate the cookie-specified client session.\n"
@@ -73,8 +94,6 @@ KNOWN_UNSUPPORTED_ACTIONS = frozenset(
         "CreatePreparedSubstraitPlan",
         "CancelFlightInfo",
         "RenewFlightEndpoint",
-        "SetSessionOptions",
-        "GetSessionOptions",
     }
 )
 
@@ -110,7 +129,9 @@ class FrontDoorServer(flight.FlightServerBase):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("auth_handler", AcceptAnyAuthHandler())
-        super().__init__(location, **kwargs)
+        middleware = dict(kwargs.pop("middleware", None) or {})
+        middleware.setdefault(sessions.MIDDLEWARE_KEY, sessions.SessionMiddlewareFactory())
+        super().__init__(location, middleware=middleware, **kwargs)
         self._backend = backend
         self._advertise = advertise or re.sub(r":0(?=/|$)", f":{self.port}", location)
 
@@ -130,10 +151,8 @@ class FrontDoorServer(flight.FlightServerBase):
                 endpoint = flight.FlightEndpoint(tickets.local_ticket(command), [])
                 schema = metadata.result_schema(command)
                 return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
-            outcome = self._backend.run(self._statement_sql(command))
-            call.query_id = outcome.query_id
-            call.detail = f"partitions={len(outcome.partitions)} rows={outcome.rows}"
-            return self._flight_info(descriptor, outcome)
+            text, params = self._statement(command)
+            return self._execute(context, call, descriptor, text, params)
 
     def get_schema(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -142,10 +161,8 @@ class FrontDoorServer(flight.FlightServerBase):
             command = self._command(descriptor, call)
             if call.what in metadata.COMMANDS:
                 return flight.SchemaResult(metadata.result_schema(command))
-            raise UnsupportedRequest(
-                f"GetSchema for {call.what} is not implemented by duckfleet yet; "
-                "call GetFlightInfo, whose answer carries the schema"
-            )
+            text, _ = self._statement(command)
+            return flight.SchemaResult(self._backend.prepare(text).dataset_schema)
 
     def _command(self, descriptor: flight.FlightDescriptor, call: Call) -> Message:
         if descriptor.descriptor_type != flight.DescriptorType.CMD:
@@ -157,17 +174,59 @@ class FrontDoorServer(flight.FlightServerBase):
         call.what = sql.short_name(command)
         return command
 
-    def _statement_sql(self, command: Message) -> str:
-        if isinstance(command, sql.CommandStatementQuery):
+    def _statement(self, command: Message) -> tuple[str, str | None]:
+        """The SQL of a statement or prepared statement, and its bound parameters."""
+        params = None
+        if isinstance(command, sql.CommandStatementQuery | sql.CommandStatementUpdate):
             if command.HasField("transaction_id"):
                 raise UnsupportedRequest("transactions are not supported by duckfleet")
             text: str = command.query  # type: ignore[attr-defined]
         else:
             handle = command.prepared_statement_handle  # type: ignore[attr-defined]
-            text = tickets.parse_prepared_statement_handle(handle)
+            parsed = tickets.parse_handle(handle)
+            text, params = parsed.sql, parsed.params
         if not text.strip():
             raise MalformedRequest("the SQL statement is empty")
-        return text
+        return text, params
+
+    def _execute(
+        self,
+        context: flight.ServerCallContext,
+        call: Call,
+        descriptor: flight.FlightDescriptor,
+        text: str,
+        params: str | None,
+    ) -> flight.FlightInfo:
+        """Run a statement once per bound parameter row. A query answers every
+        run's partitions, in order; a write runs now and answers its row count."""
+        statement = parse_statement_text(text)
+        runs = executions(statement, _parameter_rows(params))
+        priority = self._priority(context)
+        if statement.is_update:
+            self._require_write(context)
+            count = sum(self._backend.update(run, priority=priority) for run in runs)
+            call.detail = f"update rows={count}"
+            return flight.FlightInfo(NO_ROWS, descriptor, [], count, 0)
+        outcomes = [self._backend.run(run, priority=priority) for run in runs]
+        call.query_id = ",".join(o.query_id for o in outcomes)
+        partitions = [p for o in outcomes for p in o.partitions]
+        call.detail = f"partitions={len(partitions)} rows={sum(o.rows for o in outcomes)}"
+        if len(outcomes) == 1:
+            return self._flight_info(descriptor, outcomes[0])
+        endpoints = [flight.FlightEndpoint(p.ticket, list(p.locations)) for p in partitions]
+        rows = sum(o.rows for o in outcomes)
+        size = sum(o.bytes for o in outcomes)
+        return flight.FlightInfo(outcomes[0].schema, descriptor, endpoints, rows, size)
+
+    def _require_write(self, context: flight.ServerCallContext | None) -> None:
+        """Every path that changes the catalog or writes files passes through here
+        first: it is where the caller's role is checked (admins only may write)."""
+
+    def _priority(self, context: flight.ServerCallContext | None) -> int:
+        session = sessions.middleware_of(context)
+        if session is None or session.session_id is None:
+            return 0
+        return sessions.priority_of(self._backend.session(session.session_id))
 
     def _flight_info(
         self, descriptor: flight.FlightDescriptor, outcome: QueryOutcome
@@ -209,8 +268,15 @@ class FrontDoorServer(flight.FlightServerBase):
                 )
                 if request.HasField("transaction_id"):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
+                text: str = request.query  # type: ignore[attr-defined]
+                if not text.strip():
+                    raise MalformedRequest("the SQL statement is empty")
+                prepared = self._backend.prepare(text)
+                call.detail = "update" if prepared.is_update else "query"
                 result = sql.ActionCreatePreparedStatementResult(
-                    prepared_statement_handle=tickets.prepared_statement_handle(request.query)  # type: ignore[attr-defined]
+                    prepared_statement_handle=tickets.prepared_statement_handle(text),
+                    dataset_schema=prepared.dataset_schema.serialize().to_pybytes(),
+                    parameter_schema=prepared.parameter_schema.serialize().to_pybytes(),
                 )
                 return [flight.Result(commands.pack(result))]
             if action.type == CLOSE_PREPARED_STATEMENT:
@@ -219,10 +285,8 @@ class FrontDoorServer(flight.FlightServerBase):
                 )
                 tickets.parse_prepared_statement_handle(request.prepared_statement_handle)  # type: ignore[attr-defined]
                 return []  # handles hold no server state
-            if action.type == CLOSE_SESSION:
-                commands.parse_message(sql.CloseSessionRequest, body, "action body")
-                closed = sql.CloseSessionResult(status=sql.CloseSessionResult.CLOSED)  # type: ignore[attr-defined]
-                return [flight.Result(closed.SerializeToString())]
+            if action.type in (SET_SESSION_OPTIONS, GET_SESSION_OPTIONS, CLOSE_SESSION):
+                return [flight.Result(self._session_action(context, action.type, body))]
             if action.type in KNOWN_UNSUPPORTED_ACTIONS:
                 raise UnsupportedRequest(
                     f"the {action.type} action is not implemented by duckfleet yet"
@@ -231,11 +295,44 @@ class FrontDoorServer(flight.FlightServerBase):
                 f"unknown action type {action.type!r}; duckfleet implements: {', '.join(ACTIONS)}"
             )
 
+    def _session_action(
+        self, context: flight.ServerCallContext | None, kind: str, body: bytes
+    ) -> bytes:
+        """Flight's session actions: raw messages in and out (no Any)."""
+        middleware = sessions.middleware_of(context)
+        session_id = middleware.session_id if middleware is not None else None
+        if kind == SET_SESSION_OPTIONS:
+            request = commands.parse_message(sql.SetSessionOptionsRequest, body, "action body")
+            current = self._backend.session(session_id) if session_id else None
+            applied = sessions.apply_options(current or {}, request)
+            if session_id is None or current is None:
+                session_id = sessions.new_session_id()
+                if middleware is not None:
+                    middleware.start_session(session_id)
+            self._backend.save_session(session_id, applied.options)
+            errors = {
+                name: sql.SetSessionOptionsResult.Error(value=code)  # type: ignore[attr-defined]
+                for name, code in applied.errors.items()
+            }
+            return sql.SetSessionOptionsResult(errors=errors).SerializeToString()
+        if kind == GET_SESSION_OPTIONS:
+            commands.parse_message(sql.GetSessionOptionsRequest, body, "action body")
+            options = (self._backend.session(session_id) if session_id else None) or {}
+            result = sql.GetSessionOptionsResult(session_options=sessions.options_message(options))
+            return result.SerializeToString()
+        commands.parse_message(sql.CloseSessionRequest, body, "action body")
+        if session_id is not None:
+            self._backend.close_session(session_id)
+            if middleware is not None:
+                middleware.end_session()
+        closed = sql.CloseSessionResult(status=sql.CloseSessionResult.CLOSED)  # type: ignore[attr-defined]
+        return closed.SerializeToString()
+
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
         with flight_call("ListActions", context):
             return list(ACTIONS.items())
 
-    # --- DoPut / DoExchange: not served -----------------------------------------------
+    # --- DoPut ------------------------------------------------------------------------
 
     def do_put(
         self,
@@ -249,10 +346,44 @@ class FrontDoorServer(flight.FlightServerBase):
                 raise MalformedRequest("DoPut needs a Flight SQL command descriptor (type CMD)")
             command = commands.parse_command(descriptor.command, accept=commands.KNOWN_COMMANDS)
             call.what = sql.short_name(command)
-            raise UnsupportedRequest(
-                f"DoPut with {call.what} is not implemented by duckfleet: it answers queries "
-                "only (no updates, ingestion or bound parameters yet)"
+            if isinstance(command, sql.CommandPreparedStatementQuery):
+                text, _ = self._statement(command)
+                params = binding.encode(binding.to_ipc(_read_all(reader)))
+                handle = tickets.prepared_statement_handle(text, params)
+                result = sql.DoPutPreparedStatementResult(prepared_statement_handle=handle)
+                writer.write(pa.py_buffer(result.SerializeToString()))
+                return
+            if isinstance(command, sql.CommandStatementUpdate):
+                count = self._update(context, self._statement(command)[0], None)
+            elif isinstance(command, sql.CommandPreparedStatementUpdate):
+                text, params = self._statement(command)
+                data = _read_all(reader)
+                if data.num_columns:  # parameters bound with this very call
+                    params = binding.encode(binding.to_ipc(data))
+                count = self._update(context, text, params)
+            elif isinstance(command, sql.CommandStatementIngest):
+                self._require_write(context)
+                count = self._backend.ingest(_ingest_request(command), _read_all(reader))
+            else:
+                raise UnsupportedRequest(f"DoPut with {call.what} is not implemented by duckfleet")
+            call.detail = f"rows={count}"
+            writer.write(
+                pa.py_buffer(sql.DoPutUpdateResult(record_count=count).SerializeToString())
             )
+
+    def _update(self, context: flight.ServerCallContext, text: str, params: str | None) -> int:
+        statement = parse_statement_text(text)
+        runs = executions(statement, _parameter_rows(params))
+        if not statement.is_update:
+            raise MalformedRequest(
+                "this statement returns rows, it is not an update: execute it as a query "
+                "(GetFlightInfo with CommandStatementQuery or CommandPreparedStatementQuery)"
+            )
+        self._require_write(context)
+        priority = self._priority(context)
+        return sum(self._backend.update(run, priority=priority) for run in runs)
+
+    # --- DoExchange: not served -------------------------------------------------------
 
     def do_exchange(
         self,
@@ -263,6 +394,44 @@ class FrontDoorServer(flight.FlightServerBase):
     ) -> None:
         with flight_call("DoExchange", context):
             raise UnsupportedRequest("DoExchange is not implemented by duckfleet")
+
+
+def _read_all(reader: flight.MetadataRecordBatchReader) -> pa.Table:
+    """Every batch a DoPut client sent: none at all when it sent not even a schema."""
+    try:
+        return reader.read_all()
+    except OSError as exc:
+        if "never sent a data message" in str(exc):
+            return pa.table({})
+        raise
+
+
+def _parameter_rows(params: str | None) -> list[list[Any]] | None:
+    if params is None:
+        return None
+    return binding.rows(binding.from_ipc(binding.decode(params)))  # type: ignore[return-value]
+
+
+_NOT_EXIST = {0: True, 1: True, 2: False}  # UNSPECIFIED, CREATE, FAIL
+_EXISTS = {0: "fail", 1: "fail", 2: "append", 3: "replace"}  # UNSPECIFIED, FAIL, APPEND, REPLACE
+
+
+def _ingest_request(command: Message) -> IngestRequest:
+    if command.temporary:  # type: ignore[attr-defined]
+        raise UnsupportedRequest("temporary tables are not supported by duckfleet")
+    if command.HasField("transaction_id"):
+        raise UnsupportedRequest("transactions are not supported by duckfleet")
+    for field, ours in (("catalog", metadata.CATALOG_NAME), ("schema", metadata.DB_SCHEMA_NAME)):
+        if command.HasField(field) and getattr(command, field).lower() not in ("", ours):
+            raise MalformedRequest(
+                f"{field} {getattr(command, field)!r} does not exist; duckfleet has one: {ours}"
+            )
+    options = command.table_definition_options  # type: ignore[attr-defined]
+    return IngestRequest(
+        table=command.table,  # type: ignore[attr-defined]
+        create=_NOT_EXIST.get(options.if_not_exist, False),
+        if_exists=_EXISTS.get(options.if_exists, "fail"),
+    )
 
 
 def _batches(reader: pa.RecordBatchReader, call: Call) -> Iterator[pa.RecordBatch]:

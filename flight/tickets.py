@@ -16,8 +16,10 @@ GetTables, ...): the Flight SQL command itself, e.g. ``Any(CommandGetTables{...}
 the Flight SQL reference server does. Any front door answers it, from its own
 constants or the catalog in etcd (flight/metadata.py).
 
-Prepared-statement handle: compact JSON ``{"sql": "<statement text>"}``. Preparing
-stores nothing; executing the handle runs its SQL like CommandStatementQuery.
+Prepared-statement handle: compact JSON ``{"sql": "<statement text>"}``, plus
+``"params": "<base64 Arrow IPC stream>"`` once parameters are bound (DoPut answers
+with that new handle in DoPutPreparedStatementResult). Preparing stores nothing;
+executing the handle runs its SQL, once per bound parameter row, on any front door.
 
 Pure: protobuf and json only; workers import it to read their tickets.
 """
@@ -117,19 +119,35 @@ def _parse_statement_handle(handle: bytes) -> tuple[QueryId, TaskId]:
     return QueryId(query_id), TaskId(task_id)  # type: ignore[arg-type]
 
 
-def prepared_statement_handle(sql_text: str) -> bytes:
-    return json.dumps({"sql": sql_text}, separators=(",", ":"), ensure_ascii=False).encode()
+@dataclass(frozen=True)
+class PreparedHandle:
+    sql: str
+    params: str | None = None  # base64 Arrow IPC stream of the bound parameter rows
 
 
-def parse_prepared_statement_handle(handle: bytes) -> str:
-    """The SQL a handle carries; InvalidTicket if it is not a duckfleet handle."""
+def prepared_statement_handle(sql_text: str, params: str | None = None) -> bytes:
+    fields = {"sql": sql_text} if params is None else {"sql": sql_text, "params": params}
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_handle(handle: bytes) -> PreparedHandle:
+    """What a handle carries; InvalidTicket if it is not a duckfleet handle."""
     try:
         fields = json.loads(handle)
     except (UnicodeDecodeError, json.JSONDecodeError):
         fields = None
-    if not isinstance(fields, dict) or not isinstance(fields.get("sql"), str):
+    if (
+        not isinstance(fields, dict)
+        or not isinstance(fields.get("sql"), str)
+        or not isinstance(fields.get("params", ""), str)
+    ):
         raise InvalidTicket(
             "invalid prepared statement handle: not one duckfleet issued; "
             "prepare the statement again (CreatePreparedStatement)"
         )
-    return fields["sql"]
+    return PreparedHandle(fields["sql"], fields.get("params"))
+
+
+def parse_prepared_statement_handle(handle: bytes) -> str:
+    """The SQL a handle carries; InvalidTicket if it is not a duckfleet handle."""
+    return parse_handle(handle).sql

@@ -15,7 +15,7 @@ in order.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from duckfleet.ids import TaskId
@@ -47,6 +47,9 @@ class TaskPlan:
     sql: str
     tables: tuple[TableBinding, ...] = ()
     inputs: tuple[InputBinding, ...] = ()
+    # Set on the output tasks of CREATE TABLE AS / INSERT: the worker writes the
+    # fragment's result to this Parquet file and keeps only a one-row summary.
+    output_file: str = ""
 
     @property
     def input_tasks(self) -> tuple[TaskId, ...]:
@@ -60,6 +63,7 @@ class TaskPlan:
                 "sql": self.sql,
                 "tables": [[b.table, list(b.files)] for b in self.tables],
                 "inputs": [[b.relation, list(b.tasks)] for b in self.inputs],
+                **({"output_file": self.output_file} if self.output_file else {}),
             }
         )
 
@@ -72,6 +76,7 @@ class TaskPlan:
             sql=d["sql"],
             tables=tuple(TableBinding(t, tuple(f)) for t, f in d["tables"]),
             inputs=tuple(InputBinding(r, tuple(TaskId(t) for t in ts)) for r, ts in d["inputs"]),
+            output_file=d.get("output_file", ""),
         )
 
 
@@ -121,3 +126,13 @@ class Plan:
                 lines.append(f"  {t.id}: {' '.join(binds)}")
                 lines.append(f"    {t.sql}")
         return "\n".join(lines)
+
+
+def write_outputs(plan: Plan, files: list[str]) -> Plan:
+    """``plan`` with its output tasks writing their results to ``files``, one each."""
+    outputs = plan.output_tasks
+    if len(files) != len(outputs):
+        raise ValueError(f"{len(outputs)} output task(s) but {len(files)} file(s)")
+    written = tuple(replace(t, output_file=f) for t, f in zip(outputs, files, strict=True))
+    last = replace(plan.stages[-1], tasks=written)
+    return replace(plan, stages=(*plan.stages[:-1], last))

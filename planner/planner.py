@@ -2,6 +2,7 @@
 
     parse_statement   one query, or a PlanError
     unqualify_tables  duckfleet.main.t -> t, as BI tools write it
+    expand_views      each view read -> its query, as a subquery
     catalog_tables    the catalog tables it reads (nothing else)
     qualify           columns resolved against the catalog
     shape             SCAN, AGGREGATE or SINGLE, and why
@@ -17,6 +18,7 @@ from sqlglot import exp
 
 from duckfleet.catalog import Catalog
 from duckfleet.ids import task_id
+from duckfleet.planner.expand_views import expand_views
 from duckfleet.planner.fallback import NotDistributable
 from duckfleet.planner.output_names import name_outputs
 from duckfleet.planner.parse import DIALECT, Statement, parse_statement
@@ -36,6 +38,7 @@ def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = No
     tree, unqualified = unqualify_tables(statement.tree)
     if unqualified:  # the fragment text must name tables as workers bind them
         statement = Statement(tree, tree.sql(dialect=DIALECT))
+    statement = expand_views(statement, catalog)
     tables = catalog_tables(statement.tree, catalog)
     schema = catalog.schema_mapping()
     try:

@@ -25,7 +25,10 @@ from duckfleet.local_fleet import LocalFleet, register_tables
 def start_fleet(
     etcd: EtcdServer, data_root: str, log_dir: str, etcd_urls: str | None = None, **kwargs: object
 ) -> LocalFleet:
-    """A fleet on `etcd` (or on every endpoint in `etcd_urls`, for a cluster)."""
+    """A fleet on `etcd` (or on every endpoint in `etcd_urls`, for a cluster); tables
+    written through Flight SQL go under `log_dir`/tables."""
+    extra_env = dict(kwargs.pop("extra_env", None) or {})  # type: ignore[call-overload]
+    extra_env.setdefault("DUCKFLEET_DATA_DIR", str(Path(log_dir) / "tables"))
     fleet = LocalFleet(
         etcd_url=etcd_urls or etcd.url,
         port=0,
@@ -33,6 +36,7 @@ def start_fleet(
         lease_ttl=2,
         namespace=f"/fleet-{uuid.uuid4().hex[:8]}",
         log_dir=log_dir,
+        extra_env=extra_env,
         **kwargs,  # type: ignore[arg-type]
     )
     fleet.start()

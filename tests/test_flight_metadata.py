@@ -189,7 +189,7 @@ def test_catalogs_schemas_and_table_types(client):
     assert fetch(client, sql.CommandGetDbSchemas(db_schema_filter_pattern="x%"))[1].num_rows == 0
     assert fetch(client, sql.CommandGetDbSchemas(catalog="other"))[1].num_rows == 0
     types = fetch(client, sql.CommandGetTableTypes())[1]
-    assert types.column("table_type").to_pylist() == ["TABLE"]
+    assert types.column("table_type").to_pylist() == ["TABLE", "VIEW"]
 
 
 @pytest.mark.parametrize(
@@ -267,7 +267,7 @@ def test_adbc_get_info(conn):
 
 
 def test_adbc_get_table_types(conn):
-    assert conn.adbc_get_table_types() == ["TABLE"]
+    assert conn.adbc_get_table_types() == ["TABLE", "VIEW"]
 
 
 def _objects(conn, depth: str, **filters) -> list[dict]:

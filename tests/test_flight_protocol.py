@@ -35,7 +35,9 @@ from duckfleet.control.errors import (
 from duckfleet.flight import commands, sql_info, status, tickets
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.backend import Partition, QueryOutcome
+from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.server import FrontDoorServer
+from duckfleet.flight.writes import IngestRequest
 from duckfleet.ids import QueryId, TaskId, new_query_id, task_id
 from duckfleet.planner.errors import SqlSyntaxError, UnknownTableError
 
@@ -54,8 +56,34 @@ class DuckDBBackend:
         self.lock = threading.Lock()
         self.fail_with: Exception | None = None  # raised by the next run()
         self.stream_fail_with: Exception | None = None  # raised mid-stream by open_partition
+        self.priorities: list[int] = []  # of every run()
+        self.updates: list[str] = []  # every update() statement, as bound
+        self.ingested: list[tuple[IngestRequest, pa.Table]] = []
+        self.sessions: dict[str, dict] = {}
+        self.describer = Describer()
 
-    def run(self, sql_text: str) -> QueryOutcome:
+    def prepare(self, sql_text: str) -> Prepared:
+        return self.describer.prepare(sql_text, self.catalog())
+
+    def update(self, sql_text: str, *, priority: int = 0) -> int:
+        self.updates.append(sql_text)
+        return 7  # a stand-in row count
+
+    def ingest(self, request: IngestRequest, data: pa.Table) -> int:
+        self.ingested.append((request, data))
+        return data.num_rows
+
+    def session(self, session_id: str) -> dict | None:
+        return self.sessions.get(session_id)
+
+    def save_session(self, session_id: str, options: dict) -> None:
+        self.sessions[session_id] = dict(options)
+
+    def close_session(self, session_id: str) -> bool:
+        return self.sessions.pop(session_id, None) is not None
+
+    def run(self, sql_text: str, *, priority: int = 0) -> QueryOutcome:
+        self.priorities.append(priority)
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error
@@ -556,7 +584,7 @@ def test_endpoint_locations_come_from_the_partitions(client, backend):
         pa.schema([("x", pa.int64())]),
         (Partition(b"tk", ("grpc://worker-1:9000", "grpc://door-2:8815"), 1, 8),),
     )
-    backend.run = lambda sql_text: outcome  # type: ignore[method-assign]
+    backend.run = lambda sql_text, **_: outcome  # type: ignore[method-assign]
     info = client.get_flight_info(
         flight.FlightDescriptor.for_command(commands.pack(sql.CommandStatementQuery(query="x")))
     )
@@ -637,7 +665,13 @@ def test_advertised_location_has_the_bound_port(server, backend):
 
 def test_list_actions(client):
     types = {action.type for action in client.list_actions()}
-    assert types == {"CreatePreparedStatement", "ClosePreparedStatement", "CloseSession"}
+    assert types == {
+        "CreatePreparedStatement",
+        "ClosePreparedStatement",
+        "SetSessionOptions",
+        "GetSessionOptions",
+        "CloseSession",
+    }
 
 
 def test_close_session_answers_closed_raw_not_any(raw):
@@ -744,23 +778,196 @@ def test_do_action_errors_then_still_serving(raw, client, action, body, code, te
     assert_still_serves(client)
 
 
-def test_do_put_is_unimplemented_naming_the_command(client):
+def test_do_put_of_an_unsupported_command_is_unimplemented_naming_it(client):
     descriptor = flight.FlightDescriptor.for_command(
-        commands.pack(sql.CommandStatementUpdate(query="DELETE FROM t"))
+        commands.pack(sql.CommandStatementSubstraitPlan())
     )
     writer, _ = client.do_put(descriptor, pa.schema([("a", pa.int64())]))
-    with pytest.raises(pa.ArrowNotImplementedError, match="DoPut with CommandStatementUpdate"):
+    with pytest.raises(pa.ArrowNotImplementedError, match="DoPut with CommandStatementSubst"):
         writer.write_table(pa.table({"a": [1]}))
         writer.close()
     assert_still_serves(client)
 
 
-def test_get_schema_of_a_statement_is_unimplemented(client):
-    descriptor = flight.FlightDescriptor.for_command(
-        commands.pack(sql.CommandStatementQuery(query="SELECT 1"))
+def _do_put(client, command, table=None) -> bytes:
+    descriptor = flight.FlightDescriptor.for_command(commands.pack(command))
+    schema = table.schema if table is not None else pa.schema([])
+    writer, reader = client.do_put(descriptor, schema)
+    if table is not None:
+        writer.write_table(table)
+    writer.done_writing()
+    answer = reader.read()
+    writer.close()
+    return answer.to_pybytes()
+
+
+def test_do_put_statement_update_answers_the_row_count_raw(client, backend):
+    answer = _do_put(client, sql.CommandStatementUpdate(query="DROP VIEW IF EXISTS v"))
+    assert sql.DoPutUpdateResult.FromString(answer).record_count == 7
+    assert backend.updates == ["DROP VIEW IF EXISTS v"]
+
+
+def test_do_put_statement_update_of_a_query_is_invalid(client, backend):
+    with pytest.raises(pa.ArrowInvalid, match="not an update"):
+        _do_put(client, sql.CommandStatementUpdate(query="SELECT 1"))
+    assert backend.updates == []
+    assert_still_serves(client)
+
+
+def test_prepared_update_runs_once_per_parameter_row(client, backend):
+    handle = prepare(client, "CREATE OR REPLACE VIEW v AS SELECT ? AS a, ? AS b")
+    rows = pa.table({"0": [1, 2], "1": ["x", "it's"]})
+    command = sql.CommandPreparedStatementUpdate(prepared_statement_handle=handle)
+    answer = _do_put(client, command, rows)
+    assert sql.DoPutUpdateResult.FromString(answer).record_count == 14  # 7 per row
+    assert backend.updates == [
+        "CREATE OR REPLACE VIEW v AS SELECT CAST('1' AS BIGINT) AS a, 'x' AS b",
+        "CREATE OR REPLACE VIEW v AS SELECT CAST('2' AS BIGINT) AS a, 'it''s' AS b",
+    ]
+
+
+def test_prepared_insert_values_binds_every_row_into_one_statement(client, backend):
+    handle = prepare(client, "INSERT INTO t (id, name) VALUES (?, ?)")
+    rows = pa.table({"0": [1, None], "1": ["a", "b"]})
+    command = sql.CommandPreparedStatementUpdate(prepared_statement_handle=handle)
+    _do_put(client, command, rows)
+    assert backend.updates == [
+        "INSERT INTO t (id, name) VALUES (CAST('1' AS BIGINT), 'a'), (CAST(NULL AS BIGINT), 'b')"
+    ]
+
+
+def test_ingest_reaches_the_backend_with_its_mode(client, backend):
+    options = sql.CommandStatementIngest.TableDefinitionOptions(
+        if_not_exist=sql.CommandStatementIngest.TableDefinitionOptions.TABLE_NOT_EXIST_OPTION_CREATE,
+        if_exists=sql.CommandStatementIngest.TableDefinitionOptions.TABLE_EXISTS_OPTION_APPEND,
     )
-    with pytest.raises(pa.ArrowNotImplementedError, match="GetSchema for CommandStatementQuery"):
-        client.get_schema(descriptor)
+    command = sql.CommandStatementIngest(table="events", table_definition_options=options)
+    answer = _do_put(client, command, pa.table({"a": [1, 2, 3]}))
+    assert sql.DoPutUpdateResult.FromString(answer).record_count == 3
+    [(request, data)] = backend.ingested
+    assert (request.table, request.create, request.if_exists) == ("events", True, "append")
+    assert data.column("a").to_pylist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("command", "text"),
+    [
+        (sql.CommandStatementIngest(table="x", temporary=True), "temporary tables"),
+        (sql.CommandStatementIngest(table="x", schema="other"), "schema 'other' does not exist"),
+    ],
+)
+def test_ingest_refusals(client, command, text):
+    error = pa.ArrowNotImplementedError if "temporary" in text else pa.ArrowInvalid
+    with pytest.raises(error) as info:
+        _do_put(client, command, pa.table({"a": [1]}))
+    assert text in str(info.value)
+    assert_still_serves(client)
+
+
+def prepare(client, text: str) -> bytes:
+    request = sql.ActionCreatePreparedStatementRequest(query=text)
+    [result] = client.do_action(flight.Action("CreatePreparedStatement", commands.pack(request)))
+    created = commands.unpack(result.body.to_pybytes(), sql.ActionCreatePreparedStatementResult)
+    return created.prepared_statement_handle
+
+
+def test_create_prepared_statement_answers_both_schemas(client):
+    request = sql.ActionCreatePreparedStatementRequest(
+        query="SELECT id, name || ? AS label FROM t WHERE price > ? AND id IN ($1)".replace(
+            "$1", "?"
+        )
+    )
+    [result] = client.do_action(flight.Action("CreatePreparedStatement", commands.pack(request)))
+    created = commands.unpack(result.body.to_pybytes(), sql.ActionCreatePreparedStatementResult)
+    dataset = pa.ipc.read_schema(pa.py_buffer(created.dataset_schema))
+    parameters = pa.ipc.read_schema(pa.py_buffer(created.parameter_schema))
+    assert dataset == pa.schema([("id", pa.int64()), ("label", pa.utf8())])
+    assert parameters == pa.schema(
+        [("1", pa.null()), ("2", pa.decimal128(15, 2)), ("3", pa.int64())]
+    )
+
+
+def test_a_write_statement_prepares_with_an_empty_dataset_schema(client):
+    request = sql.ActionCreatePreparedStatementRequest(query="DROP TABLE t")
+    [result] = client.do_action(flight.Action("CreatePreparedStatement", commands.pack(request)))
+    created = commands.unpack(result.body.to_pybytes(), sql.ActionCreatePreparedStatementResult)
+    assert pa.ipc.read_schema(pa.py_buffer(created.dataset_schema)) == pa.schema([])
+
+
+def test_bound_parameters_travel_in_the_handle_to_another_front_door(client, backend):
+    handle = prepare(client, "SELECT ? + 1 AS v")
+    command = sql.CommandPreparedStatementQuery(prepared_statement_handle=handle)
+    answer = _do_put(client, command, pa.table({"0": [41, 1, 9]}))
+    bound = sql.DoPutPreparedStatementResult.FromString(answer).prepared_statement_handle
+    assert bound != handle
+    other = FrontDoorServer("grpc://127.0.0.1:0", backend)  # knows nothing of this client
+    try:
+        with flight.connect(f"grpc://127.0.0.1:{other.port}") as c:
+            bound_command = sql.CommandPreparedStatementQuery(prepared_statement_handle=bound)
+            descriptor = flight.FlightDescriptor.for_command(commands.pack(bound_command))
+            info = c.get_flight_info(descriptor)
+            table = pa.concat_tables(c.do_get(e.ticket).read_all() for e in info.endpoints)
+    finally:
+        other.shutdown()
+    assert table.column("v").to_pylist() == [42, 2, 10]  # one result per row, in order
+
+
+def test_executing_without_binding_says_how_many_parameters(client):
+    handle = prepare(client, "SELECT ? AS a, ? AS b")
+    command = sql.CommandPreparedStatementQuery(prepared_statement_handle=handle)
+    with pytest.raises(pa.ArrowInvalid, match="takes 2 parameter"):
+        client.get_flight_info(flight.FlightDescriptor.for_command(commands.pack(command)))
+
+
+def test_get_schema_of_statements_and_prepared_statements(client):
+    query = sql.CommandStatementQuery(query="SELECT id, price * 2 AS p FROM t")
+    schema = client.get_schema(flight.FlightDescriptor.for_command(commands.pack(query))).schema
+    assert schema == pa.schema([("id", pa.int64()), ("p", pa.decimal128(18, 2))])
+    prepared = sql.CommandPreparedStatementQuery(
+        prepared_statement_handle=prepare(client, "DROP VIEW v")
+    )
+    descriptor = flight.FlightDescriptor.for_command(commands.pack(prepared))
+    assert client.get_schema(descriptor).schema == pa.schema([])
+
+
+def test_session_options_round_trip_through_the_cookie(server, backend):
+    with flight.connect(f"grpc://127.0.0.1:{server.port}") as c:
+        request = sql.SetSessionOptionsRequest(
+            session_options={
+                "priority": sql.SessionOptionValue(int64_value=5),
+                "schema": sql.SessionOptionValue(string_value="other"),
+                "colour": sql.SessionOptionValue(string_value="blue"),
+            }
+        )
+        [body] = c.do_action(flight.Action("SetSessionOptions", request.SerializeToString()))
+        result = sql.SetSessionOptionsResult.FromString(body.body.to_pybytes())
+        errors = {name: error.value for name, error in result.errors.items()}
+        codes = sql.SetSessionOptionsResult.ErrorValue
+        assert errors == {
+            "schema": codes.Value("INVALID_VALUE"),
+            "colour": codes.Value("INVALID_NAME"),
+        }
+    [(session_id, options)] = backend.sessions.items()
+    assert options == {"priority": 5}
+    cookie = (b"cookie", f"arrow_flight_session_id={session_id}".encode())
+    with flight.connect(f"grpc://127.0.0.1:{server.port}") as c:
+        call = flight.FlightCallOptions(headers=[cookie])
+        [body] = c.do_action(
+            flight.Action("GetSessionOptions", sql.GetSessionOptionsRequest().SerializeToString()),
+            call,
+        )
+        got = sql.GetSessionOptionsResult.FromString(body.body.to_pybytes()).session_options
+        assert got["priority"].int64_value == 5
+        assert got["catalog"].string_value == "duckfleet"
+        descriptor = flight.FlightDescriptor.for_command(
+            commands.pack(sql.CommandStatementQuery(query="SELECT 1 AS one"))
+        )
+        c.get_flight_info(descriptor, call)
+        assert backend.priorities[-1] == 5
+        [body] = c.do_action(
+            flight.Action("CloseSession", sql.CloseSessionRequest().SerializeToString()), call
+        )
+    assert backend.sessions == {}
 
 
 @pytest.mark.parametrize(
@@ -888,13 +1095,13 @@ def test_adbc_syntax_error_is_invalid_argument_and_server_keeps_serving(adbc_con
             cur.execute("SELEC 1")
         assert info.value.status_code == AdbcStatusCode.INVALID_ARGUMENT
         assert "INVALID_ARGUMENT" in str(info.value)
-        assert "SQL syntax error at line 1, column 1" in str(info.value)
+        assert "SQL syntax error at line 1" in str(info.value)
         cur.execute("SELECT 1 AS one")
         assert cur.fetch_arrow_table().column("one").to_pylist() == [1]
 
 
 def test_adbc_metadata_from_the_backend_catalog(adbc_conn):
-    assert adbc_conn.adbc_get_table_types() == ["TABLE"]
+    assert adbc_conn.adbc_get_table_types() == ["TABLE", "VIEW"]
     assert adbc_conn.adbc_get_table_schema("t").names == ["id", "name", "price"]
     with pytest.raises(adbc.Error) as info:
         adbc_conn.adbc_get_table_schema("nope")
@@ -904,7 +1111,7 @@ def test_adbc_metadata_from_the_backend_catalog(adbc_conn):
         assert cur.fetch_arrow_table().column("two").to_pylist() == [2]
 
 
-def test_adbc_bound_parameters_are_unimplemented(adbc_conn):
+def test_adbc_bound_parameters(adbc_conn):
     with adbc_conn.cursor() as cur:
-        with pytest.raises(adbc.NotSupportedError, match="bound parameters"):
-            cur.execute("SELECT ? AS p", parameters=(1,))
+        cur.execute("SELECT ? AS p, ? AS q", parameters=(1, "x"))
+        assert cur.fetch_arrow_table().to_pylist() == [{"p": 1, "q": "x"}]

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.worker.writes import write_result
 
 
 def quote_ident(name: str) -> str:
@@ -38,9 +39,12 @@ def run_fragment(
     """Execute ``task`` on ``cur`` (a cursor the caller owns and closes).
 
     ``inputs`` maps each of the task's input relations to the concatenated results
-    of its producer tasks.
+    of its producer tasks. A task with an ``output_file`` writes its result there
+    and returns the one-row summary of worker/writes.py instead.
     """
     bind_tables(cur, task)
     for relation, table in inputs.items():
         cur.register(relation, table)
+    if task.output_file:
+        return write_result(cur.sql(task.sql), task.output_file)
     return cur.sql(task.sql).to_arrow_table()

@@ -1,0 +1,135 @@
+"""The schemas of a statement, without running it: what CreatePreparedStatement and
+GetSchema answer.
+
+A query's result schema comes from DuckDB binding the query (never executing it)
+over empty tables and views shaped like the catalog's, in an in-memory database with
+external access disabled; the query has already passed the planner, so it names
+catalog tables and views only. Parameters are bound as typed NULLs for this. A write
+statement (CREATE TABLE AS, INSERT, CREATE VIEW, DROP) returns no rows: its dataset
+schema is empty, which is how JDBC recognises an update.
+
+The parameter schema has one field per parameter, typed where the planner can tell
+from the statement (planner/parameters.py), else of Arrow type null.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from duckfleet.catalog import Catalog, Column
+from duckfleet.flight.binding import parameter_schema
+from duckfleet.flight.statements import ClientStatement, parse_statement_text
+from duckfleet.flight.types import arrow_type
+from duckfleet.planner import PlannerSettings, plan_query
+from duckfleet.planner.errors import PlanError
+from duckfleet.planner.parameters import ParameterValue, bind, parameter_types
+from duckfleet.planner.parse import DIALECT
+from duckfleet.worker.fragment import quote_ident
+
+NO_ROWS = pa.schema([])
+
+
+class DescribeError(PlanError):
+    """DuckDB could not bind a statement the planner accepted."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    dataset_schema: pa.Schema  # empty for a statement that returns no rows
+    parameter_schema: pa.Schema
+    is_update: bool
+
+
+def _schema_mapping(catalog: Catalog) -> dict[str, dict[str, str]]:
+    mapping = catalog.schema_mapping()
+    for name, view in catalog.views.items():
+        mapping[name] = {c.name: c.type for c in view.columns}
+    return mapping
+
+
+class Describer:
+    """DuckDB over empty copies of the catalog, rebuilt when the catalog changes."""
+
+    def __init__(self, settings: PlannerSettings | None = None) -> None:
+        self.settings = settings or PlannerSettings()
+        self._lock = threading.Lock()
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._key: tuple[int, tuple[str, ...], tuple[str, ...]] | None = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def prepare(self, sql: str, catalog: Catalog) -> Prepared:
+        statement = parse_statement_text(sql)
+        types = self.parameter_types(statement, catalog)
+        if statement.is_update:
+            return Prepared(NO_ROWS, parameter_schema(types), True)
+        text = sql
+        if statement.tree is not None and statement.parameters:
+            nulls = [ParameterValue(None, t or "") for t in types]
+            text = bind(statement.tree, nulls).sql(dialect=DIALECT)
+        plan_query(text, catalog, self.settings)  # refuses what the planner refuses
+        columns = self.columns(text, catalog)
+        schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in columns])
+        return Prepared(schema, parameter_schema(types), False)
+
+    def parameter_types(self, statement: ClientStatement, catalog: Catalog) -> list[str | None]:
+        if statement.tree is None:
+            return []
+        return parameter_types(statement.tree, statement.parameters, _schema_mapping(catalog))
+
+    def columns(self, query: str, catalog: Catalog) -> list[Column]:
+        """The result columns of ``query`` (already accepted by the planner) as DuckDB
+        types them."""
+        with self._lock:  # binding only: fast, and the database may be rebuilt
+            cur = self._database(catalog).cursor()
+            try:
+                relation = cur.sql(query)
+                if relation is None:
+                    raise DescribeError("the statement returns no rows")
+                return [
+                    Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)
+                ]
+            except duckdb.Error as exc:
+                raise DescribeError(str(exc).split("\n")[0]) from None
+            finally:
+                cur.close()
+
+    def _database(self, catalog: Catalog) -> duckdb.DuckDBPyConnection:
+        key = (catalog.version, tuple(sorted(catalog.tables)), tuple(sorted(catalog.views)))
+        if self._db is not None and self._key == key:
+            return self._db
+        if self._db is not None:
+            self._db.close()
+        db = duckdb.connect(
+            config={
+                "enable_external_access": "false",
+                "autoinstall_known_extensions": "false",
+                "autoload_known_extensions": "false",
+                "threads": "1",
+            }
+        )
+        for table in catalog.tables.values():
+            columns = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in table.columns)
+            db.execute(f"CREATE TABLE {quote_ident(table.name)} ({columns})")
+        pending = dict(catalog.views)
+        for _ in range(len(pending) + 1):  # views over views: create in dependency order
+            for name, view in list(pending.items()):
+                names = ""
+                if view.column_names:
+                    names = " (" + ", ".join(quote_ident(c) for c in view.column_names) + ")"
+                try:
+                    db.execute(f"CREATE VIEW {quote_ident(name)}{names} AS {view.sql}")
+                    del pending[name]
+                except duckdb.CatalogException:
+                    continue  # reads a view not created yet, or a table since dropped
+        db.execute("SET lock_configuration = true")
+        self._db, self._key = db, key
+        return db

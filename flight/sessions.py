@@ -1,0 +1,141 @@
+"""Client sessions: Flight's SetSessionOptions, GetSessionOptions and CloseSession.
+
+A session is named by the ``arrow_flight_session_id`` cookie, which the front door
+sets on the first SetSessionOptions and the client sends back on every call (the
+ADBC driver with its cookie middleware on, the JDBC driver always). The options
+themselves live in etcd (control/session_store.py), so whichever front door a call
+reaches sees the same session.
+
+Options:
+
+    catalog   string  must be ``duckfleet`` (the only catalog)
+    schema    string  must be ``main`` (the only schema)
+    priority  int64   passed to the fleet with each query of the session; higher
+                      runs first among queries that wait for workers
+
+An unknown name answers INVALID_NAME and a bad value INVALID_VALUE in the result's
+error map; the valid options of the same request are still applied. Setting an
+option to no value (an empty SessionOptionValue) removes it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.flight as flight
+from google.protobuf.message import Message
+
+from duckfleet.flight import sql_messages as sql
+from duckfleet.flight.metadata import CATALOG_NAME, DB_SCHEMA_NAME
+
+COOKIE = "arrow_flight_session_id"
+MIDDLEWARE_KEY = "session"
+DEFAULTS: dict[str, Any] = {"catalog": CATALOG_NAME, "schema": DB_SCHEMA_NAME, "priority": 0}
+MAX_PRIORITY = 1_000_000
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def session_id_of(headers: dict[str, list[str]]) -> str | None:
+    """The session cookie among a call's ``cookie`` headers."""
+    for value in headers.get("cookie", []):
+        for part in value.split(";"):
+            name, _, cookie = part.strip().partition("=")
+            if name == COOKIE and cookie:
+                return cookie
+    return None
+
+
+class SessionMiddleware(flight.ServerMiddleware):
+    """One call's session: the cookie it came with, and the cookie to send back."""
+
+    def __init__(self, session_id: str | None) -> None:
+        self.session_id = session_id
+        self._set_cookie: str | None = None
+
+    def start_session(self, session_id: str) -> None:
+        self.session_id = session_id
+        self._set_cookie = f"{COOKIE}={session_id}; Path=/; HttpOnly"
+
+    def end_session(self) -> None:
+        self._set_cookie = f"{COOKIE}=; Path=/; Max-Age=0"
+
+    def sending_headers(self) -> dict[str, str]:
+        return {"set-cookie": self._set_cookie} if self._set_cookie else {}
+
+
+class SessionMiddlewareFactory(flight.ServerMiddlewareFactory):
+    def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> SessionMiddleware:
+        return SessionMiddleware(session_id_of(headers))
+
+
+def middleware_of(context: flight.ServerCallContext | None) -> SessionMiddleware | None:
+    if context is None:
+        return None
+    found = context.get_middleware(MIDDLEWARE_KEY)
+    return found if isinstance(found, SessionMiddleware) else None
+
+
+@dataclass
+class Applied:
+    options: dict[str, Any]
+    errors: dict[str, int] = field(
+        default_factory=dict
+    )  # name -> SetSessionOptionsResult.ErrorValue
+
+
+def apply_options(current: dict[str, Any], request: Message) -> Applied:
+    """``current`` with the options of a SetSessionOptionsRequest applied."""
+    out = Applied(dict(current))
+    error = sql.SetSessionOptionsResult.ErrorValue  # type: ignore[attr-defined]
+    for name, value in request.session_options.items():  # type: ignore[attr-defined]
+        kind = value.WhichOneof("option_value")
+        if name not in DEFAULTS:
+            out.errors[name] = error.Value("INVALID_NAME")
+            continue
+        if kind is None:
+            out.options.pop(name, None)
+            continue
+        parsed = _parse(name, kind, getattr(value, kind))
+        if parsed is None:
+            out.errors[name] = error.Value("INVALID_VALUE")
+        else:
+            out.options[name] = parsed
+    return out
+
+
+def _parse(name: str, kind: str, value: Any) -> Any:
+    if name == "priority":
+        if kind == "int64_value":
+            number = int(value)
+        elif kind == "string_value" and value.strip().lstrip("-").isdigit():
+            number = int(value)
+        elif kind == "double_value" and float(value).is_integer():
+            number = int(value)
+        else:
+            return None
+        return number if abs(number) <= MAX_PRIORITY else None
+    if kind != "string_value":
+        return None
+    wanted = CATALOG_NAME if name == "catalog" else DB_SCHEMA_NAME
+    return wanted if value.lower() == wanted else None
+
+
+def options_message(options: dict[str, Any]) -> dict[str, Message]:
+    """Every option's current value (defaults filled in) as SessionOptionValues."""
+    out: dict[str, Message] = {}
+    for name, default in DEFAULTS.items():
+        value = options.get(name, default)
+        if isinstance(value, int):
+            out[name] = sql.SessionOptionValue(int64_value=value)
+        else:
+            out[name] = sql.SessionOptionValue(string_value=str(value))
+    return out
+
+
+def priority_of(options: dict[str, Any] | None) -> int:
+    return int((options or {}).get("priority", 0))

@@ -1,0 +1,210 @@
+"""Statement parameters: find the placeholders, guess their types, bind values.
+
+A statement's placeholders are either all ``?`` (numbered 1, 2, ... in the order they
+appear) or all ``$1``, ``$2``, ... (a number may repeat). ``number_placeholders``
+turns the ``?`` form into the ``$n`` form, so the rest works on numbers only.
+
+Binding replaces each placeholder in the tree by a typed literal, built as a tree
+(``CAST('2024-01-31' AS DATE)``, ``'text'``, ``TRUE``, ``CAST(NULL AS BIGINT)``), never
+by splicing text: the bound tree plans and distributes like any other statement.
+
+A parameter's type is guessed from where it stands, against the catalog's columns:
+``col = ?``, ``? < col``, ``col BETWEEN ? AND ?``, ``col IN (?, ?)``, ``CAST(? AS T)``,
+``INSERT INTO t VALUES (?, ...)``. Anything else has no type (``None``): the client
+may bind any value there.
+
+Pure: sqlglot only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+
+from duckfleet.planner.errors import UnsupportedStatementError
+from duckfleet.planner.parse import DIALECT
+
+MAX_PARAMETERS = 10_000
+
+
+@dataclass(frozen=True)
+class ParameterValue:
+    """One bound value: its text (None: SQL NULL) and its DuckDB type name.
+
+    ``VARCHAR`` values become string literals and ``BOOLEAN`` values TRUE/FALSE;
+    everything else becomes ``CAST('<text>' AS <type>)``. A NULL of unknown type has
+    type ``""``.
+    """
+
+    text: str | None
+    type: str
+
+
+def number_placeholders(tree: exp.Expression) -> tuple[exp.Expression, int]:
+    """A copy of ``tree`` whose placeholders are all numbered, and how many
+    parameters it takes (the highest number)."""
+    tree = tree.copy()
+    found = [p for p in tree.find_all(exp.Placeholder, bfs=False) if _is_positional(p)]
+    named = [p for p in tree.find_all(exp.Placeholder) if not _is_positional(p)]
+    if named:
+        raise UnsupportedStatementError(
+            f"named parameter :{named[0].name} is not supported; use ? or $1, $2, ..."
+        )
+    anonymous = [p for p in found if p.this is None]
+    if anonymous and len(anonymous) != len(found):
+        raise UnsupportedStatementError(
+            "a statement uses either ? or $1, $2, ... for its parameters, not both"
+        )
+    if anonymous:
+        for n, placeholder in enumerate(anonymous, start=1):
+            placeholder.set("this", str(n))
+        return tree, len(anonymous)
+    numbers = [int(p.this) for p in found]
+    count = max(numbers, default=0)
+    if count > MAX_PARAMETERS:
+        raise UnsupportedStatementError(f"${count}: at most {MAX_PARAMETERS} parameters")
+    missing = sorted(set(range(1, count + 1)) - set(numbers))
+    if missing:
+        raise UnsupportedStatementError(
+            f"parameter ${missing[0]} is never used although ${count} is; number them 1, 2, ..."
+        )
+    return tree, count
+
+
+def _is_positional(placeholder: exp.Placeholder) -> bool:
+    value = placeholder.this
+    return value is None or str(value).isdigit()
+
+
+def _number(placeholder: exp.Placeholder) -> int:
+    return int(placeholder.this)
+
+
+def parameter_types(
+    tree: exp.Expression, count: int, schema: Mapping[str, Mapping[str, str]]
+) -> list[str | None]:
+    """The DuckDB type each of the ``count`` parameters of a numbered tree is
+    compared with or cast to, or None where nothing says."""
+    types: list[str | None] = [None] * count
+    if count == 0:
+        return types
+    insert_types = _insert_value_types(tree, schema)
+    try:
+        annotated = annotate_types(
+            qualify(tree.copy(), dialect=DIALECT, schema=dict(schema), identify=False),
+            schema=dict(schema),
+            dialect=DIALECT,
+        )
+    except (SqlglotError, ValueError, KeyError, TypeError):
+        annotated = tree
+    for placeholder in annotated.find_all(exp.Placeholder):
+        n = _number(placeholder) - 1
+        if 0 <= n < count and types[n] is None:
+            types[n] = _context_type(placeholder) or insert_types.get(n)
+    return types
+
+
+def _context_type(placeholder: exp.Placeholder) -> str | None:
+    parent = placeholder.parent
+    if isinstance(parent, exp.Cast) and parent.this is placeholder:
+        return _known(parent.to)
+    if isinstance(parent, exp.Between | exp.In):
+        return _known(parent.this.type) if parent.this is not placeholder else None
+    if isinstance(parent, exp.Binary) and isinstance(
+        parent, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE | exp.NullSafeEQ
+    ):
+        other = parent.right if parent.left is placeholder else parent.left
+        return _known(other.type)
+    return None
+
+
+def _known(type_: exp.DataType | None) -> str | None:
+    if type_ is None or type_.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
+        return None
+    return type_.sql(dialect=DIALECT)
+
+
+def _insert_value_types(
+    tree: exp.Expression, schema: Mapping[str, Mapping[str, str]]
+) -> dict[int, str]:
+    """``INSERT INTO t [(cols)] VALUES (?, ...)``: each placeholder's target column type."""
+    if not isinstance(tree, exp.Insert) or not isinstance(tree.expression, exp.Values):
+        return {}
+    target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    columns = schema.get(target.name.lower()) if isinstance(target, exp.Table) else None
+    if not columns:
+        return {}
+    if isinstance(tree.this, exp.Schema):
+        by_name = {k.lower(): v for k, v in columns.items()}
+        names = [c.name.lower() for c in tree.this.expressions]
+        targets = [by_name.get(n) for n in names]
+    else:
+        targets = list(columns.values())
+    out: dict[int, str] = {}
+    for row in tree.expression.expressions:
+        for value, type_ in zip(row.expressions, targets, strict=False):
+            if isinstance(value, exp.Placeholder) and type_:
+                out.setdefault(_number(value) - 1, type_)
+    return out
+
+
+def literal(value: ParameterValue) -> exp.Expression:
+    """The typed literal a parameter value stands for."""
+    if value.text is None:
+        if not value.type:
+            return exp.Null()
+        return exp.Cast(this=exp.Null(), to=_data_type(value.type))
+    if value.type == "VARCHAR":
+        return exp.Literal.string(value.text)
+    if value.type == "BOOLEAN":
+        return exp.Boolean(this=value.text.lower() == "true")
+    return exp.Cast(this=exp.Literal.string(value.text), to=_data_type(value.type))
+
+
+def _data_type(name: str) -> exp.DataType:
+    try:
+        return exp.DataType.build(name, dialect=DIALECT)
+    except (SqlglotError, ValueError) as exc:
+        raise UnsupportedStatementError(f"parameter type {name} is not supported ({exc})") from None
+
+
+def bind(tree: exp.Expression, values: Sequence[ParameterValue]) -> exp.Expression:
+    """A copy of a numbered ``tree`` with every placeholder replaced by its value."""
+    needed = max((_number(p) for p in tree.find_all(exp.Placeholder)), default=0)
+    if len(values) != needed:
+        raise UnsupportedStatementError(
+            f"the statement takes {needed} parameter(s) but {len(values)} were bound"
+        )
+    literals = [literal(v) for v in values]
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder):
+            return literals[_number(node) - 1].copy()
+        return node
+
+    return tree.copy().transform(swap)
+
+
+def bind_rows(tree: exp.Expression, rows: Sequence[Sequence[ParameterValue]]) -> exp.Expression:
+    """``INSERT INTO t VALUES (<one row of placeholders>)`` bound to many rows at once:
+    one INSERT whose VALUES holds every row. Any other statement: ValueError."""
+    if not is_single_row_insert(tree):
+        raise ValueError("bind_rows takes INSERT ... VALUES with one row")
+    template = tree.expression.expressions[0]
+    bound_rows = [bind(template, row) for row in rows]
+    out = tree.copy()
+    out.expression.set("expressions", bound_rows)
+    return out
+
+
+def is_single_row_insert(tree: exp.Expression) -> bool:
+    return (
+        isinstance(tree, exp.Insert)
+        and isinstance(tree.expression, exp.Values)
+        and len(tree.expression.expressions) == 1
+    )
