@@ -224,7 +224,7 @@ class FrontDoorServer(flight.FlightServerBase):
 
     def _priority(self, context: flight.ServerCallContext | None) -> int:
         session = sessions.middleware_of(context)
-        if session is None or session.session_id is None:
+        if session is None or session.fresh:
             return 0
         return sessions.priority_of(self._backend.session(session.session_id))
 
@@ -300,15 +300,13 @@ class FrontDoorServer(flight.FlightServerBase):
     ) -> bytes:
         """Flight's session actions: raw messages in and out (no Any)."""
         middleware = sessions.middleware_of(context)
-        session_id = middleware.session_id if middleware is not None else None
+        if middleware is None:  # a server built without the session middleware
+            raise UnsupportedRequest(f"{kind}: sessions need the session cookie middleware")
+        session_id = middleware.session_id
+        stored = None if middleware.fresh else self._backend.session(session_id)
         if kind == SET_SESSION_OPTIONS:
             request = commands.parse_message(sql.SetSessionOptionsRequest, body, "action body")
-            current = self._backend.session(session_id) if session_id else None
-            applied = sessions.apply_options(current or {}, request)
-            if session_id is None or current is None:
-                session_id = sessions.new_session_id()
-                if middleware is not None:
-                    middleware.start_session(session_id)
+            applied = sessions.apply_options(stored or {}, request)
             self._backend.save_session(session_id, applied.options)
             errors = {
                 name: sql.SetSessionOptionsResult.Error(value=code)  # type: ignore[attr-defined]
@@ -317,14 +315,11 @@ class FrontDoorServer(flight.FlightServerBase):
             return sql.SetSessionOptionsResult(errors=errors).SerializeToString()
         if kind == GET_SESSION_OPTIONS:
             commands.parse_message(sql.GetSessionOptionsRequest, body, "action body")
-            options = (self._backend.session(session_id) if session_id else None) or {}
-            result = sql.GetSessionOptionsResult(session_options=sessions.options_message(options))
-            return result.SerializeToString()
+            options = sessions.options_message(stored or {})
+            return sql.GetSessionOptionsResult(session_options=options).SerializeToString()
         commands.parse_message(sql.CloseSessionRequest, body, "action body")
-        if session_id is not None:
+        if stored is not None:
             self._backend.close_session(session_id)
-            if middleware is not None:
-                middleware.end_session()
         closed = sql.CloseSessionResult(status=sql.CloseSessionResult.CLOSED)  # type: ignore[attr-defined]
         return closed.SerializeToString()
 

@@ -1,10 +1,13 @@
 """Client sessions: Flight's SetSessionOptions, GetSessionOptions and CloseSession.
 
-A session is named by the ``arrow_flight_session_id`` cookie, which the front door
-sets on the first SetSessionOptions and the client sends back on every call (the
-ADBC driver with its cookie middleware on, the JDBC driver always). The options
-themselves live in etcd (control/session_store.py), so whichever front door a call
-reaches sees the same session.
+A session is named by the ``arrow_flight_session_id`` cookie, which the client sends
+back on every call (the ADBC driver with its cookie middleware on, the JDBC driver
+always). pyarrow sends a call's response headers before its handler runs, so the
+front door cannot wait for SetSessionOptions to name a session: every call that
+comes without the cookie is answered with a fresh one, and the session exists once
+options are set under it. The options themselves live in etcd
+(control/session_store.py), so whichever front door a call reaches sees the same
+session; CloseSession deletes them.
 
 Options:
 
@@ -51,21 +54,16 @@ def session_id_of(headers: dict[str, list[str]]) -> str | None:
 
 
 class SessionMiddleware(flight.ServerMiddleware):
-    """One call's session: the cookie it came with, and the cookie to send back."""
+    """One call's session: the cookie it came with, or the fresh one sent back."""
 
     def __init__(self, session_id: str | None) -> None:
-        self.session_id = session_id
-        self._set_cookie: str | None = None
-
-    def start_session(self, session_id: str) -> None:
-        self.session_id = session_id
-        self._set_cookie = f"{COOKIE}={session_id}; Path=/; HttpOnly"
-
-    def end_session(self) -> None:
-        self._set_cookie = f"{COOKIE}=; Path=/; Max-Age=0"
+        self.fresh = session_id is None  # nothing can be stored under a new id yet
+        self.session_id = session_id or new_session_id()
 
     def sending_headers(self) -> dict[str, str]:
-        return {"set-cookie": self._set_cookie} if self._set_cookie else {}
+        if not self.fresh:
+            return {}
+        return {"set-cookie": f"{COOKIE}={self.session_id}; Path=/; HttpOnly"}
 
 
 class SessionMiddlewareFactory(flight.ServerMiddlewareFactory):
@@ -83,9 +81,8 @@ def middleware_of(context: flight.ServerCallContext | None) -> SessionMiddleware
 @dataclass
 class Applied:
     options: dict[str, Any]
-    errors: dict[str, int] = field(
-        default_factory=dict
-    )  # name -> SetSessionOptionsResult.ErrorValue
+    # option name -> SetSessionOptionsResult.ErrorValue
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 def apply_options(current: dict[str, Any], request: Message) -> Applied:

@@ -323,3 +323,84 @@ def test_concurrent_appends_lose_no_file(fleet):
         rows = query(c, "SELECT n FROM tally ORDER BY n").column("n").to_pylist()
     assert rows == list(range(21))
     assert len(catalog_of(fleet).get("tally").files) == 21
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+class CookieJar(fl.ClientMiddlewareFactory):
+    """Keeps the session cookie a front door sets and sends it on every call, across
+    clients: what the JDBC driver and ADBC's cookie middleware do."""
+
+    def __init__(self) -> None:
+        self.cookie: str | None = None
+
+    def start_call(self, info):
+        return _CookieCall(self)
+
+
+class _CookieCall(fl.ClientMiddleware):
+    def __init__(self, jar: CookieJar) -> None:
+        self.jar = jar
+
+    def sending_headers(self):
+        return {"cookie": self.jar.cookie} if self.jar.cookie else {}
+
+    def received_headers(self, headers):
+        for value in headers.get("set-cookie", []):
+            if self.jar.cookie is None:
+                self.jar.cookie = value.split(";")[0]
+
+
+def session_action(client, name: str, message) -> bytes:
+    [result] = client.do_action(fl.Action(name, message.SerializeToString()))
+    return result.body.to_pybytes()
+
+
+def test_a_session_set_on_one_front_door_is_seen_by_another(fleet):
+    jar = CookieJar()
+    with fl.connect(fleet.uri, middleware=[jar]) as one:
+        request = sql.SetSessionOptionsRequest(
+            session_options={
+                "priority": sql.SessionOptionValue(int64_value=7),
+                "catalog": sql.SessionOptionValue(string_value="elsewhere"),
+            }
+        )
+        result = sql.SetSessionOptionsResult.FromString(
+            session_action(one, "SetSessionOptions", request)
+        )
+        assert list(result.errors) == ["catalog"]  # validated against the catalog
+    assert jar.cookie is not None and jar.cookie.startswith("arrow_flight_session_id=")
+    with fl.connect(other_uri(fleet), middleware=[jar]) as two:
+        got = sql.GetSessionOptionsResult.FromString(
+            session_action(two, "GetSessionOptions", sql.GetSessionOptionsRequest())
+        ).session_options
+        assert got["priority"].int64_value == 7
+        assert (got["catalog"].string_value, got["schema"].string_value) == ("duckfleet", "main")
+        closed = sql.CloseSessionResult.FromString(
+            session_action(two, "CloseSession", sql.CloseSessionRequest())
+        )
+        assert closed.status == sql.CloseSessionResult.CLOSED
+    with fl.connect(fleet.uri, middleware=[jar]) as one:  # closed everywhere
+        got = sql.GetSessionOptionsResult.FromString(
+            session_action(one, "GetSessionOptions", sql.GetSessionOptionsRequest())
+        ).session_options
+        assert got["priority"].int64_value == 0
+
+
+def test_adbc_session_options_give_the_sessions_queries_their_priority(fleet):
+    cookies = {"adbc.flight.sql.rpc.with_cookie_middleware": "true"}
+    text = "SELECT 'priority test' AS p"
+    with flightsql.connect(fleet.uri, db_kwargs=cookies) as c:
+        c.adbc_connection.set_options(**{"adbc.flight.sql.session.option.priority": "5"})
+        assert '"priority":5' in c.adbc_connection.get_option("adbc.flight.sql.session.options")
+        assert (c.adbc_current_catalog, c.adbc_current_db_schema) == ("duckfleet", "main")
+        with pytest.raises(flightsql.Error, match="invalid value"):
+            c.adbc_current_db_schema = "public"
+        assert query(c, text).column("p").to_pylist() == ["priority test"]
+    store = fleet.store()
+    try:
+        [record] = [r for r in QueryStore(store).all_records() if r.sql == text]
+    finally:
+        store.close()
+    assert record.priority == 5
