@@ -17,8 +17,10 @@ There is no Docker engine here, so tests/test_compose.py proves compose/ this wa
 from __future__ import annotations
 
 import os
+import random
 import re
 import shlex
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,33 @@ import yaml
 
 from duckfleet.etcd_server import etcd_binary
 from duckfleet.netutil import free_port
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def listening_port(taken: set[int]) -> int:
+    """A free port below the ephemeral range, so that no outgoing connection (the etcd
+    members dialling each other, say) takes it as its source port between now and the
+    moment the process binds it; never one already in `taken`."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, low) if low > 11000 else free_port()
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_DIR = ROOT / "compose"
@@ -216,7 +245,7 @@ class LoopbackMap:
         if key not in self.ports:
             if container_port not in exposed_ports(self.compose["services"][service]):
                 raise KeyError(f"{service} does not expose port {container_port}")
-            self.ports[key] = free_port()
+            self.ports[key] = listening_port(set(self.ports.values()))
         return self.ports[key]
 
     def address(self, own: str, index: int, host: str, port: int) -> str | None:

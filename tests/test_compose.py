@@ -52,6 +52,10 @@ from compose_local import (
     read_dotenv,
     variables_in,
 )
+from envoy.config.bootstrap.v3.bootstrap_pb2 import Bootstrap
+from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401 (@type)
+from google.protobuf import json_format
 from tpch_data import is_ordered, tpch_catalog, tpch_query
 from tpch_data import reference as tpch_reference
 
@@ -206,6 +210,39 @@ def test_secrets_come_from_compose_secrets_and_are_never_in_the_files_or_the_ima
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     assert included == {c.rstrip("/") for c in copied}
     assert not any(SECRET_NAME.search(k) for k in image_env(instructions))
+
+
+def envoy_bootstrap(config: dict) -> Bootstrap:
+    """envoy.yaml as Envoy's v3 Bootstrap message: every field name, type, enum value
+    and typed_config @type checked against Envoy's own API protos (xds-protos)."""
+    return json_format.ParseDict(config, Bootstrap())
+
+
+def test_envoy_config_parses_as_envoys_v3_bootstrap():
+    bootstrap = envoy_bootstrap(yaml.safe_load(ENVOY_FILE.read_text()))
+    (cluster,) = bootstrap.static_resources.clusters
+    assert cluster.health_checks[0].HasField("grpc_health_check")
+    (listener,) = bootstrap.static_resources.listeners
+    proxy = TcpProxy()
+    assert listener.filter_chains[0].filters[0].typed_config.Unpack(proxy)
+    assert proxy.cluster == cluster.name and proxy.stat_prefix
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda d: d["static_resources"]["clusters"][0].update(type="STRICT_DNZ"),
+        lambda d: d["static_resources"]["clusters"][0]["health_checks"][0].update(
+            grpc_health_chek={}
+        ),
+        lambda d: d["static_resources"]["clusters"][0].update(connect_timeout="3 seconds"),
+    ],
+)
+def test_a_broken_envoy_config_does_not_parse(breakage):
+    broken = yaml.safe_load(ENVOY_FILE.read_text())
+    breakage(broken)
+    with pytest.raises(json_format.ParseError):
+        envoy_bootstrap(broken)
 
 
 def test_envoy_balances_the_front_doors_with_grpc_health_checks():
