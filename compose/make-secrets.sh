@@ -4,12 +4,16 @@
 #   admin_password  the admin user's password (print it with: cat secrets/admin_password)
 #   tls_cert.pem, tls_key.pem  a self-signed certificate for the public host name
 # Usage: compose/make-secrets.sh [DIR] (default: compose/secrets). Existing files are
-# kept: delete one to make it again. Needs openssl. DUCKFLEET_PUBLIC_HOST (default
-# localhost) goes into the certificate's names.
+# kept: delete one to make it again. Needs openssl. DUCKFLEET_PUBLIC_HOST (from the
+# environment, else from compose/.env, else localhost) goes into the certificate.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/secrets}"
-host="${DUCKFLEET_PUBLIC_HOST:-localhost}"
+host="${DUCKFLEET_PUBLIC_HOST:-}"
+if [ -z "$host" ] && [ -f "$here/.env" ]; then
+    host="$(sed -n 's/^DUCKFLEET_PUBLIC_HOST=//p' "$here/.env" | tail -n 1)"
+fi
+host="${host:-localhost}"
 mkdir -p "$out"
 # The folder is private to you; the files themselves stay readable, because compose
 # bind-mounts them into containers that run as another user (uid 10001).

@@ -62,6 +62,7 @@ from tpch_data import reference as tpch_reference
 from duckfleet.config import HOSTNAME, FrontDoorConfig, WorkerConfig
 from duckfleet.control import CatalogStore, Store
 from duckfleet.control.records import MemberInfo
+from duckfleet.netutil import wait_port
 from duckfleet.verify import assert_same_result
 
 SCHEMA_DIR = COMPOSE_DIR / "schema"
@@ -456,6 +457,7 @@ def test_compose_services_as_processes_survive_losing_an_etcd_member_and_a_front
             {**os.environ}, None,
         )  # fmt: skip
         procs.start(balancer)
+        assert wait_port("127.0.0.1", lb.port("envoy", 0, 31337), 30), "balancer never listened"
 
         etcd_urls = by_name["frontdoor-0"].env["DUCKFLEET_ETCD"]
         store = Store(etcd_urls, namespace=by_name["frontdoor-0"].env["DUCKFLEET_NAMESPACE"])
