@@ -6,6 +6,8 @@
     duckfleet table add NAME PATH_OR_GLOB | table list | table drop NAME
     duckfleet query "SQL" [--uri grpc://127.0.0.1:31337]
     duckfleet health --target HOST:PORT [--service NAME]   exit 0 iff SERVING
+    duckfleet demo-data [--scale SF] [--data-dir DIR]   generate and register TPC-H
+    duckfleet balance --listen HOST:PORT --backend HOST:PORT --health HOST:PORT ...
 
 Every flag has a DUCKFLEET_* environment variable (see duckfleet/config.py).
 """
@@ -22,7 +24,13 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Protocol
 
-from duckfleet.config import CommonConfig, FrontDoorConfig, WorkerConfig, override
+from duckfleet.config import (
+    CommonConfig,
+    DemoDataConfig,
+    FrontDoorConfig,
+    WorkerConfig,
+    override,
+)
 from duckfleet.errors import DuckfleetError
 
 
@@ -111,6 +119,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"registered TPC-H scale {args.scale:g} tables from {data_root}", flush=True)
         print(f"etcd: {fleet.etcd_url}", flush=True)
         print("auth: none (local use only)", flush=True)
+        if fleet.balancer_port:
+            doors = ", ".join(fleet.frontdoor_uri(i) for i in range(len(fleet.frontdoor_ports)))
+            print(f"front doors: {doors}, balanced at {fleet.uri}", flush=True)
         print(fleet.uri, flush=True)
         _until_signalled(stop)
     finally:
@@ -168,6 +179,57 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if status == "SERVING" else 1
 
 
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from duckfleet.control import Store
+    from duckfleet.local_fleet import TPCH_TABLES, generate_tpch, register_tables
+
+    cfg = DemoDataConfig()
+    override(cfg, **vars(args))
+    _setup_logging(cfg.log_level)
+    root = generate_tpch(cfg.data_dir, cfg.demo_scale, cfg.demo_parts)
+    store = Store(cfg.etcd, namespace=cfg.namespace)
+    try:
+        store.wait_ready(args.wait)
+        register_tables(store, root)
+    finally:
+        store.close()
+    print(f"registered TPC-H scale {cfg.demo_scale:g} ({', '.join(TPCH_TABLES)}) from {root}")
+    return 0
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from duckfleet.balancer import Balancer, BalancerError, parse_backend
+    from duckfleet.netutil import host_port
+
+    _setup_logging(CommonConfig().log_level)
+    healths = args.health or []
+    if healths and len(healths) != len(args.backend):
+        raise BalancerError(
+            f"{len(args.backend)} --backend but {len(healths)} --health: give one "
+            "--health per --backend, in the same order, or none"
+        )
+    backends = [
+        parse_backend(b, healths[i] if healths else None) for i, b in enumerate(args.backend)
+    ]
+    host, port = host_port(args.listen, 31337)
+    balancer = Balancer(host, port, backends, interval=args.interval)
+
+    async def run() -> None:
+        import signal as signals
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signals.SIGINT, signals.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with balancer:
+            await stop.wait()
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="duckfleet", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -176,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--etcd", help="use this etcd instead of starting one")
     up.add_argument("--frontdoors", type=int, default=1)
     up.add_argument("--workers", type=int, default=2)
-    up.add_argument("--port", type=int, default=31337)
+    up.add_argument(
+        "--port", type=int, default=31337, help="the one address (a balancer if --frontdoors > 1)"
+    )
     up.add_argument("--cores-per-worker", type=int, default=None)
     up.add_argument("--demo", choices=["tpch"], help="generate and register demo data")
     up.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor")
@@ -221,6 +285,25 @@ def build_parser() -> argparse.ArgumentParser:
     hc.add_argument("--service", default="", help='service name ("" = the whole server)')
     hc.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
     hc.set_defaults(fn=cmd_health)
+
+    dd = sub.add_parser("demo-data", help="generate TPC-H Parquet and register its tables")
+    _common_flags(dd)
+    dd.add_argument("--scale", dest="demo_scale", type=float, help="TPC-H scale factor")
+    dd.add_argument("--parts", dest="demo_parts", type=int, help="files per table")
+    dd.add_argument("--data-dir", dest="data_dir", help="where the Parquet files go")
+    dd.add_argument("--wait", type=float, default=60.0, help="seconds to wait for etcd")
+    dd.set_defaults(fn=cmd_demo_data)
+
+    bl = sub.add_parser("balance", help="one address, round-robin over healthy front doors")
+    bl.add_argument("--listen", default="127.0.0.1:31337", help="HOST:PORT to listen on")
+    bl.add_argument(
+        "--backend", action="append", required=True, help="HOST:PORT of a front door (repeat)"
+    )
+    bl.add_argument(
+        "--health", action="append", help="HOST:PORT of that front door's health service"
+    )
+    bl.add_argument("--interval", type=float, default=1.0, help="seconds between health polls")
+    bl.set_defaults(fn=cmd_balance)
     return p
 
 

@@ -7,7 +7,10 @@ defaults below. One table, so README and code cannot drift apart.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, fields
+
+HOSTNAME = "@hostname"  # DUCKFLEET_ADVERTISE_HOST value: advertise socket.gethostname()
 
 
 def _cores() -> int:
@@ -26,15 +29,22 @@ class CommonConfig:
     etcd: str = field(default_factory=lambda: _env("etcd", "http://127.0.0.1:2379"))
     namespace: str = field(default_factory=lambda: _env("namespace", "/duckfleet"))
     host: str = field(default_factory=lambda: _env("host", "127.0.0.1"))  # bind address
-    # host name clients use to reach this process (compose: the service name)
+    # host name clients use to reach this process (compose: the service name);
+    # "@hostname": this machine's host name (a scaled compose replica's container id)
     advertise_host: str = field(default_factory=lambda: _env("advertise_host", ""))
+    # port clients use to reach this process, when a balancer or a port mapping sits
+    # in front of it (0: the port it listens on)
+    advertise_port: int = field(default_factory=lambda: int(_env("advertise_port", "0")))
     lease_ttl: int = field(default_factory=lambda: int(_env("lease_ttl", "5")))
     log_level: str = field(default_factory=lambda: _env("log_level", "INFO"))
     # grpc.health.v1 service port (duckfleet/health.py): 0 = a free port, -1 = none
     health_port: int = field(default_factory=lambda: int(_env("health_port", "0")))
 
     def location(self, port: int) -> str:
-        return f"grpc://{self.advertise_host or self.host}:{port}"
+        host = self.advertise_host or self.host
+        if host == HOSTNAME:
+            host = socket.gethostname()
+        return f"grpc://{host}:{self.advertise_port or port}"
 
 
 @dataclass
@@ -75,3 +85,12 @@ def override(cfg: CommonConfig, **flags: object) -> None:
     for k, v in flags.items():
         if v is not None and k in names:
             setattr(cfg, k, v)
+
+
+@dataclass
+class DemoDataConfig(CommonConfig):
+    """`duckfleet demo-data`: TPC-H generated under data_dir and registered."""
+
+    demo_scale: float = field(default_factory=lambda: float(_env("demo_scale", "1")))
+    demo_parts: int = field(default_factory=lambda: int(_env("demo_parts", "4")))
+    data_dir: str = field(default_factory=lambda: _env("data_dir", "./data"))

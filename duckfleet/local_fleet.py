@@ -57,7 +57,9 @@ class LocalFleet:
     etcd_url: str | None = None  # None: start one
     frontdoors: int = 1
     workers: int = 2
-    port: int = 31337  # first front door; the others on the next ports
+    # the one address clients use: the front door's port, or with several front
+    # doors the port of the balancer in front of them (duckfleet/balancer.py)
+    port: int = 31337
     cores_per_worker: int | None = None
     lease_ttl: int = 5
     namespace: str = "/duckfleet"
@@ -67,10 +69,16 @@ class LocalFleet:
     frontdoor_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
     frontdoor_ports: list[int] = field(default_factory=list, init=False)
+    balancer_proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    balancer_port: int | None = field(default=None, init=False)
 
     @property
     def uri(self) -> str:
-        return f"grpc://127.0.0.1:{self.frontdoor_ports[0]}"
+        return f"grpc://127.0.0.1:{self.balancer_port or self.frontdoor_ports[0]}"
+
+    def frontdoor_uri(self, index: int) -> str:
+        """One front door itself, bypassing the balancer."""
+        return f"grpc://127.0.0.1:{self.frontdoor_ports[index]}"
 
     def store(self) -> Store:
         assert self.etcd_url is not None
@@ -90,14 +98,16 @@ class LocalFleet:
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, role: str, args: list[str], index: int) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, role: str, args: list[str], index: int, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "duckfleet.cli", role, *args]
         if self.log_dir:
             out = open(os.path.join(self.log_dir, f"{role}-{index}.log"), "ab")
         else:
             out = None
         try:
-            return subprocess.Popen(cmd, env=self._env(), stdout=out, stderr=out)
+            return subprocess.Popen(cmd, env={**self._env(), **(env or {})}, stdout=out, stderr=out)
         finally:
             if out is not None:
                 out.close()
@@ -116,18 +126,36 @@ class LocalFleet:
                 log_path=os.path.join(self.log_dir, "etcd.log") if self.log_dir else None
             ).start()
             self.etcd_url = self.etcd.url
-        for i in range(self.frontdoors):
-            port = self.port + i if self.port else free_port()
+        if self.frontdoors > 1:
+            self._start_frontdoors_behind_balancer()
+        else:
+            port = self.port or free_port()
             self.frontdoor_ports.append(port)
-            self.frontdoor_procs.append(self._spawn("frontdoor", ["--port", str(port)], i))
+            self.frontdoor_procs.append(self._spawn("frontdoor", ["--port", str(port)], 0))
         for _ in range(self.workers):
             self.start_worker()
         self.wait_ready(timeout)
         return self
 
+    def _start_frontdoors_behind_balancer(self) -> None:
+        """Front doors on free ports, each advertising the balancer's address (the
+        fallback location of every result), and `duckfleet balance` on `port`."""
+        self.balancer_port = self.port or free_port()
+        balance = ["--listen", f"127.0.0.1:{self.balancer_port}"]
+        for i in range(self.frontdoors):
+            port, health = free_port(), free_port()
+            self.frontdoor_ports.append(port)
+            env = {
+                "DUCKFLEET_HEALTH_PORT": str(health),
+                "DUCKFLEET_ADVERTISE_PORT": str(self.balancer_port),
+            }
+            self.frontdoor_procs.append(self._spawn("frontdoor", ["--port", str(port)], i, env))
+            balance += ["--backend", f"127.0.0.1:{port}", "--health", f"127.0.0.1:{health}"]
+        self.balancer_proc = self._spawn("balance", balance, 0)
+
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        for port in self.frontdoor_ports:
+        for port in self.frontdoor_ports + ([self.balancer_port] if self.balancer_port else []):
             if not wait_port("127.0.0.1", port, max(0.1, deadline - time.monotonic())):
                 raise DuckfleetError(f"front door on port {port} did not start")
         store = self.store()
@@ -153,13 +181,17 @@ class LocalFleet:
     def pid_of(self, member_id: str) -> int | None:
         return next((m.pid for m in self.members("worker") if m.id == member_id), None)
 
+    def _children(self) -> list[subprocess.Popen[bytes]]:
+        balancer = [self.balancer_proc] if self.balancer_proc is not None else []
+        return balancer + self.frontdoor_procs + self.worker_procs
+
     def _check_children(self) -> None:
-        for p in self.frontdoor_procs + self.worker_procs:
+        for p in self._children():
             if p.poll() is not None and p.returncode not in (0, -signal.SIGKILL):
                 raise DuckfleetError(f"{' '.join(map(str, p.args))!r} exited with {p.returncode}")
 
     def stop(self) -> None:
-        procs = self.frontdoor_procs + self.worker_procs
+        procs = self._children()
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
