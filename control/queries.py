@@ -11,20 +11,26 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
-from duckfleet.control.errors import QueryNotFound, QueryTimeout, StoreUnavailable
+from duckfleet.control.errors import (
+    QueryCancelled,
+    QueryNotFound,
+    QueryTimeout,
+    StoreUnavailable,
+)
 from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.records import (
     RUNNING,
     RUNNING_JSON,
     Claim,
     QueryRecord,
+    QueryState,
     QueryStatus,
     ResultInfo,
 )
@@ -35,6 +41,7 @@ from duckfleet.planner.plan import Plan, Stage, StageKind, TaskPlan
 log = logging.getLogger("duckfleet.control")
 
 MAX_TXN_OPS = 100  # etcd's default --max-txn-ops is 128
+COMPARE_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class QueryStore:
         ttl: int,
         priority: int = 0,
         max_attempts: int = 3,
+        timeout: float = 0.0,
     ) -> QueryRecord:
         lease = self.store.client.lease(ttl)
         record = QueryRecord(
@@ -106,6 +114,7 @@ class QueryStore:
             frontdoor=frontdoor,
             priority=priority,
             max_attempts=max_attempts,
+            timeout=timeout,
         )
         k, put = self.keys, self.store.txn.put
         consumers = plan.consumers()
@@ -145,45 +154,80 @@ class QueryStore:
         return None if value is None else QueryStatus.from_json(value)
 
     def wait(
-        self, query_id: QueryId, timeout: float, changed: threading.Event | None = None
+        self,
+        query_id: QueryId,
+        timeout: float,
+        changed: threading.Event | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> QueryStatus:
         """Block until the query leaves RUNNING.
 
         ``changed`` is set by the caller's watch on the status keys (see StatusWatch);
-        without one, the status is re-read every 100 ms.
+        without one, the status is re-read every 100 ms. ``cancelled`` (e.g. the
+        Flight call context's ``is_cancelled``) is asked every 100 ms; when it says
+        yes, QueryCancelled is raised and the caller ends the query.
         """
-        poll = 1.0 if changed is not None else 0.1
+        reread = 1.0 if changed is not None else 0.1
+        tick = 0.1 if cancelled is not None else reread
         changed = changed or threading.Event()
         deadline = time.monotonic() + timeout
+        next_read = 0.0
         while True:
-            changed.clear()
-            try:
-                status = self.status(query_id)
-            except StoreUnavailable:
-                status = RUNNING  # etcd blinked: keep waiting until the deadline
-            if status is None:
-                raise QueryNotFound(f"query {query_id} vanished: its lease expired")
-            if status.terminal:
-                return status
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if changed.is_set() or now >= next_read:
+                changed.clear()  # before reading: a change during the read is kept
+                try:
+                    status = self.status(query_id)
+                except StoreUnavailable:
+                    status = RUNNING  # etcd blinked: keep waiting until the deadline
+                if status is None:
+                    raise QueryNotFound(f"query {query_id} vanished: its lease expired")
+                if status.terminal:
+                    return status
+                next_read = now + reread
+            if cancelled is not None and cancelled():
+                raise QueryCancelled(f"query {query_id}: the client cancelled or went away")
+            left = deadline - now
             if left <= 0:
-                raise QueryTimeout(f"query {query_id} did not finish within {timeout:.0f}s")
-            changed.wait(min(left, poll))
+                raise QueryTimeout(f"query {query_id} did not finish within {timeout:g}s")
+            changed.wait(min(left, tick, max(0.0, next_read - now)))
 
     @translated("ending a query")
-    def end(self, query_id: QueryId, status: QueryStatus) -> bool:
-        """Move a RUNNING query to a terminal status and withdraw its runnable tasks."""
-        record = self.record(query_id)
-        k, t = self.keys, self.store.txn
-        ok, _ = self.store.client.transaction(
-            compare=[t.value(k.status(query_id)) == RUNNING_JSON],
-            success=[
-                t.put(k.status(query_id), status.to_json(), lease=record.lease),
-                delete_prefix_op(self.store, k.runnable_of(query_id)),
-            ],
-            failure=[],
-        )
-        return bool(ok)
+    def end(
+        self, query_id: QueryId, status: QueryStatus, *, finished_too: bool = False
+    ) -> QueryStatus:
+        """End a RUNNING query (with ``finished_too``, a FINISHED one as well) with
+        ``status``, in one transaction: the status, its runnable tasks withdrawn (no
+        claim of it can succeed after this), its results index dropped. Workers see
+        the status change, interrupt its fragments and free its results.
+
+        Returns the query's status afterwards: ``status``, or the terminal status it
+        already had.
+        """
+        k, txn = self.keys, self.store.txn
+        for _ in range(COMPARE_RETRIES):
+            value, meta = self.store.client.get(k.status(query_id))
+            if value is None:
+                raise QueryNotFound(f"query {query_id} is unknown or its results have expired")
+            current = QueryStatus.from_json(value)
+            endable = current.state == QueryState.RUNNING or (
+                finished_too and current.state == QueryState.FINISHED
+            )
+            if not endable:
+                return current
+            ok, _ = self.store.client.transaction(
+                compare=[txn.mod(k.status(query_id)) == meta.mod_revision],
+                success=[
+                    txn.put(k.status(query_id), status.to_json(), lease=meta.lease_id),
+                    delete_prefix_op(self.store, k.runnable_of(query_id)),
+                    delete_prefix_op(self.store, k.results_of(query_id)),
+                ],
+                failure=[],
+            )
+            if ok:
+                log.info("query=%s %s: %s", query_id, status.state, status.error)
+                return status
+        raise QueryNotFound(f"query {query_id}: its status kept changing while ending it")
 
     @translated("reading results")
     def results(self, query_id: QueryId, tasks: Iterable[TaskId]) -> dict[TaskId, ResultInfo]:

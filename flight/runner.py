@@ -9,7 +9,9 @@ front door as the fallback.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -17,9 +19,16 @@ import pyarrow.flight as fl
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import CatalogStore, QueryStore, Store
-from duckfleet.control.errors import NoWorkers, QueryFailed, QueryTimeout
+from duckfleet.control.errors import (
+    ControlError,
+    LimitExceeded,
+    NoWorkers,
+    QueryCancelled,
+    QueryFailed,
+    QueryTimeout,
+)
 from duckfleet.control.queries import StatusWatch
-from duckfleet.control.records import QueryState, QueryStatus, ResultInfo
+from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.tickets import parse_result_ticket, result_ticket
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
@@ -51,13 +60,18 @@ class FleetBackend:
     def catalog(self) -> Catalog:
         return self.catalog_store.read()
 
-    def run(self, sql: str) -> QueryOutcome:
+    def run(
+        self, sql: str, *, priority: int = 0, cancelled: Callable[[], bool] | None = None
+    ) -> QueryOutcome:
+        """Plan, publish and wait for `sql`. ``priority``: higher is scheduled first;
+        ``cancelled``: asked while waiting (the Flight call's ``is_cancelled``): once
+        it says yes the query is cancelled fleet-wide."""
         started = time.perf_counter()
         catalog = self.catalog_store.read()
         plan = plan_query(sql, catalog, self.settings)
         planned = time.perf_counter()
         q = new_query_id()
-        index = self._execute(q, plan)
+        index = self._execute(q, plan, priority=priority, cancelled=cancelled)
         outputs = [t.id for t in plan.output_tasks]
         partitions = tuple(
             Partition(
@@ -79,25 +93,35 @@ class FleetBackend:
         )
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
 
-    def _execute(self, q: QueryId, plan: Plan) -> dict[TaskId, ResultInfo]:
+    def _execute(
+        self,
+        q: QueryId,
+        plan: Plan,
+        *,
+        priority: int = 0,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> dict[TaskId, ResultInfo]:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions."""
         if self.queries.worker_count() == 0:
             raise NoWorkers(
                 "no worker has joined the fleet, so nothing can run the query; "
                 "start one with `duckfleet worker --etcd URL` and retry"
             )
-        ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
+        timeout = self.cfg.query_timeout
+        ttl = int(timeout + self.cfg.result_ttl)
         with self.status_watch.waiting(q) as changed:
             self.queries.publish(
-                q, plan, frontdoor=self.member_id, ttl=ttl, max_attempts=self.cfg.max_attempts
+                q,
+                plan,
+                frontdoor=self.member_id,
+                ttl=ttl,
+                priority=priority,
+                max_attempts=self.cfg.max_attempts,
+                timeout=timeout,
             )
-            try:
-                status = self.queries.wait(q, self.cfg.query_timeout, changed)
-            except QueryTimeout:
-                self.queries.end(q, QueryStatus(QueryState.CANCELLED, error="timed out"))
-                raise
+            status = self._wait(q, changed, cancelled)
         if status.state != QueryState.FINISHED:
-            raise QueryFailed(f"query {q} {status.state}: {status.error}")
+            raise ended_error(q, status)
         outputs = [t.id for t in plan.output_tasks]
         index = self.queries.results(q, outputs)
         missing = [t for t in outputs if t not in index]
@@ -108,9 +132,43 @@ class FleetBackend:
             )
         return index
 
+    def _wait(
+        self, q: QueryId, changed: threading.Event, cancelled: Callable[[], bool] | None
+    ) -> QueryStatus:
+        """The query's terminal status; on timeout or a cancelled call, end it first."""
+        timeout = self.cfg.query_timeout
+        try:
+            return self.queries.wait(q, timeout, changed, cancelled)
+        except QueryTimeout:
+            status = QueryStatus(
+                QueryState.CANCELLED,
+                error=f"the query ran longer than DUCKFLEET_QUERY_TIMEOUT={timeout:g}s "
+                "and was cancelled",
+                reason=EndReason.TIMEOUT,
+            )
+        except QueryCancelled:
+            status = QueryStatus(
+                QueryState.CANCELLED,
+                error="the client cancelled the call or went away",
+                reason=EndReason.CLIENT,
+            )
+        return self.queries.end(q, status)
+
+    def cancel(self, q: QueryId) -> QueryStatus:
+        """Cancel query `q` fleet-wide (CancelFlightInfo, CancelQuery): a running
+        query stops and its tasks are interrupted; a finished one's results are
+        freed. The query's status afterwards."""
+        status = QueryStatus(
+            QueryState.CANCELLED, error="cancelled at the client's request", reason=EndReason.CLIENT
+        )
+        return self.queries.end(q, status, finished_too=True)
+
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
         """Stream a partition from its worker, or recompute it if that worker is gone."""
         q, t = parse_result_ticket(ticket)
+        status = self.queries.status(q)
+        if status is not None and status.state != QueryState.FINISHED:
+            raise ended_error(q, status)  # never recompute what was cancelled or failed
         info = self.queries.results(q, [t]).get(t)
         if info is not None:
             try:
@@ -129,3 +187,16 @@ class FleetBackend:
         index = self._execute(again, lineage)
         ticket_again = fl.Ticket(result_ticket(again, t))
         return self.clients.get(index[t].location).do_get(ticket_again).to_reader()
+
+
+def ended_error(q: QueryId, status: QueryStatus) -> ControlError:
+    """The error a client gets for a query that ended without finishing."""
+    if status.reason == EndReason.TIMEOUT:
+        return QueryTimeout(f"query {q}: {status.error}")
+    if status.state == QueryState.CANCELLED:
+        return QueryCancelled(f"query {q} was cancelled: {status.error}")
+    if status.reason == EndReason.LIMIT:
+        return LimitExceeded(f"query {q}: {status.error}")
+    if status.state == QueryState.RUNNING:
+        return QueryFailed(f"query {q} is still running")
+    return QueryFailed(f"query {q} {status.state}: {status.error}")

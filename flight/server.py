@@ -17,7 +17,7 @@ Implemented:
     DoGet                       result tickets (fallback path: backend.open_partition),
                                 front-door-local tickets (metadata commands)
     DoAction                    CreatePreparedStatement, ClosePreparedStatement,
-                                CloseSession
+                                CloseSession, CancelFlightInfo, CancelQuery
     ListActions
 Everything else answers UNIMPLEMENTED (or INVALID_ARGUMENT if malformed), naming what
 was asked for.
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import Message
 
+from duckfleet.control.records import QueryState
 from duckfleet.flight import commands, metadata, tickets
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
@@ -44,6 +45,8 @@ from duckfleet.flight.status import Call, flight_call, translate_stream
 CREATE_PREPARED_STATEMENT = "CreatePreparedStatement"
 CLOSE_PREPARED_STATEMENT = "ClosePreparedStatement"
 CLOSE_SESSION = "CloseSession"
+CANCEL_FLIGHT_INFO = "CancelFlightInfo"
+CANCEL_QUERY = "CancelQuery"  # Flight SQL's older form of CancelFlightInfo
 
 ACTIONS: dict[str, str] = {
     CREATE_PREPARED_STATEMENT: (
@@ -61,6 +64,16 @@ ACTIONS: dict[str, str] = {
         "Request Message: CloseSessionRequest\n"
         "Response Message: CloseSessionResult"
     ),
+    CANCEL_FLIGHT_INFO: (
+        "Explicitly cancel a running FlightInfo.\n"
+        "Request Message: CancelFlightInfoRequest\n"
+        "Response Message: CancelFlightInfoResult"
+    ),
+    CANCEL_QUERY: (
+        "Explicitly cancel a running query.\n"
+        "Request Message: ActionCancelQueryRequest\n"
+        "Response Message: ActionCancelQueryResult"
+    ),
 }
 
 KNOWN_UNSUPPORTED_ACTIONS = frozenset(
@@ -69,9 +82,7 @@ KNOWN_UNSUPPORTED_ACTIONS = frozenset(
         "EndTransaction",
         "BeginSavepoint",
         "EndSavepoint",
-        "CancelQuery",
         "CreatePreparedSubstraitPlan",
-        "CancelFlightInfo",
         "RenewFlightEndpoint",
         "SetSessionOptions",
         "GetSessionOptions",
@@ -130,7 +141,9 @@ class FrontDoorServer(flight.FlightServerBase):
                 endpoint = flight.FlightEndpoint(tickets.local_ticket(command), [])
                 schema = metadata.result_schema(command)
                 return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
-            outcome = self._backend.run(self._statement_sql(command))
+            outcome = self._backend.run(
+                self._statement_sql(command), cancelled=context.is_cancelled
+            )
             call.query_id = outcome.query_id
             call.detail = f"partitions={len(outcome.partitions)} rows={outcome.rows}"
             return self._flight_info(descriptor, outcome)
@@ -223,6 +236,18 @@ class FrontDoorServer(flight.FlightServerBase):
                 commands.parse_message(sql.CloseSessionRequest, body, "action body")
                 closed = sql.CloseSessionResult(status=sql.CloseSessionResult.CLOSED)  # type: ignore[attr-defined]
                 return [flight.Result(closed.SerializeToString())]
+            if action.type == CANCEL_FLIGHT_INFO:
+                request = commands.parse_message(sql.CancelFlightInfoRequest, body, "action body")
+                done = self._cancel(request.info, call)  # type: ignore[attr-defined]
+                status = "CANCEL_STATUS_CANCELLED" if done else "CANCEL_STATUS_NOT_CANCELLABLE"
+                result = sql.CancelFlightInfoResult(status=status)
+                return [flight.Result(result.SerializeToString())]
+            if action.type == CANCEL_QUERY:
+                request = commands.unpack(body, sql.ActionCancelQueryRequest, "action body")
+                done = self._cancel(request.info, call)  # type: ignore[attr-defined]
+                status = "CANCEL_RESULT_CANCELLED" if done else "CANCEL_RESULT_NOT_CANCELLABLE"
+                result = sql.ActionCancelQueryResult(result=status)
+                return [flight.Result(commands.pack(result))]
             if action.type in KNOWN_UNSUPPORTED_ACTIONS:
                 raise UnsupportedRequest(
                     f"the {action.type} action is not implemented by duckfleet yet"
@@ -230,6 +255,32 @@ class FrontDoorServer(flight.FlightServerBase):
             raise UnsupportedRequest(
                 f"unknown action type {action.type!r}; duckfleet implements: {', '.join(ACTIONS)}"
             )
+
+    def _cancel(self, info: bytes, call: Call) -> bool:
+        """Cancel the query a serialized FlightInfo answered; True if it is cancelled
+        now (or was already), False if it had failed and cannot be."""
+        if not info:
+            raise MalformedRequest("the cancel request carries no FlightInfo")
+        try:
+            endpoints = flight.FlightInfo.deserialize(info).endpoints
+        except (pa.ArrowException, TypeError, ValueError):
+            raise MalformedRequest("the cancel request's FlightInfo does not parse") from None
+        queries = {
+            t.query_id
+            for t in (tickets.parse_ticket(e.ticket.ticket) for e in endpoints)
+            if isinstance(t, tickets.ResultTicket)
+        }
+        if not queries:
+            raise MalformedRequest(
+                "the FlightInfo names no query duckfleet is running: only the answer to a "
+                "statement or prepared statement can be cancelled"
+            )
+        states = []
+        for q in sorted(queries):
+            call.query_id = q
+            states.append(self._backend.cancel(q).state)
+        call.detail = "states=" + ",".join(states)
+        return all(s == QueryState.CANCELLED for s in states)
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
         with flight_call("ListActions", context):

@@ -32,6 +32,7 @@ from duckfleet.control.errors import (
     QueryTimeout,
     StoreUnavailable,
 )
+from duckfleet.control.records import QueryState, QueryStatus
 from duckfleet.flight import commands, sql_info, status, tickets
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.backend import Partition, QueryOutcome
@@ -55,7 +56,8 @@ class DuckDBBackend:
         self.fail_with: Exception | None = None  # raised by the next run()
         self.stream_fail_with: Exception | None = None  # raised mid-stream by open_partition
 
-    def run(self, sql_text: str) -> QueryOutcome:
+    def run(self, sql_text: str, **options: object) -> QueryOutcome:
+        self.options = options  # what the server passed besides the SQL
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error
@@ -75,6 +77,15 @@ class DuckDBBackend:
             ticket = tickets.result_ticket(query_id, task_id(n))
             parts.append(Partition(ticket, (), chunk.num_rows, chunk.nbytes))
         return QueryOutcome(query_id, table.schema, tuple(parts))
+
+    def cancel(self, query_id: QueryId) -> QueryStatus:
+        with self.lock:
+            dropped = [k for k in self.results if k[0] == query_id]
+            for k in dropped:
+                del self.results[k]
+        if not dropped:
+            raise QueryNotFound(f"query {query_id} is unknown or its results have expired")
+        return QueryStatus(QueryState.CANCELLED, error="cancelled at the client's request")
 
     def catalog(self) -> Catalog:
         if self.fail_with is not None:
@@ -556,7 +567,7 @@ def test_endpoint_locations_come_from_the_partitions(client, backend):
         pa.schema([("x", pa.int64())]),
         (Partition(b"tk", ("grpc://worker-1:9000", "grpc://door-2:8815"), 1, 8),),
     )
-    backend.run = lambda sql_text: outcome  # type: ignore[method-assign]
+    backend.run = lambda sql_text, **options: outcome  # type: ignore[method-assign]
     info = client.get_flight_info(
         flight.FlightDescriptor.for_command(commands.pack(sql.CommandStatementQuery(query="x")))
     )
@@ -637,7 +648,13 @@ def test_advertised_location_has_the_bound_port(server, backend):
 
 def test_list_actions(client):
     types = {action.type for action in client.list_actions()}
-    assert types == {"CreatePreparedStatement", "ClosePreparedStatement", "CloseSession"}
+    assert types == {
+        "CreatePreparedStatement",
+        "ClosePreparedStatement",
+        "CloseSession",
+        "CancelFlightInfo",
+        "CancelQuery",
+    }
 
 
 def test_close_session_answers_closed_raw_not_any(raw):
@@ -715,7 +732,7 @@ def test_path_descriptor_is_invalid(client):
             grpc.StatusCode.UNIMPLEMENTED,
             "the BeginTransaction action is not implemented",
         ),
-        ("CancelFlightInfo", b"", grpc.StatusCode.UNIMPLEMENTED, "CancelFlightInfo"),
+        ("CancelFlightInfo", b"", grpc.StatusCode.INVALID_ARGUMENT, "carries no FlightInfo"),
         ("Frobnicate", b"", grpc.StatusCode.UNIMPLEMENTED, "unknown action type 'Frobnicate'"),
         (
             "CreatePreparedStatement",

@@ -1,7 +1,8 @@
 """Worker errors.
 
 WorkerError
-└── InputUnavailable   an input result could not be fetched from its worker
+├── InputUnavailable   an input result could not be fetched from its worker
+└── TaskStopped        the task was stopped: its query ended, or another copy won
 """
 
 from __future__ import annotations
@@ -14,4 +15,8 @@ class WorkerError(DuckfleetError):
 
 
 class InputUnavailable(WorkerError):
+    pass
+
+
+class TaskStopped(WorkerError):
     pass

@@ -25,10 +25,12 @@ from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, Resul
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.fragment import run_fragment
 from duckfleet.worker.inputs import FlightClients, InputFetcher
 from duckfleet.worker.results import ResultStore
+from duckfleet.worker.running import RunningTask
 
 log = logging.getLogger("duckfleet.worker")
 
@@ -53,7 +55,8 @@ class Worker:
         self.db = duckdb.connect(config=db_config)
         self.slots = cfg.task_slots
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
-        self._running: dict[tuple[str, str], ClaimedTask] = {}
+        self._running: dict[tuple[str, str], RunningTask] = {}
+        self._current = threading.local()  # .run: the RunningTask of this task thread
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -126,12 +129,12 @@ class Worker:
             w.stop()
         with self._lock:
             running = list(self._running.values())
-        for ct in running:
+        for run in running:
             try:
-                self.queue.release(ct)
+                self.queue.release(run.ct)
             except ControlError:
                 pass
-        self.db.interrupt()
+            run.stop("the worker is stopping")
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.membership.stop()
         self.server.shutdown()
@@ -153,8 +156,11 @@ class Worker:
             self._wake.set()  # a claim was released or expired: the task may be free
         elif text.startswith(keys.all_statuses()) and kind == "put":
             q = QueryId(keys.tail(text, keys.all_statuses()))
+            status = QueryStatus.from_json(value)
+            if status.terminal:
+                self._stop_tasks_of(q, status)
             if q in self.results.queries():
-                self._drop_unneeded(q, QueryStatus.from_json(value))
+                self._drop_unneeded(q, status)
         elif text.startswith(keys.queries()) and kind == "delete":
             q = QueryId(keys.tail(text, keys.queries()))
             dropped = self.results.drop_query(q)
@@ -175,13 +181,22 @@ class Worker:
         if dropped:
             log.info("query=%s %s: dropped %d intermediate result(s)", q, status.state, dropped)
 
+    def _stop_tasks_of(self, q: QueryId, status: QueryStatus) -> None:
+        """The query ended: whatever of it still runs here is useless."""
+        with self._lock:
+            runs = [r for (rq, _), r in self._running.items() if rq == q]
+        for run in runs:
+            run.stop(f"query {status.state}" + (f": {status.error}" if status.error else ""))
+
     def _on_lease_lost(self) -> None:
         # every claim and result index entry of ours went with the lease
         with self._lock:
             lost = list(self._running.values())
-        for ct in lost:
+        for run in lost:
             log.warning(
-                "query=%s task=%s: lease lost, result will be discarded", ct.query_id, ct.task_id
+                "query=%s task=%s: lease lost, result will be discarded",
+                run.ct.query_id,
+                run.ct.task_id,
             )
 
     # claiming
@@ -210,18 +225,20 @@ class Worker:
             ct = self.queue.claim(rt, self.id, self.location, lease)
             if ct is None:
                 continue  # another worker was faster
+            run = RunningTask(ct)
             with self._lock:
-                self._running[(ct.query_id, ct.task_id)] = ct
+                self._running[(ct.query_id, ct.task_id)] = run
             log.info("query=%s task=%s claimed", ct.query_id, ct.task_id)
-            self.pool.submit(self._run, ct)
+            self.pool.submit(self._run, run)
             free -= 1
             if free <= 0:
                 return
 
     # running
-    def _run(self, ct: ClaimedTask) -> None:
+    def _run(self, run: RunningTask) -> None:
+        ct = run.ct
         q, t = ct.query_id, ct.task_id
-        started = time.perf_counter()
+        self._current.run = run
         try:
             recomputed: list[TaskId] = []
             inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
@@ -235,32 +252,37 @@ class Worker:
                     q,
                     t,
                     table.num_rows,
-                    (time.perf_counter() - started) * 1000,
+                    (time.monotonic() - run.started) * 1000,
                 )
             else:
                 self.results.drop(q, t)
-                log.warning("query=%s task=%s: completion refused (claim lost)", q, t)
+                self._release_quietly(ct)  # the query ended: the claim is still ours
+                log.warning("query=%s task=%s: completion refused, result discarded", q, t)
         except ControlError as exc:
             log.warning("query=%s task=%s: control plane error: %s", q, t, exc)
             self._release_quietly(ct)
         except Exception as exc:
+            if run.stopped or isinstance(exc, TaskStopped):
+                log.info("query=%s task=%s stopped: %s", q, t, run.stopped or exc)
+                self._release_quietly(ct)
+                return
             log.warning("query=%s task=%s failed: %s", q, t, exc)
             try:
-                self.queue.fail(ct, f"{type(exc).__name__}: {exc}")
+                if not self.queue.fail(ct, f"{type(exc).__name__}: {exc}"):
+                    self._release_quietly(ct)
             except ControlError:
                 pass
         finally:
+            self._current.run = None
             with self._lock:
                 self._running.pop((q, t), None)
             self._idle.set()
             self._wake.set()
 
     def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
-        cur = self.db.cursor()
-        try:
-            return run_fragment(cur, task, inputs)
-        finally:
-            cur.close()
+        run: RunningTask = self._current.run
+        with run.connection(self.db.cursor) as con:
+            return run_fragment(con, task, inputs)
 
     def _release_quietly(self, ct: ClaimedTask) -> None:
         try:
