@@ -29,6 +29,7 @@ from duckfleet.control.records import (
     RUNNING,
     RUNNING_JSON,
     Claim,
+    EndReason,
     QueryRecord,
     QueryState,
     QueryStatus,
@@ -102,6 +103,8 @@ class QueryStore:
         priority: int = 0,
         max_attempts: int = 3,
         timeout: float = 0.0,
+        memory_limit: str = "",
+        max_result_bytes: int = 0,
     ) -> QueryRecord:
         lease = self.store.client.lease(ttl)
         record = QueryRecord(
@@ -115,6 +118,8 @@ class QueryStore:
             priority=priority,
             max_attempts=max_attempts,
             timeout=timeout,
+            memory_limit=memory_limit,
+            max_result_bytes=max_result_bytes,
         )
         k, put = self.keys, self.store.txn.put
         consumers = plan.consumers()
@@ -364,6 +369,15 @@ class StatusWatch:
                 evs.discard(ev)
                 if not evs:
                     self._waiters.pop(query_id, None)
+
+
+def timeout_status(timeout: float) -> QueryStatus:
+    """The status of a query stopped by DUCKFLEET_QUERY_TIMEOUT (front door or worker)."""
+    return QueryStatus(
+        QueryState.CANCELLED,
+        error=f"the query ran longer than DUCKFLEET_QUERY_TIMEOUT={timeout:g}s and was cancelled",
+        reason=EndReason.TIMEOUT,
+    )
 
 
 def delete_prefix_op(store: Store, prefix: str) -> Any:

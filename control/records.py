@@ -44,6 +44,8 @@ class QueryRecord:
     priority: int = 0  # higher first (control/scheduling.py)
     max_attempts: int = 3  # claims of one task before the query fails
     timeout: float = 0.0  # seconds after `created` the query is cancelled; 0: never
+    memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
+    max_result_bytes: int = 0  # the most its result may hold; 0: no cap
 
     def to_json(self) -> str:
         d = asdict(self)

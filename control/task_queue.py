@@ -26,6 +26,7 @@ from duckfleet.control.queries import StoredTask, delete_prefix_op, runnable_val
 from duckfleet.control.records import (
     RUNNING_JSON,
     Claim,
+    EndReason,
     QueryRecord,
     QueryState,
     QueryStatus,
@@ -238,11 +239,11 @@ class TaskQueue:
         return bool(ok)
 
     @translated("failing a task")
-    def fail(self, ct: ClaimedTask, error: str) -> bool:
+    def fail(self, ct: ClaimedTask, error: str, reason: EndReason = EndReason.NONE) -> bool:
         """Fail the query with this task's error (fenced on the claim)."""
         k, txn = self.keys, self.store.txn
         q, t = ct.query_id, ct.task_id
-        status = QueryStatus(QueryState.FAILED, error=error, task=t)
+        status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason)
         ok, _ = self.store.client.transaction(
             compare=self._fence(ct),
             success=[

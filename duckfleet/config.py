@@ -59,6 +59,10 @@ class FrontDoorConfig(CommonConfig):
     query_timeout: float = field(default_factory=lambda: float(_env("query_timeout", "600")))
     result_ttl: int = field(default_factory=lambda: int(_env("result_ttl", "300")))
     max_attempts: int = field(default_factory=lambda: int(_env("max_attempts", "3")))
+    # DuckDB memory limit of each task of a query (its own database on the worker); "": none
+    query_memory_limit: str = field(default_factory=lambda: _env("query_memory_limit", ""))
+    # bytes (Arrow) a query's result may hold; 0: no cap
+    max_result_bytes: int = field(default_factory=lambda: int(_env("max_result_bytes", "0")))
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )

@@ -9,6 +9,7 @@ front door as the fallback.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from duckfleet.control.errors import (
     QueryFailed,
     QueryTimeout,
 )
-from duckfleet.control.queries import StatusWatch
+from duckfleet.control.queries import StatusWatch, timeout_status
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.tickets import parse_result_ticket, result_ticket
@@ -38,11 +39,15 @@ from duckfleet.worker.inputs import FlightClients
 
 log = logging.getLogger("duckfleet.flight")
 
+# what DuckDB's memory_limit accepts: 512MB, 1.5 GB, 2GiB, 80%, ...
+MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[kmgt]i?b?|b|bytes?)", re.IGNORECASE)
+
 
 class FleetBackend:
     def __init__(
         self, cfg: FrontDoorConfig, store: Store, member_id: MemberId, location: str
     ) -> None:
+        check_memory_limit(cfg.query_memory_limit)
         self.cfg = cfg
         self.store = store
         self.member_id = member_id
@@ -118,6 +123,8 @@ class FleetBackend:
                 priority=priority,
                 max_attempts=self.cfg.max_attempts,
                 timeout=timeout,
+                memory_limit=self.cfg.query_memory_limit,
+                max_result_bytes=self.cfg.max_result_bytes,
             )
             status = self._wait(q, changed, cancelled)
         if status.state != QueryState.FINISHED:
@@ -130,7 +137,20 @@ class FleetBackend:
                 f"query {q}: result partition(s) {missing} were lost with their worker; "
                 "run the query again"
             )
+        self._check_result_size(q, [index[t] for t in outputs])
         return index
+
+    def _check_result_size(self, q: QueryId, parts: list[ResultInfo]) -> None:
+        cap, size = self.cfg.max_result_bytes, sum(p.bytes for p in parts)
+        if not cap or size <= cap:
+            return
+        status = QueryStatus(
+            QueryState.FAILED,
+            error=f"its result is {size:,} bytes, more than DUCKFLEET_MAX_RESULT_BYTES={cap}; "
+            "select fewer rows or columns (LIMIT, an aggregate), or raise the cap",
+            reason=EndReason.LIMIT,
+        )
+        raise ended_error(q, self.queries.end(q, status, finished_too=True))
 
     def _wait(
         self, q: QueryId, changed: threading.Event, cancelled: Callable[[], bool] | None
@@ -140,12 +160,7 @@ class FleetBackend:
         try:
             return self.queries.wait(q, timeout, changed, cancelled)
         except QueryTimeout:
-            status = QueryStatus(
-                QueryState.CANCELLED,
-                error=f"the query ran longer than DUCKFLEET_QUERY_TIMEOUT={timeout:g}s "
-                "and was cancelled",
-                reason=EndReason.TIMEOUT,
-            )
+            status = timeout_status(timeout)
         except QueryCancelled:
             status = QueryStatus(
                 QueryState.CANCELLED,
@@ -200,3 +215,12 @@ def ended_error(q: QueryId, status: QueryStatus) -> ControlError:
     if status.state == QueryState.RUNNING:
         return QueryFailed(f"query {q} is still running")
     return QueryFailed(f"query {q} {status.state}: {status.error}")
+
+
+def check_memory_limit(text: str) -> None:
+    """Refuse, at start, a DUCKFLEET_QUERY_MEMORY_LIMIT that DuckDB would refuse later."""
+    if text.strip() and not MEMORY_LIMIT.fullmatch(text.strip()):
+        raise ValueError(
+            f"DUCKFLEET_QUERY_MEMORY_LIMIT={text!r} is not a memory size: "
+            "write it as DuckDB does, e.g. 512MB, 2GB or 50%"
+        )

@@ -18,7 +18,8 @@ import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as fl
 import pytest
-from fleet_fixture import reference, run, start_fleet
+from fleet_fixture import reference, run, run_in_thread, start_fleet
+from tpch_data import tpch_query
 
 from duckfleet.client import statement_descriptor
 from duckfleet.control import QueryStore
@@ -226,20 +227,95 @@ def _not_found(client: fl.FlightClient, ticket: fl.Ticket) -> bool:
     return False
 
 
-def test_query_timeout_answers_deadline_exceeded_and_frees_the_fleet(etcd, tpch_dir, tmp_path):
-    fleet = start_fleet(
-        etcd, str(tpch_dir), str(tmp_path), extra_env={"DUCKFLEET_QUERY_TIMEOUT": "2"}
+TIMEOUT = 3
+
+
+@pytest.fixture(scope="module")
+def limited(etcd, tpch_dir, tmp_path_factory) -> Iterator[LocalFleet]:
+    """Two front doors and two workers, with every limit set low."""
+    f = start_fleet(
+        etcd,
+        str(tpch_dir),
+        str(tmp_path_factory.mktemp("limited-logs")),
+        frontdoors=2,
+        extra_env={
+            "DUCKFLEET_QUERY_TIMEOUT": str(TIMEOUT),
+            "DUCKFLEET_QUERY_MEMORY_LIMIT": "20MB",
+            "DUCKFLEET_MAX_RESULT_BYTES": "200000",
+        },
     )
-    store = fleet.store()
     try:
-        qs = QueryStore(store)
-        with pytest.raises(adbc_driver_manager.Error) as info:
-            run(fleet.uri, LONG)
-        assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.TIMEOUT
-        assert "DUCKFLEET_QUERY_TIMEOUT=2s" in str(info.value)
-        (record,) = records_since(qs, LONG, 0)
-        assert_freed(qs, record, EndReason.TIMEOUT)
-        assert_serves_next(fleet, qs, tpch_dir)
+        yield f
+    finally:
+        f.stop()
+
+
+@pytest.fixture
+def limited_qs(limited: LocalFleet) -> Iterator[QueryStore]:
+    store = limited.store()
+    try:
+        yield QueryStore(store)
     finally:
         store.close()
-        fleet.stop()
+
+
+def test_query_timeout_answers_deadline_exceeded_and_frees_the_fleet(limited, limited_qs, tpch_dir):
+    since = time.time()
+    with pytest.raises(adbc_driver_manager.Error) as info:
+        run(limited.uri, LONG)
+    assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.TIMEOUT
+    assert f"DUCKFLEET_QUERY_TIMEOUT={TIMEOUT}s" in str(info.value)
+    (record,) = records_since(limited_qs, LONG, since)
+    assert_freed(limited_qs, record, EndReason.TIMEOUT)
+    assert_serves_next(limited, limited_qs, tpch_dir)
+
+
+def test_workers_enforce_the_timeout_of_a_query_whose_front_door_died(
+    limited, limited_qs, tpch_dir
+):
+    since = time.time()
+    door = limited.frontdoor_procs[1]
+    t, out = run_in_thread(f"grpc://127.0.0.1:{limited.frontdoor_ports[1]}", LONG)
+    try:
+        record = running_record(limited_qs, LONG)
+        assert record.created >= since
+        door.kill()  # nobody is left to wait for the query, or to time it out
+        door.wait(10)
+        t.join(30)
+        assert isinstance(out.get("error"), adbc_driver_manager.Error), out
+    finally:
+        t.join(30)
+    assert_freed(limited_qs, record, EndReason.TIMEOUT)  # the workers cancelled it
+    assert f"DUCKFLEET_QUERY_TIMEOUT={TIMEOUT}s" in limited_qs.status(record.id).error
+    assert_serves_next(limited, limited_qs, tpch_dir)
+
+
+def assert_limit_error(uri: str, sql_text: str, *needles: str) -> None:
+    with pytest.raises(adbc_driver_manager.Error) as info:
+        run(uri, sql_text)
+    # RESOURCE_EXHAUSTED cannot leave a pyarrow Flight server (see flight/status.py)
+    assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT
+    assert "resource limit exceeded" in str(info.value)
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+def test_a_task_past_the_query_memory_limit_fails_the_query_saying_so(limited, tpch_dir):
+    greedy = "select l_returnflag, list(l_comment || n_name) as c from lineitem, nation group by 1"
+    assert_limit_error(limited.uri, greedy, "DUCKFLEET_QUERY_MEMORY_LIMIT=20MB", "out of memory")
+    q1 = tpch_query(1)  # an ordinary query fits, and runs right, under the same limit
+    assert_same_result(run(limited.uri, q1), reference(tpch_dir, q1), ordered=True)
+
+
+def test_a_result_larger_than_the_cap_fails_the_query_naming_the_cap(limited, limited_qs, tpch_dir):
+    # one partition alone is over the cap: the worker that computed it stops the query
+    assert_limit_error(limited.uri, "select * from lineitem", "DUCKFLEET_MAX_RESULT_BYTES=200000")
+    # each partition fits, the four together do not: the front door stops it
+    since = time.time()
+    spread = "select l_orderkey, l_quantity from lineitem where l_quantity > 40"
+    assert_limit_error(limited.uri, spread, "DUCKFLEET_MAX_RESULT_BYTES=200000", "its result is")
+    (record,) = records_since(limited_qs, spread, since)
+    assert all(r.done_by for r in limited_qs.task_records(record.id))  # it had finished
+    status = limited_qs.status(record.id)
+    assert status.state == QueryState.FAILED and status.reason == EndReason.LIMIT
+    assert_serves_next(limited, limited_qs, tpch_dir)

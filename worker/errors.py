@@ -2,7 +2,8 @@
 
 WorkerError
 ├── InputUnavailable   an input result could not be fetched from its worker
-└── TaskStopped        the task was stopped: its query ended, or another copy won
+├── TaskStopped        the task was stopped: its query ended, or another copy won
+└── ResourceLimitExceeded  a task went past a limit of its query (result size)
 """
 
 from __future__ import annotations
@@ -19,4 +20,8 @@ class InputUnavailable(WorkerError):
 
 
 class TaskStopped(WorkerError):
+    pass
+
+
+class ResourceLimitExceeded(WorkerError):
     pass

@@ -8,6 +8,7 @@ and one executor thread per slot.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ import pyarrow as pa
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
+from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
@@ -29,12 +31,14 @@ from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.fragment import run_fragment
 from duckfleet.worker.inputs import FlightClients, InputFetcher
+from duckfleet.worker.limits import check_result_size, failure
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
 
 log = logging.getLogger("duckfleet.worker")
 
 RESCAN_SECONDS = 2.0  # safety net only: the watches wake the loop
+TIMEOUT_GRACE = 1.0  # the front door cancels at the timeout; workers a little later
 
 
 class Worker:
@@ -52,6 +56,7 @@ class Worker:
         db_config = {"threads": str(cfg.cores)}
         if cfg.memory_limit:
             db_config["memory_limit"] = cfg.memory_limit
+        self.db_config = db_config  # also the base of a task's own database (_execute)
         self.db = duckdb.connect(config=db_config)
         self.slots = cfg.task_slots
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
@@ -205,16 +210,36 @@ class Worker:
             return self.slots - len(self._running)
 
     def _claim_loop(self) -> None:
+        wait = RESCAN_SECONDS
         while not self._stop.is_set():
-            self._wake.wait(RESCAN_SECONDS)
+            self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
                 self._fill_slots()
+                wait = min(RESCAN_SECONDS, self._enforce_timeouts())
             except ControlError as exc:
                 log.warning("worker %s: claim round failed: %s", self.id, exc)
                 self._stop.wait(0.5)
+
+    def _enforce_timeouts(self) -> float:
+        """Cancel the queries of running tasks that are past their timeout (the
+        front door that would have done it may be gone); seconds until the next
+        such deadline."""
+        with self._lock:
+            records = {r.ct.query_id: r.ct.record for r in self._running.values()}
+        now, soonest = time.time(), RESCAN_SECONDS
+        for q, record in records.items():
+            if not record.timeout:
+                continue
+            left = record.created + record.timeout + TIMEOUT_GRACE - now
+            if left <= 0:
+                status = self.queries.end(q, timeout_status(record.timeout))
+                log.warning("query=%s: past its timeout, %s", q, status.state)
+            else:
+                soonest = min(soonest, left)
+        return soonest
 
     def _fill_slots(self) -> None:
         free = self._free_slots()
@@ -243,6 +268,7 @@ class Worker:
             recomputed: list[TaskId] = []
             inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
             table = self._execute(ct.task.plan, inputs)
+            check_result_size(ct, table)
             self.results.put(q, t, table)
             info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
             lease = self.membership.lease_id
@@ -266,9 +292,10 @@ class Worker:
                 log.info("query=%s task=%s stopped: %s", q, t, run.stopped or exc)
                 self._release_quietly(ct)
                 return
-            log.warning("query=%s task=%s failed: %s", q, t, exc)
+            error, reason = failure(ct, exc, self.cfg.memory_limit)
+            log.warning("query=%s task=%s failed: %s", q, t, error)
             try:
-                if not self.queue.fail(ct, f"{type(exc).__name__}: {exc}"):
+                if not self.queue.fail(ct, error, reason):
                     self._release_quietly(ct)
             except ControlError:
                 pass
@@ -281,7 +308,14 @@ class Worker:
 
     def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
         run: RunningTask = self._current.run
-        with run.connection(self.db.cursor) as con:
+        limit = run.ct.record.memory_limit
+        if limit:  # a database of its own, so the limit is this task's alone
+            threads = max(1, self.cfg.cores // self.slots)
+            config = {**self.db_config, "threads": str(threads), "memory_limit": limit}
+            open_connection = functools.partial(duckdb.connect, config=config)
+        else:
+            open_connection = self.db.cursor
+        with run.connection(open_connection) as con:
             return run_fragment(con, task, inputs)
 
     def _release_quietly(self, ct: ClaimedTask) -> None:
