@@ -88,6 +88,9 @@ class Keyspace:
     def attempts(self, q: QueryId, t: TaskId) -> str:
         return self._k("attempts", q, t)
 
+    def attempts_of(self, q: QueryId) -> str:
+        return self._prefix("attempts", q)
+
     def claim(self, q: QueryId, t: TaskId) -> str:
         return self._k("claims", q, t)
 

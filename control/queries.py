@@ -306,6 +306,16 @@ class QueryStore:
         sql = f"-- recompute {task_id} of query {query_id}"
         return Plan(sql=sql, stages=stages, reason=f"lineage of {query_id}/{task_id}")
 
+    @translated("reading claim order")
+    def first_claims(self, query_id: QueryId) -> dict[TaskId, int]:
+        """Each claimed task of the query -> the etcd revision of its first claim: the
+        order in which the fleet started its tasks, exactly."""
+        prefix = self.keys.attempts_of(query_id)
+        return {
+            TaskId(self.keys.tail(meta.key, prefix)): int(meta.create_revision)
+            for _, meta in self.store.client.get_prefix(prefix, keys_only=True)
+        }
+
     @translated("reading task records")
     def task_records(self, query_id: QueryId) -> list[TaskRecord]:
         done: dict[str, dict[str, Any]] = {}

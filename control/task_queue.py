@@ -65,8 +65,8 @@ class TaskQueue:
 
     @translated("listing runnable tasks")
     def runnable(self) -> list[RunnableTask]:
-        """Unclaimed runnable tasks, best first: the query with the fewest running
-        tasks (fair share), then higher priority, then the oldest query."""
+        """Unclaimed runnable tasks, best first: higher priority, then the query with
+        the fewest running tasks (fair share), then the oldest query."""
         k = self.keys
         runnable_prefix, claims_prefix = k.all_runnable(), k.all_claims()
         claimed: set[tuple[QueryId, TaskId]] = set()
