@@ -81,6 +81,8 @@ class TaskRecord:
     done_by: MemberId | None
     rows: int | None
     recomputed: tuple[TaskId, ...] = ()  # lost inputs this task recomputed from lineage
+    by_copy: bool = False  # finished by a speculative second copy
+    seconds: float = 0.0  # how long the finishing copy ran
 
 
 class QueryStore:
@@ -332,6 +334,8 @@ class QueryStore:
                     MemberId(d["worker"]) if d else None,
                     d["rows"] if d else None,
                     tuple(d.get("recomputed", ())) if d else (),
+                    bool(d.get("copy", False)) if d else False,
+                    float(d.get("seconds", 0.0)) if d else 0.0,
                 )
             )
         return sorted(out, key=lambda r: int(r.id[1:]))

@@ -115,6 +115,7 @@ class Claim:
     worker: MemberId
     token: str  # unique per claim: a later claim of the same task never matches
     location: str
+    started: float = 0.0  # wall clock at the claim: how long the task has run
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

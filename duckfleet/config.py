@@ -47,6 +47,15 @@ class WorkerConfig(CommonConfig):
     drain_timeout: float = field(default_factory=lambda: float(_env("drain_timeout", "30")))
     # "fair": the query with the fewest running tasks first; "fifo": oldest query first
     scheduling: str = field(default_factory=lambda: _env("scheduling", "fair"))
+    # a second copy of a task running `factor` times its stage's median, and at least
+    # `min_seconds`, on an idle worker (control/speculation.py); "off" disables it
+    speculation: str = field(default_factory=lambda: _env("speculation", "on"))
+    speculation_factor: float = field(
+        default_factory=lambda: float(_env("speculation_factor", "3"))
+    )
+    speculation_min_seconds: float = field(
+        default_factory=lambda: float(_env("speculation_min_seconds", "2"))
+    )
 
     @property
     def task_slots(self) -> int:

@@ -26,11 +26,11 @@ def start_fleet(
     etcd: EtcdServer, data_root: str, log_dir: str, etcd_urls: str | None = None, **kwargs: object
 ) -> LocalFleet:
     """A fleet on `etcd` (or on every endpoint in `etcd_urls`, for a cluster)."""
+    kwargs.setdefault("lease_ttl", 2)
     fleet = LocalFleet(
         etcd_url=etcd_urls or etcd.url,
         port=0,
         cores_per_worker=1,
-        lease_ttl=2,
         namespace=f"/fleet-{uuid.uuid4().hex[:8]}",
         log_dir=log_dir,
         **kwargs,  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ class RunningTask:
         self._lock = threading.Lock()
         self._connections: set[duckdb.DuckDBPyConnection] = set()
         self._stopped = ""
+        self._computed = False  # its fragments are done: nothing left to stop
 
     @property
     def stopped(self) -> str:
@@ -60,10 +61,15 @@ class RunningTask:
                 self._connections.discard(con)
                 con.close()
 
+    def computed(self) -> None:
+        """The result is computed; from now on only its completion (fenced) decides."""
+        with self._lock:
+            self._computed = True
+
     def stop(self, why: str) -> None:
         """Interrupt the task's fragments; any later one refuses to start."""
         with self._lock:
-            if self._stopped:
+            if self._stopped or self._computed:
                 return
             self._stopped = why
         q, t = self.ct.query_id, self.ct.task_id

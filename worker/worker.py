@@ -24,6 +24,7 @@ from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, 
 from duckfleet.control.errors import ControlError
 from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.speculation import SpeculationPolicy
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
@@ -34,6 +35,7 @@ from duckfleet.worker.inputs import FlightClients, InputFetcher
 from duckfleet.worker.limits import check_result_size, failure
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
+from duckfleet.worker.speculate import look_for_stragglers
 
 log = logging.getLogger("duckfleet.worker")
 
@@ -59,6 +61,11 @@ class Worker:
         self.db_config = db_config  # also the base of a task's own database (_execute)
         self.db = duckdb.connect(config=db_config)
         self.slots = cfg.task_slots
+        self.speculation = SpeculationPolicy(
+            enabled=cfg.speculation != "off",
+            factor=cfg.speculation_factor,
+            min_seconds=cfg.speculation_min_seconds,
+        )
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
         self._running: dict[tuple[str, str], RunningTask] = {}
         self._current = threading.local()  # .run: the RunningTask of this task thread
@@ -88,6 +95,7 @@ class Worker:
             for name, prefix in (
                 ("runnable", keys.all_runnable()),
                 ("claims", keys.all_claims()),
+                ("copies", keys.all_copies()),
                 ("queries", keys.queries()),
                 ("status", keys.all_statuses()),
             )
@@ -159,6 +167,9 @@ class Worker:
             self._wake.set()
         elif text.startswith(keys.all_claims()) and kind == "delete":
             self._wake.set()  # a claim was released or expired: the task may be free
+            self._stop_if_lost(*keys.split_task_key(text, keys.all_claims()), copy=False)
+        elif text.startswith(keys.all_copies()) and kind == "delete":
+            self._stop_if_lost(*keys.split_task_key(text, keys.all_copies()), copy=True)
         elif text.startswith(keys.all_statuses()) and kind == "put":
             q = QueryId(keys.tail(text, keys.all_statuses()))
             status = QueryStatus.from_json(value)
@@ -185,6 +196,14 @@ class Worker:
         dropped = self.results.drop_query(q, keep=keep)
         if dropped:
             log.info("query=%s %s: dropped %d intermediate result(s)", q, status.state, dropped)
+
+    def _stop_if_lost(self, q: QueryId, t: TaskId, copy: bool) -> None:
+        """Our claim (or copy) of a running task is gone: the other copy committed
+        first, or our lease expired. Whatever we would produce is refused: stop."""
+        with self._lock:
+            run = self._running.get((q, t))
+        if run is not None and run.ct.copy == copy:
+            run.stop("its claim is gone: another copy finished first, or the lease expired")
 
     def _stop_tasks_of(self, q: QueryId, status: QueryStatus) -> None:
         """The query ended: whatever of it still runs here is useless."""
@@ -217,8 +236,10 @@ class Worker:
             if self._stop.is_set():
                 return
             try:
-                self._fill_slots()
+                free = self._fill_slots()
                 wait = min(RESCAN_SECONDS, self._enforce_timeouts())
+                if free > 0:
+                    wait = min(wait, self._speculate(free))
             except ControlError as exc:
                 log.warning("worker %s: claim round failed: %s", self.id, exc)
                 self._stop.wait(0.5)
@@ -241,23 +262,39 @@ class Worker:
                 soonest = min(soonest, left)
         return soonest
 
-    def _fill_slots(self) -> None:
+    def _fill_slots(self) -> int:
+        """Claim runnable tasks while slots are free; the slots still free."""
         free = self._free_slots()
         if free <= 0 or self._draining.is_set():
-            return
+            return 0
         for rt in self.queue.runnable():
             lease = self.membership.lease_id
             ct = self.queue.claim(rt, self.id, self.location, lease)
             if ct is None:
                 continue  # another worker was faster
-            run = RunningTask(ct)
-            with self._lock:
-                self._running[(ct.query_id, ct.task_id)] = run
-            log.info("query=%s task=%s claimed", ct.query_id, ct.task_id)
-            self.pool.submit(self._run, run)
+            self._start(ct)
             free -= 1
             if free <= 0:
-                return
+                return 0
+        return free
+
+    def _speculate(self, free: int) -> float:
+        """Idle slots, nothing to claim: copy stragglers running elsewhere. Seconds
+        until it is worth looking again."""
+        copies, look_again = look_for_stragglers(self.queue, self.speculation, self.id)
+        for attempt in copies[:free]:
+            ct = self.queue.claim_copy(attempt, self.id, self.location, self.membership.lease_id)
+            if ct is not None:
+                self._start(ct)
+        return RESCAN_SECONDS if look_again is None else max(0.05, look_again)
+
+    def _start(self, ct: ClaimedTask) -> None:
+        run = RunningTask(ct)
+        with self._lock:
+            self._running[(ct.query_id, ct.task_id)] = run
+        what = "copy of a straggler claimed" if ct.copy else "claimed"
+        log.info("query=%s task=%s %s", ct.query_id, ct.task_id, what)
+        self.pool.submit(self._run, run)
 
     # running
     def _run(self, run: RunningTask) -> None:
@@ -268,11 +305,13 @@ class Worker:
             recomputed: list[TaskId] = []
             inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
             table = self._execute(ct.task.plan, inputs)
+            run.computed()
             check_result_size(ct, table)
             self.results.put(q, t, table)
             info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
             lease = self.membership.lease_id
-            if self.queue.complete(ct, info, lease, tuple(recomputed)):
+            seconds = time.monotonic() - run.started
+            if self.queue.complete(ct, info, lease, tuple(recomputed), seconds):
                 log.info(
                     "query=%s task=%s done: %d rows in %.1f ms",
                     q,
