@@ -15,6 +15,8 @@ Every key lives under a namespace (default ``/duckfleet``)::
     copies/<q>/<t>              Claim of a second copy   worker lease
     done/<q>/<t>                task finished            query lease
     results/<q>/<t>             where the result lives   worker lease
+    fingerprints/<f>/<q>        the front door waiting   query lease
+                                for it (until answered)
 
 The query lease's TTL is the query timeout plus the result retention time: etcd
 removes a query's keys by itself, and workers drop its results when they see
@@ -122,6 +124,12 @@ class Keyspace:
 
     def results_of(self, q: QueryId) -> str:
         return self._prefix("results", q)
+
+    def fingerprint(self, f: str, q: QueryId) -> str:
+        return self._k("fingerprints", f, q)
+
+    def fingerprints(self, f: str) -> str:
+        return self._prefix("fingerprints", f)
 
     # parsing
     def split_task_key(self, key: str | bytes, prefix: str) -> tuple[QueryId, TaskId]:

@@ -24,6 +24,7 @@ from duckfleet.control.errors import (
     QueryTimeout,
     StoreUnavailable,
 )
+from duckfleet.control.fingerprints import Fingerprints, Waiter
 from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.records import (
     RUNNING,
@@ -107,6 +108,7 @@ class QueryStore:
         timeout: float = 0.0,
         memory_limit: str = "",
         max_result_bytes: int = 0,
+        fingerprint: tuple[str, Waiter] | None = None,
     ) -> QueryRecord:
         lease = self.store.client.lease(ttl)
         record = QueryRecord(
@@ -131,6 +133,9 @@ class QueryStore:
             put(k.status(query_id), RUNNING_JSON, lease=lease),
             put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease),
         ]
+        if fingerprint is not None:
+            f, waiter = fingerprint
+            ops.append(Fingerprints(self.store).put_op(f, query_id, waiter, lease))
         for t in plan.tasks:
             cons = consumers[t.id] + ((QUERY_SINK,) if t.id in outputs else ())
             ops.append(put(k.task(query_id, t.id), StoredTask(t, cons).to_json(), lease=lease))

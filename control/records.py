@@ -82,6 +82,7 @@ class QueryStatus:
     error: str = ""
     task: str = ""  # the task whose failure failed the query
     reason: EndReason = EndReason.NONE
+    at: float = 0.0  # wall clock when it finished (set for FINISHED)
 
     @property
     def terminal(self) -> bool:
@@ -91,6 +92,8 @@ class QueryStatus:
         d = {"state": str(self.state), "error": self.error, "task": self.task}
         if self.reason:  # absent when empty: RUNNING_JSON stays what it always was
             d["reason"] = str(self.reason)
+        if self.at:
+            d["at"] = self.at
         return json.dumps(d)
 
     @staticmethod
@@ -101,6 +104,7 @@ class QueryStatus:
             d.get("error", ""),
             d.get("task", ""),
             EndReason(d.get("reason", "")),
+            float(d.get("at", 0.0)),
         )
 
 

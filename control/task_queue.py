@@ -225,7 +225,7 @@ class TaskQueue:
                 if n - 1 > 0:
                     continue
                 if c == QUERY_SINK:
-                    finished = QueryStatus(QueryState.FINISHED)
+                    finished = QueryStatus(QueryState.FINISHED, at=time.time())
                     success.append(txn.put(k.status(q), finished.to_json(), lease=lease))
                 else:
                     success.append(

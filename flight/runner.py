@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -28,9 +28,11 @@ from duckfleet.control.errors import (
     QueryFailed,
     QueryTimeout,
 )
+from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
 from duckfleet.control.queries import StatusWatch, timeout_status
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.backend import Partition, QueryOutcome
+from duckfleet.flight.orphans import adopt
 from duckfleet.flight.tickets import parse_result_ticket, result_ticket
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
@@ -54,6 +56,7 @@ class FleetBackend:
         self.location = location
         self.catalog_store = CatalogStore(store)
         self.queries = QueryStore(store)
+        self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients()
         self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
@@ -72,12 +75,30 @@ class FleetBackend:
         ``cancelled``: asked while waiting (the Flight call's ``is_cancelled``): once
         it says yes the query is cancelled fleet-wide."""
         started = time.perf_counter()
+        f = fingerprint(sql, priority=priority)
+        adopted = self._adopted(f, cancelled)
+        if adopted is not None:
+            return adopted
         catalog = self.catalog_store.read()
         plan = plan_query(sql, catalog, self.settings)
         planned = time.perf_counter()
         q = new_query_id()
-        index = self._execute(q, plan, priority=priority, cancelled=cancelled)
-        outputs = [t.id for t in plan.output_tasks]
+        index = self._execute(q, plan, priority=priority, cancelled=cancelled, fingerprint=f)
+        outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
+        log.info(
+            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms",
+            q,
+            len(plan.tasks),
+            len(outcome.partitions),
+            outcome.rows,
+            (planned - started) * 1000,
+            (time.perf_counter() - started) * 1000,
+        )
+        return outcome
+
+    def _outcome(
+        self, q: QueryId, outputs: list[TaskId], index: dict[TaskId, ResultInfo]
+    ) -> QueryOutcome:
         partitions = tuple(
             Partition(
                 ticket=result_ticket(q, t),
@@ -87,16 +108,22 @@ class FleetBackend:
             )
             for t in outputs
         )
-        log.info(
-            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms",
-            q,
-            len(plan.tasks),
-            len(partitions),
-            sum(p.rows for p in partitions),
-            (planned - started) * 1000,
-            (time.perf_counter() - started) * 1000,
-        )
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
+
+    def _adopted(self, f: str, cancelled: Callable[[], bool] | None) -> QueryOutcome | None:
+        """The outcome of the query a client started with this very request through a
+        front door that died before answering, if there is one (flight/orphans.py)."""
+        q = adopt(self.fingerprints, self.queries, f, Waiter(self.member_id, self.location))
+        if q is None:
+            return None
+        record = self.queries.record(q)
+        left = record.created + record.timeout - time.time() if record.timeout else None
+        with self.status_watch.waiting(q) as changed:
+            try:
+                status = self._wait(q, changed, cancelled, left)
+            finally:
+                self._forget(f, q)
+        return self._outcome(q, list(record.outputs), self._results(q, record.outputs, status))
 
     def _execute(
         self,
@@ -105,8 +132,11 @@ class FleetBackend:
         *,
         priority: int = 0,
         cancelled: Callable[[], bool] | None = None,
+        fingerprint: str = "",
     ) -> dict[TaskId, ResultInfo]:
-        """Publish `plan` as query `q`, wait for it, and locate its output partitions."""
+        """Publish `plan` as query `q`, wait for it, and locate its output partitions.
+        With a `fingerprint`, another front door can answer a retry of the request
+        if this one dies while it waits (flight/orphans.py)."""
         if self.queries.worker_count() == 0:
             raise NoWorkers(
                 "no worker has joined the fleet, so nothing can run the query; "
@@ -125,11 +155,30 @@ class FleetBackend:
                 timeout=timeout,
                 memory_limit=self.cfg.query_memory_limit,
                 max_result_bytes=self.cfg.max_result_bytes,
+                fingerprint=(fingerprint, Waiter(self.member_id, self.location))
+                if fingerprint
+                else None,
             )
-            status = self._wait(q, changed, cancelled)
+            try:
+                status = self._wait(q, changed, cancelled)
+            finally:
+                if fingerprint:
+                    self._forget(fingerprint, q)
+        return self._results(q, [t.id for t in plan.output_tasks], status)
+
+    def _forget(self, f: str, q: QueryId) -> None:
+        """The client is being answered: no other front door may adopt the query."""
+        try:
+            self.fingerprints.forget(f, q)
+        except ControlError as exc:  # the key expires with the query anyway
+            log.warning("query=%s: could not drop its fingerprint: %s", q, exc)
+
+    def _results(
+        self, q: QueryId, outputs: Sequence[TaskId], status: QueryStatus
+    ) -> dict[TaskId, ResultInfo]:
+        """Where the output partitions of a query that ended with `status` are."""
         if status.state != QueryState.FINISHED:
             raise ended_error(q, status)
-        outputs = [t.id for t in plan.output_tasks]
         index = self.queries.results(q, outputs)
         missing = [t for t in outputs if t not in index]
         if missing:
@@ -153,12 +202,17 @@ class FleetBackend:
         raise ended_error(q, self.queries.end(q, status, finished_too=True))
 
     def _wait(
-        self, q: QueryId, changed: threading.Event, cancelled: Callable[[], bool] | None
+        self,
+        q: QueryId,
+        changed: threading.Event,
+        cancelled: Callable[[], bool] | None,
+        left: float | None = None,
     ) -> QueryStatus:
-        """The query's terminal status; on timeout or a cancelled call, end it first."""
+        """The query's terminal status; on timeout (`left` seconds, by default the
+        query timeout) or a cancelled call, end it first."""
         timeout = self.cfg.query_timeout
         try:
-            return self.queries.wait(q, timeout, changed, cancelled)
+            return self.queries.wait(q, timeout if left is None else left, changed, cancelled)
         except QueryTimeout:
             status = timeout_status(timeout)
         except QueryCancelled:
