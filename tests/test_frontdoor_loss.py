@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import adbc_driver_manager
 import pyarrow as pa
@@ -27,10 +28,12 @@ from lineitem group by 1, 2
 WAITING = fingerprint(SQL, priority=0)  # how front doors recognise a retry of it
 
 
-@pytest.fixture
-def fleet(etcd, tpch_dir, tmp_path):
-    # leases long enough that workers frozen for a while keep their claims
-    f = start_fleet(etcd, str(tpch_dir), str(tmp_path), frontdoors=2, lease_ttl=20)
+@pytest.fixture(scope="module")
+def fleet(etcd, tpch_dir, tmp_path_factory):
+    """Three front doors (each test kills one), two workers; leases long enough that
+    workers frozen for a while keep their claims."""
+    logs = str(tmp_path_factory.mktemp("frontdoor-loss-logs"))
+    f = start_fleet(etcd, str(tpch_dir), logs, frontdoors=3, lease_ttl=20)
     try:
         yield f
     finally:
@@ -48,12 +51,13 @@ def test_a_retry_on_another_front_door_is_answered_by_the_query_the_dead_one_acc
     qs, prints = QueryStore(store), Fingerprints(store)
     second = _member_of(fleet, 1)
     workers = [m.pid for m in fleet.members()]
+    since = time.time()
     t, out = run_in_thread(door(fleet, 0), SQL)
     try:
-        wait_until(lambda: records_since(qs, SQL, 0), "the query is published")
+        wait_until(lambda: records_since(qs, SQL, since), "the query is published")
         for pid in workers:  # hold the query mid-flight, deterministically
             os.kill(pid, signal.SIGSTOP)
-        (record,) = records_since(qs, SQL, 0)
+        (record,) = records_since(qs, SQL, since)
         first_door = fleet.frontdoor_procs[0]
         first_door.kill()  # SIGKILL while its client waits in GetFlightInfo
         first_door.wait(10)
@@ -72,7 +76,7 @@ def test_a_retry_on_another_front_door_is_answered_by_the_query_the_dead_one_acc
         assert "error" not in answer, answer.get("error")
         assert_same_result(answer["table"], reference(tpch_dir, SQL), ordered=False)
         # one query ran: the one the dead front door accepted, answered by the other
-        assert [r.id for r in records_since(qs, SQL, 0)] == [record.id]
+        assert [r.id for r in records_since(qs, SQL, since)] == [record.id]
         assert record.frontdoor != second
         assert qs.status(record.id).state == QueryState.FINISHED
         assert all(r.done_by for r in qs.task_records(record.id))
@@ -85,20 +89,20 @@ def test_a_retry_on_another_front_door_is_answered_by_the_query_the_dead_one_acc
 
 
 def test_tickets_of_a_dead_front_door_are_served_by_another(fleet, tpch_dir):
-    with fl.connect(door(fleet, 0)) as client:
+    with fl.connect(door(fleet, 1)) as client:
         info = client.get_flight_info(statement_descriptor(SQL))
-    fleet.frontdoor_procs[0].kill()
-    fleet.frontdoor_procs[0].wait(10)
+    fleet.frontdoor_procs[1].kill()
+    fleet.frontdoor_procs[1].wait(10)
     for endpoint in info.endpoints:  # the worker first, then the front door that issued it
-        assert [loc.uri.decode() for loc in endpoint.locations][1] == door(fleet, 0)
-    with fl.connect(door(fleet, 0)) as dead:
+        assert [loc.uri.decode() for loc in endpoint.locations][1] == door(fleet, 1)
+    with fl.connect(door(fleet, 1)) as dead:
         with pytest.raises(fl.FlightUnavailableError):
             dead.do_get(info.endpoints[0].ticket).read_all()
-    with fl.connect(door(fleet, 1)) as other:
+    with fl.connect(door(fleet, 2)) as other:
         parts = [other.do_get(e.ticket).read_all() for e in info.endpoints]
     assert_same_result(pa.concat_tables(parts), reference(tpch_dir, SQL), ordered=False)
     # and the surviving front door runs new queries
-    assert_same_result(run(door(fleet, 1), SQL), reference(tpch_dir, SQL), ordered=False)
+    assert_same_result(run(door(fleet, 2), SQL), reference(tpch_dir, SQL), ordered=False)
 
 
 def _member_of(fleet, i: int) -> str:
