@@ -67,6 +67,8 @@ def assert_freed(qs: QueryStore, record: QueryRecord, reason: EndReason) -> None
     assert status.state == QueryState.CANCELLED and status.reason == reason, status
     time.sleep(1.0)  # the wording: no task of it still running a second later
     assert [t for q, t, _ in qs.claims() if q == record.id] == []
+    copies = qs.store.client.get_prefix(qs.keys.all_copies(), keys_only=True)
+    assert [m.key for _, m in copies if record.id in m.key.decode()] == []
     keys = qs.keys
     for prefix in (keys.runnable_of(record.id), keys.results_of(record.id)):
         assert list(qs.store.client.get_prefix(prefix, keys_only=True)) == [], prefix

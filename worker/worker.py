@@ -2,8 +2,11 @@
 DuckDB, keep the results, serve them over Flight.
 
 Threads: the Flight server; a watch on runnable/ and claims/ that wakes the claim
-loop; a watch on queries/ that drops results of expired queries; the claim loop;
-and one executor thread per slot.
+loop; a watch on queries/ that drops results of expired queries; a watch on
+status/ that stops (interrupts) the tasks of a query that ended and drops its
+results; a watch on copies/ (with claims/) that stops a task whose other copy won;
+the claim loop, which also cancels queries past their timeout and, with slots
+idle, copies stragglers (speculation); and one executor thread per slot.
 """
 
 from __future__ import annotations
