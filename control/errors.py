@@ -4,8 +4,11 @@ ControlError
 ├── StoreUnavailable   etcd cannot be reached (retry later: UNAVAILABLE)
 ├── LeaseLost          this process's lease expired; its claims are void
 ├── QueryFailed        a task of the query failed; the message is the task's error
+│   └── LimitExceeded  a resource limit stopped it (fragment memory, result size)
+├── QueryCancelled     the query was cancelled (by its client, or CancelFlightInfo)
 ├── QueryTimeout       the query did not finish in time (DEADLINE_EXCEEDED)
-└── QueryNotFound      no such query or result, or its retention has passed
+├── QueryNotFound      no such query or result, or its retention has passed
+└── NoWorkers          no worker has joined the fleet
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ class LeaseLost(ControlError):
 
 
 class QueryFailed(ControlError):
+    pass
+
+
+class LimitExceeded(QueryFailed):
+    pass
+
+
+class QueryCancelled(ControlError):
     pass
 
 

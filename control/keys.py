@@ -14,13 +14,17 @@ Every key lives under a namespace (default ``/duckfleet``)::
     runnable/<q>/<t>            present = may be claimed query lease
     attempts/<q>/<t>            version = claims so far  query lease
     claims/<q>/<t>              Claim JSON               worker lease
+    copies/<q>/<t>              Claim of a second copy   worker lease
     done/<q>/<t>                task finished            query lease
     results/<q>/<t>             where the result lives   worker lease
+    fingerprints/<f>/<q>        the front door waiting   query lease
+                                for it (until answered)
 
 The query lease's TTL is the query timeout plus the result retention time: etcd
 removes a query's keys by itself, and workers drop its results when they see
 ``queries/<q>`` deleted. Claims and results index entries vanish with the worker
-that holds them.
+that holds them. A copy is a speculative second run of a straggling task
+(control/speculation.py): whichever of claim and copy completes first wins.
 """
 
 from __future__ import annotations
@@ -103,6 +107,9 @@ class Keyspace:
     def attempts(self, q: QueryId, t: TaskId) -> str:
         return self._k("attempts", q, t)
 
+    def attempts_of(self, q: QueryId) -> str:
+        return self._prefix("attempts", q)
+
     def claim(self, q: QueryId, t: TaskId) -> str:
         return self._k("claims", q, t)
 
@@ -111,6 +118,12 @@ class Keyspace:
 
     def claims_of(self, q: QueryId) -> str:
         return self._prefix("claims", q)
+
+    def copy(self, q: QueryId, t: TaskId) -> str:
+        return self._k("copies", q, t)
+
+    def all_copies(self) -> str:
+        return self._prefix("copies")
 
     def done(self, q: QueryId, t: TaskId) -> str:
         return self._k("done", q, t)
@@ -126,6 +139,12 @@ class Keyspace:
 
     def results_of(self, q: QueryId) -> str:
         return self._prefix("results", q)
+
+    def fingerprint(self, f: str, q: QueryId) -> str:
+        return self._k("fingerprints", f, q)
+
+    def fingerprints(self, f: str) -> str:
+        return self._prefix("fingerprints", f)
 
     # parsing
     def split_task_key(self, key: str | bytes, prefix: str) -> tuple[QueryId, TaskId]:

@@ -11,20 +11,28 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
-from duckfleet.control.errors import QueryNotFound, QueryTimeout, StoreUnavailable
+from duckfleet.control.errors import (
+    QueryCancelled,
+    QueryNotFound,
+    QueryTimeout,
+    StoreUnavailable,
+)
+from duckfleet.control.fingerprints import Fingerprints, Waiter
 from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.records import (
     RUNNING,
     RUNNING_JSON,
     Claim,
+    EndReason,
     QueryRecord,
+    QueryState,
     QueryStatus,
     ResultInfo,
 )
@@ -35,6 +43,7 @@ from duckfleet.planner.plan import Plan, Stage, StageKind, TaskPlan
 log = logging.getLogger("duckfleet.control")
 
 MAX_TXN_OPS = 100  # etcd's default --max-txn-ops is 128
+COMPARE_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class TaskRecord:
     done_by: MemberId | None
     rows: int | None
     recomputed: tuple[TaskId, ...] = ()  # lost inputs this task recomputed from lineage
+    by_copy: bool = False  # finished by a speculative second copy
+    seconds: float = 0.0  # how long the finishing copy ran
 
 
 class QueryStore:
@@ -94,6 +105,10 @@ class QueryStore:
         ttl: int,
         priority: int = 0,
         max_attempts: int = 3,
+        timeout: float = 0.0,
+        memory_limit: str = "",
+        max_result_bytes: int = 0,
+        fingerprint: tuple[str, Waiter] | None = None,
     ) -> QueryRecord:
         lease = self.store.client.lease(ttl)
         record = QueryRecord(
@@ -106,6 +121,9 @@ class QueryStore:
             frontdoor=frontdoor,
             priority=priority,
             max_attempts=max_attempts,
+            timeout=timeout,
+            memory_limit=memory_limit,
+            max_result_bytes=max_result_bytes,
         )
         k, put = self.keys, self.store.txn.put
         consumers = plan.consumers()
@@ -115,6 +133,9 @@ class QueryStore:
             put(k.status(query_id), RUNNING_JSON, lease=lease),
             put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease),
         ]
+        if fingerprint is not None:
+            f, waiter = fingerprint
+            ops.append(Fingerprints(self.store).put_op(f, query_id, waiter, lease))
         for t in plan.tasks:
             cons = consumers[t.id] + ((QUERY_SINK,) if t.id in outputs else ())
             ops.append(put(k.task(query_id, t.id), StoredTask(t, cons).to_json(), lease=lease))
@@ -145,45 +166,80 @@ class QueryStore:
         return None if value is None else QueryStatus.from_json(value)
 
     def wait(
-        self, query_id: QueryId, timeout: float, changed: threading.Event | None = None
+        self,
+        query_id: QueryId,
+        timeout: float,
+        changed: threading.Event | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> QueryStatus:
         """Block until the query leaves RUNNING.
 
         ``changed`` is set by the caller's watch on the status keys (see StatusWatch);
-        without one, the status is re-read every 100 ms.
+        without one, the status is re-read every 100 ms. ``cancelled`` (e.g. the
+        Flight call context's ``is_cancelled``) is asked every 100 ms; when it says
+        yes, QueryCancelled is raised and the caller ends the query.
         """
-        poll = 1.0 if changed is not None else 0.1
+        reread = 1.0 if changed is not None else 0.1
+        tick = 0.1 if cancelled is not None else reread
         changed = changed or threading.Event()
         deadline = time.monotonic() + timeout
+        next_read = 0.0
         while True:
-            changed.clear()
-            try:
-                status = self.status(query_id)
-            except StoreUnavailable:
-                status = RUNNING  # etcd blinked: keep waiting until the deadline
-            if status is None:
-                raise QueryNotFound(f"query {query_id} vanished: its lease expired")
-            if status.terminal:
-                return status
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if changed.is_set() or now >= next_read:
+                changed.clear()  # before reading: a change during the read is kept
+                try:
+                    status = self.status(query_id)
+                except StoreUnavailable:
+                    status = RUNNING  # etcd blinked: keep waiting until the deadline
+                if status is None:
+                    raise QueryNotFound(f"query {query_id} vanished: its lease expired")
+                if status.terminal:
+                    return status
+                next_read = now + reread
+            if cancelled is not None and cancelled():
+                raise QueryCancelled(f"query {query_id}: the client cancelled or went away")
+            left = deadline - now
             if left <= 0:
-                raise QueryTimeout(f"query {query_id} did not finish within {timeout:.0f}s")
-            changed.wait(min(left, poll))
+                raise QueryTimeout(f"query {query_id} did not finish within {timeout:g}s")
+            changed.wait(min(left, tick, max(0.0, next_read - now)))
 
     @translated("ending a query")
-    def end(self, query_id: QueryId, status: QueryStatus) -> bool:
-        """Move a RUNNING query to a terminal status and withdraw its runnable tasks."""
-        record = self.record(query_id)
-        k, t = self.keys, self.store.txn
-        ok, _ = self.store.client.transaction(
-            compare=[t.value(k.status(query_id)) == RUNNING_JSON],
-            success=[
-                t.put(k.status(query_id), status.to_json(), lease=record.lease),
-                delete_prefix_op(self.store, k.runnable_of(query_id)),
-            ],
-            failure=[],
-        )
-        return bool(ok)
+    def end(
+        self, query_id: QueryId, status: QueryStatus, *, finished_too: bool = False
+    ) -> QueryStatus:
+        """End a RUNNING query (with ``finished_too``, a FINISHED one as well) with
+        ``status``, in one transaction: the status, its runnable tasks withdrawn (no
+        claim of it can succeed after this), its results index dropped. Workers see
+        the status change, interrupt its fragments and free its results.
+
+        Returns the query's status afterwards: ``status``, or the terminal status it
+        already had.
+        """
+        k, txn = self.keys, self.store.txn
+        for _ in range(COMPARE_RETRIES):
+            value, meta = self.store.client.get(k.status(query_id))
+            if value is None:
+                raise QueryNotFound(f"query {query_id} is unknown or its results have expired")
+            current = QueryStatus.from_json(value)
+            endable = current.state == QueryState.RUNNING or (
+                finished_too and current.state == QueryState.FINISHED
+            )
+            if not endable:
+                return current
+            ok, _ = self.store.client.transaction(
+                compare=[txn.mod(k.status(query_id)) == meta.mod_revision],
+                success=[
+                    txn.put(k.status(query_id), status.to_json(), lease=meta.lease_id),
+                    delete_prefix_op(self.store, k.runnable_of(query_id)),
+                    delete_prefix_op(self.store, k.results_of(query_id)),
+                ],
+                failure=[],
+            )
+            if ok:
+                log.info("query=%s %s: %s", query_id, status.state, status.error)
+                return status
+        raise QueryNotFound(f"query {query_id}: its status kept changing while ending it")
 
     @translated("reading results")
     def results(self, query_id: QueryId, tasks: Iterable[TaskId]) -> dict[TaskId, ResultInfo]:
@@ -257,6 +313,16 @@ class QueryStore:
         sql = f"-- recompute {task_id} of query {query_id}"
         return Plan(sql=sql, stages=stages, reason=f"lineage of {query_id}/{task_id}")
 
+    @translated("reading claim order")
+    def first_claims(self, query_id: QueryId) -> dict[TaskId, int]:
+        """Each claimed task of the query -> the etcd revision of its first claim: the
+        order in which the fleet started its tasks, exactly."""
+        prefix = self.keys.attempts_of(query_id)
+        return {
+            TaskId(self.keys.tail(meta.key, prefix)): int(meta.create_revision)
+            for _, meta in self.store.client.get_prefix(prefix, keys_only=True)
+        }
+
     @translated("reading task records")
     def task_records(self, query_id: QueryId) -> list[TaskRecord]:
         done: dict[str, dict[str, Any]] = {}
@@ -273,6 +339,8 @@ class QueryStore:
                     MemberId(d["worker"]) if d else None,
                     d["rows"] if d else None,
                     tuple(d.get("recomputed", ())) if d else (),
+                    bool(d.get("copy", False)) if d else False,
+                    float(d.get("seconds", 0.0)) if d else 0.0,
                 )
             )
         return sorted(out, key=lambda r: int(r.id[1:]))
@@ -320,6 +388,15 @@ class StatusWatch:
                 evs.discard(ev)
                 if not evs:
                     self._waiters.pop(query_id, None)
+
+
+def timeout_status(timeout: float) -> QueryStatus:
+    """The status of a query stopped by DUCKFLEET_QUERY_TIMEOUT (front door or worker)."""
+    return QueryStatus(
+        QueryState.CANCELLED,
+        error=f"the query ran longer than DUCKFLEET_QUERY_TIMEOUT={timeout:g}s and was cancelled",
+        reason=EndReason.TIMEOUT,
+    )
 
 
 def delete_prefix_op(store: Store, prefix: str) -> Any:

@@ -41,8 +41,11 @@ class QueryRecord:
     outputs: tuple[TaskId, ...]  # result partitions, in order
     ntasks: int
     frontdoor: MemberId
-    priority: int = 0
+    priority: int = 0  # higher first (control/scheduling.py)
     max_attempts: int = 3  # claims of one task before the query fails
+    timeout: float = 0.0  # seconds after `created` the query is cancelled; 0: never
+    memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
+    max_result_bytes: int = 0  # the most its result may hold; 0: no cap
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -63,23 +66,46 @@ class QueryState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class EndReason(StrEnum):
+    """Why a query was cancelled or failed, when the front door must say more than
+    "failed": the Flight status it answers depends on it."""
+
+    NONE = ""
+    CLIENT = "client"  # the client cancelled, disconnected, or its deadline passed
+    TIMEOUT = "timeout"  # DUCKFLEET_QUERY_TIMEOUT
+    LIMIT = "limit"  # a resource limit: fragment memory, result size
+
+
 @dataclass(frozen=True)
 class QueryStatus:
     state: QueryState
     error: str = ""
     task: str = ""  # the task whose failure failed the query
+    reason: EndReason = EndReason.NONE
+    at: float = 0.0  # wall clock when it finished (set for FINISHED)
 
     @property
     def terminal(self) -> bool:
         return self.state != QueryState.RUNNING
 
     def to_json(self) -> str:
-        return json.dumps({"state": str(self.state), "error": self.error, "task": self.task})
+        d = {"state": str(self.state), "error": self.error, "task": self.task}
+        if self.reason:  # absent when empty: RUNNING_JSON stays what it always was
+            d["reason"] = str(self.reason)
+        if self.at:
+            d["at"] = self.at
+        return json.dumps(d)
 
     @staticmethod
     def from_json(text: str | bytes) -> QueryStatus:
         d = json.loads(text)
-        return QueryStatus(QueryState(d["state"]), d.get("error", ""), d.get("task", ""))
+        return QueryStatus(
+            QueryState(d["state"]),
+            d.get("error", ""),
+            d.get("task", ""),
+            EndReason(d.get("reason", "")),
+            float(d.get("at", 0.0)),
+        )
 
 
 RUNNING = QueryStatus(QueryState.RUNNING)
@@ -93,6 +119,7 @@ class Claim:
     worker: MemberId
     token: str  # unique per claim: a later claim of the same task never matches
     location: str
+    started: float = 0.0  # wall clock at the claim: how long the task has run
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -1,10 +1,12 @@
 """Which runnable task a worker should claim first. Pure: no etcd here.
 
-Fair share: the query with the fewest tasks running now comes first, so a short
-query that arrives while a long one fills the fleet gets a slot at the next free
-one; ties go to the higher priority, then to the older query, then to the lower
-task number (earlier stages first). FIFO (for comparison in benchmarks): oldest
-query first, whatever is running.
+Priority first: a query's priority (set when it is run; higher first) always wins,
+so an urgent query's tasks are claimed before anything queued at a lower one.
+Among queries of equal priority, fair share: the query with the fewest tasks
+running now comes first, so a short query that arrives while a long one fills the
+fleet gets a slot at the next free one; then the older query, then the lower task
+number (earlier stages first). FIFO (for comparison in benchmarks): among queries
+of equal priority, the oldest first, whatever is running.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def _task_number(r: RunnableTask) -> int:
 
 def order_runnable(tasks: Iterable[RunnableTask], fifo: bool = False) -> list[RunnableTask]:
     if fifo:
-        return sorted(tasks, key=lambda r: (r.created, r.query, _task_number(r)))
+        return sorted(tasks, key=lambda r: (-r.priority, r.created, r.query, _task_number(r)))
     return sorted(
-        tasks, key=lambda r: (r.running, -r.priority, r.created, r.query, _task_number(r))
+        tasks, key=lambda r: (-r.priority, r.running, r.created, r.query, _task_number(r))
     )

@@ -9,6 +9,11 @@ releases the claim, decrements every consumer's pending counter (compare-and-swa
 on its revision) and, where a counter reaches zero, makes that consumer runnable —
 or, for the query's own counter, marks the query finished. If the fence fails the
 worker has lost the task and its result is discarded.
+
+Copy (speculation): a second claim of a running task, under ``copies/<q>/<t>``, so
+both copies run. Each completes fenced on its own key and on ``done/<q>/<t>`` being
+absent: exactly one commits, and its transaction deletes both keys, which tells
+the other copy's worker to stop.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +32,7 @@ from duckfleet.control.queries import StoredTask, delete_prefix_op, runnable_val
 from duckfleet.control.records import (
     RUNNING_JSON,
     Claim,
+    EndReason,
     QueryRecord,
     QueryState,
     QueryStatus,
@@ -33,6 +40,7 @@ from duckfleet.control.records import (
     RunnableTask,
 )
 from duckfleet.control.scheduling import order_runnable
+from duckfleet.control.speculation import Attempt, StageProgress
 from duckfleet.control.store import Store, translated
 from duckfleet.ids import MemberId, QueryId, TaskId
 
@@ -46,6 +54,7 @@ class ClaimedTask:
     record: QueryRecord
     task: StoredTask
     claim: Claim
+    copy: bool = False  # a speculative second copy (its claim is under copies/)
 
     @property
     def query_id(self) -> QueryId:
@@ -64,8 +73,8 @@ class TaskQueue:
 
     @translated("listing runnable tasks")
     def runnable(self) -> list[RunnableTask]:
-        """Unclaimed runnable tasks, best first: the query with the fewest running
-        tasks (fair share), then higher priority, then the oldest query."""
+        """Unclaimed runnable tasks, best first: higher priority, then the query with
+        the fewest running tasks (fair share), then the oldest query."""
         k = self.keys
         runnable_prefix, claims_prefix = k.all_runnable(), k.all_claims()
         claimed: set[tuple[QueryId, TaskId]] = set()
@@ -98,7 +107,7 @@ class TaskQueue:
         """
         # the token is made once, so a call retried on another etcd endpoint after
         # its first try committed recognises the claim as its own
-        claim = Claim(worker=worker, token=uuid.uuid4().hex, location=location)
+        claim = Claim(worker, uuid.uuid4().hex, location, started=time.time())
         return self._claim(rt, claim, lease_id)
 
     def _free(self, q: QueryId, t: TaskId) -> list[Any]:
@@ -183,8 +192,11 @@ class TaskQueue:
         result: ResultInfo,
         lease_id: int,
         recomputed: tuple[TaskId, ...] = (),
+        seconds: float = 0.0,
     ) -> bool:
-        """Commit the task's completion; False if this worker no longer holds it."""
+        """Commit the task's completion; False if this worker no longer holds it, or
+        the other copy of a speculated task committed first. `seconds`: how long
+        it ran (speculation compares a stage's tasks by it)."""
         k, txn = self.keys, self.store.txn
         q, t, lease = ct.query_id, ct.task_id, ct.record.lease
         done = json.dumps(
@@ -193,6 +205,8 @@ class TaskQueue:
                 "rows": result.rows,
                 "bytes": result.bytes,
                 "recomputed": list(recomputed),
+                "seconds": round(seconds, 4),
+                "copy": ct.copy,
             }
         )
         for _ in range(COMPLETE_RETRIES):
@@ -203,6 +217,7 @@ class TaskQueue:
                 txn.put(k.result(q, t), result.to_json(), lease=lease_id),
                 txn.delete(k.runnable(q, t)),
                 txn.delete(k.claim(q, t)),
+                txn.delete(k.copy(q, t)),  # the other copy, if any, sees it lost
             ]
             for c, (n, rev) in counters.items():
                 compare.append(txn.mod(k.pending(q, c)) == rev)
@@ -210,7 +225,7 @@ class TaskQueue:
                 if n - 1 > 0:
                     continue
                 if c == QUERY_SINK:
-                    finished = QueryStatus(QueryState.FINISHED)
+                    finished = QueryStatus(QueryState.FINISHED, at=time.time())
                     success.append(txn.put(k.status(q), finished.to_json(), lease=lease))
                 else:
                     success.append(
@@ -225,12 +240,18 @@ class TaskQueue:
             time.sleep(0.001)  # another input of a shared consumer committed first
         raise RuntimeError(f"query {q} task {t}: completion kept conflicting")
 
+    def _key(self, ct: ClaimedTask) -> str:
+        q, t = ct.query_id, ct.task_id
+        return self.keys.copy(q, t) if ct.copy else self.keys.claim(q, t)
+
     def _fence(self, ct: ClaimedTask) -> list[Any]:
-        """True while this worker still holds the claim and the query still runs."""
+        """True while this worker still holds its claim (or copy), the query still
+        runs, and no copy of the task has completed."""
         k, txn = self.keys, self.store.txn
         return [
-            txn.value(k.claim(ct.query_id, ct.task_id)) == ct.claim.to_json(),
+            txn.value(self._key(ct)) == ct.claim.to_json(),
             txn.value(k.status(ct.query_id)) == RUNNING_JSON,
+            txn.version(k.done(ct.query_id, ct.task_id)) == 0,
         ]
 
     def holds(self, ct: ClaimedTask) -> bool:
@@ -238,16 +259,16 @@ class TaskQueue:
         return bool(ok)
 
     @translated("failing a task")
-    def fail(self, ct: ClaimedTask, error: str) -> bool:
+    def fail(self, ct: ClaimedTask, error: str, reason: EndReason = EndReason.NONE) -> bool:
         """Fail the query with this task's error (fenced on the claim)."""
         k, txn = self.keys, self.store.txn
         q, t = ct.query_id, ct.task_id
-        status = QueryStatus(QueryState.FAILED, error=error, task=t)
+        status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason)
         ok, _ = self.store.client.transaction(
             compare=self._fence(ct),
             success=[
                 txn.put(k.status(q), status.to_json(), lease=ct.record.lease),
-                txn.delete(k.claim(q, t)),
+                txn.delete(self._key(ct)),
                 delete_prefix_op(self.store, k.runnable_of(q)),
             ],
             failure=[],
@@ -257,10 +278,86 @@ class TaskQueue:
     @translated("releasing a task")
     def release(self, ct: ClaimedTask) -> None:
         """Give a claimed task back to the queue (shutdown, lost input)."""
-        k, txn = self.keys, self.store.txn
-        key = k.claim(ct.query_id, ct.task_id)
+        txn = self.store.txn
+        key = self._key(ct)
         self.store.client.transaction(
             compare=[txn.value(key) == ct.claim.to_json()],
             success=[txn.delete(key)],
             failure=[],
+        )
+
+    # speculation (control/speculation.py decides; these read and claim)
+
+    @translated("listing running tasks")
+    def running_attempts(self) -> list[Attempt]:
+        """Every task running now in the fleet, by its claim; marked if copied."""
+        k = self.keys
+        copied = {
+            k.split_task_key(meta.key, k.all_copies())
+            for _, meta in self.store.client.get_prefix(k.all_copies(), keys_only=True)
+        }
+        out = []
+        for value, meta in self.store.client.get_prefix(k.all_claims()):
+            q, t = k.split_task_key(meta.key, k.all_claims())
+            claim = Claim.from_json(value)
+            out.append(Attempt(q, t, claim.worker, claim.started, (q, t) in copied))
+        return out
+
+    @translated("reading stage progress")
+    def stage_progress(
+        self, queries: Iterable[QueryId]
+    ) -> tuple[dict[tuple[QueryId, TaskId], int], dict[tuple[QueryId, int], StageProgress]]:
+        """For these queries: each task's stage, and each stage's size and the run
+        times of its finished tasks."""
+        k = self.keys
+        stage_of: dict[tuple[QueryId, TaskId], int] = {}
+        progress: dict[tuple[QueryId, int], StageProgress] = {}
+        for q in set(queries):
+            for value, _ in self.store.client.get_prefix(k.tasks(q)):
+                plan = StoredTask.from_json(value).plan
+                stage_of[(q, plan.id)] = plan.stage
+            durations: dict[int, list[float]] = {}
+            for value, meta in self.store.client.get_prefix(k.done_of(q)):
+                t = TaskId(k.tail(meta.key, k.done_of(q)))
+                if (q, t) in stage_of:
+                    durations.setdefault(stage_of[(q, t)], []).append(
+                        float(json.loads(value).get("seconds", 0.0))
+                    )
+            sizes = Counter(stage for (sq, _), stage in stage_of.items() if sq == q)
+            for stage, n in sizes.items():
+                progress[(q, stage)] = StageProgress(n, tuple(durations.get(stage, ())))
+        return stage_of, progress
+
+    @translated("claiming a copy of a task")
+    def claim_copy(
+        self, attempt: Attempt, worker: MemberId, location: str, lease_id: int
+    ) -> ClaimedTask | None:
+        """Claim a second copy of a running task, or None if it finished, was
+        released, or has a copy already. Both copies then run; `complete` lets the
+        first one commit and refuses the other."""
+        k, txn = self.keys, self.store.txn
+        q, t = attempt.query, attempt.task
+        claim = Claim(worker, uuid.uuid4().hex, location, started=time.time())
+        reads = [txn.get(k.task(q, t)), txn.get(k.query(q))]
+        ok, responses = self.store.client.transaction(
+            compare=[
+                txn.version(k.copy(q, t)) == 0,
+                txn.version(k.claim(q, t)) > 0,
+                txn.version(k.done(q, t)) == 0,
+                txn.value(k.status(q)) == RUNNING_JSON,
+            ],
+            success=[txn.put(k.copy(q, t), claim.to_json(), lease=lease_id), *reads],
+            failure=[],
+        )
+        if not ok:
+            return None
+        task_kvs, query_kvs = responses[-2:]
+        if not task_kvs or not query_kvs:
+            return None
+        log.info("query %s task %s: copy claimed by %s (%s is slow)", q, t, worker, attempt.worker)
+        return ClaimedTask(
+            record=QueryRecord.from_json(query_kvs[0][0]),
+            task=StoredTask.from_json(task_kvs[0][0]),
+            claim=claim,
+            copy=True,
         )

@@ -57,6 +57,15 @@ class WorkerConfig(CommonConfig):
     drain_timeout: float = field(default_factory=lambda: float(_env("drain_timeout", "30")))
     # "fair": the query with the fewest running tasks first; "fifo": oldest query first
     scheduling: str = field(default_factory=lambda: _env("scheduling", "fair"))
+    # a second copy of a task running `factor` times its stage's median, and at least
+    # `min_seconds`, on an idle worker (control/speculation.py); "off" disables it
+    speculation: str = field(default_factory=lambda: _env("speculation", "on"))
+    speculation_factor: float = field(
+        default_factory=lambda: float(_env("speculation_factor", "3"))
+    )
+    speculation_min_seconds: float = field(
+        default_factory=lambda: float(_env("speculation_min_seconds", "2"))
+    )
 
     @property
     def task_slots(self) -> int:
@@ -69,6 +78,10 @@ class FrontDoorConfig(CommonConfig):
     query_timeout: float = field(default_factory=lambda: float(_env("query_timeout", "600")))
     result_ttl: int = field(default_factory=lambda: int(_env("result_ttl", "300")))
     max_attempts: int = field(default_factory=lambda: int(_env("max_attempts", "3")))
+    # DuckDB memory limit of each task of a query (its own database on the worker); "": none
+    query_memory_limit: str = field(default_factory=lambda: _env("query_memory_limit", ""))
+    # bytes (Arrow) a query's result may hold; 0: no cap
+    max_result_bytes: int = field(default_factory=lambda: int(_env("max_result_bytes", "0")))
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )

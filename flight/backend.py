@@ -6,12 +6,14 @@ planning, etcd and workers sits behind this interface, implemented by runner.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from duckfleet.catalog import Catalog
+from duckfleet.control.records import QueryStatus
 from duckfleet.ids import QueryId
 
 if TYPE_CHECKING:
@@ -45,8 +47,16 @@ class QueryOutcome:
 
 
 class QueryBackend(Protocol):
-    def run(self, sql: str, *, priority: int = 0) -> QueryOutcome:
-        """Plan, publish and wait for a query; raise PlanError, ControlError subclasses."""
+    def run(
+        self, sql: str, *, priority: int = 0, cancelled: Callable[[], bool] | None = None
+    ) -> QueryOutcome:
+        """Plan, publish and wait for a query; raise PlanError, ControlError subclasses.
+        ``cancelled`` is asked while waiting; once true the query is cancelled."""
+        ...
+
+    def cancel(self, query_id: QueryId) -> QueryStatus:
+        """Cancel a query fleet-wide; its status afterwards (CANCELLED, or the
+        FAILED status it had already)."""
         ...
 
     def prepare(self, sql: str) -> Prepared:

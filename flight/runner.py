@@ -9,7 +9,10 @@ front door as the fallback.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -18,12 +21,21 @@ import pyarrow.flight as fl
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import CatalogStore, QueryStore, Store
-from duckfleet.control.errors import NoWorkers, QueryFailed, QueryTimeout
-from duckfleet.control.queries import StatusWatch
-from duckfleet.control.records import QueryState, QueryStatus, ResultInfo
+from duckfleet.control.errors import (
+    ControlError,
+    LimitExceeded,
+    NoWorkers,
+    QueryCancelled,
+    QueryFailed,
+    QueryTimeout,
+)
+from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
+from duckfleet.control.queries import StatusWatch, timeout_status
+from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.session_store import SessionStore
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
+from duckfleet.flight.orphans import adopt
 from duckfleet.flight.tickets import parse_result_ticket, result_ticket
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
@@ -33,17 +45,22 @@ from duckfleet.worker.inputs import FlightClients
 
 log = logging.getLogger("duckfleet.flight")
 
+# what DuckDB's memory_limit accepts: 512MB, 1.5 GB, 2GiB, 80%, ...
+MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[kmgt]i?b?|b|bytes?)", re.IGNORECASE)
+
 
 class FleetBackend:
     def __init__(
         self, cfg: FrontDoorConfig, store: Store, member_id: MemberId, location: str
     ) -> None:
+        check_memory_limit(cfg.query_memory_limit)
         self.cfg = cfg
         self.store = store
         self.member_id = member_id
         self.location = location
         self.catalog_store = CatalogStore(store)
         self.queries = QueryStore(store)
+        self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients()
         self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
@@ -83,7 +100,7 @@ class FleetBackend:
         """Run a plan to its end (its results are not fetched: writes)."""
         q = new_query_id()
         started = time.perf_counter()
-        self._execute(q, plan, priority)
+        self._execute(q, plan, priority=priority)
         log.info(
             "query=%s finished: %d task(s); total %.1f ms",
             q,
@@ -91,14 +108,37 @@ class FleetBackend:
             (time.perf_counter() - started) * 1000,
         )
 
-    def run(self, sql: str, *, priority: int = 0) -> QueryOutcome:
+    def run(
+        self, sql: str, *, priority: int = 0, cancelled: Callable[[], bool] | None = None
+    ) -> QueryOutcome:
+        """Plan, publish and wait for `sql`. ``priority``: higher is scheduled first;
+        ``cancelled``: asked while waiting (the Flight call's ``is_cancelled``): once
+        it says yes the query is cancelled fleet-wide."""
         started = time.perf_counter()
+        f = fingerprint(sql, priority=priority)
+        adopted = self._adopted(f, cancelled)
+        if adopted is not None:
+            return adopted
         catalog = self.catalog_store.read()
         plan = plan_query(sql, catalog, self.settings)
         planned = time.perf_counter()
         q = new_query_id()
-        index = self._execute(q, plan, priority)
-        outputs = [t.id for t in plan.output_tasks]
+        index = self._execute(q, plan, priority=priority, cancelled=cancelled, fingerprint=f)
+        outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
+        log.info(
+            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms",
+            q,
+            len(plan.tasks),
+            len(outcome.partitions),
+            outcome.rows,
+            (planned - started) * 1000,
+            (time.perf_counter() - started) * 1000,
+        )
+        return outcome
+
+    def _outcome(
+        self, q: QueryId, outputs: list[TaskId], index: dict[TaskId, ResultInfo]
+    ) -> QueryOutcome:
         partitions = tuple(
             Partition(
                 ticket=result_ticket(q, t),
@@ -108,25 +148,42 @@ class FleetBackend:
             )
             for t in outputs
         )
-        log.info(
-            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms",
-            q,
-            len(plan.tasks),
-            len(partitions),
-            sum(p.rows for p in partitions),
-            (planned - started) * 1000,
-            (time.perf_counter() - started) * 1000,
-        )
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
 
-    def _execute(self, q: QueryId, plan: Plan, priority: int = 0) -> dict[TaskId, ResultInfo]:
-        """Publish `plan` as query `q`, wait for it, and locate its output partitions."""
+    def _adopted(self, f: str, cancelled: Callable[[], bool] | None) -> QueryOutcome | None:
+        """The outcome of the query a client started with this very request through a
+        front door that died before answering, if there is one (flight/orphans.py)."""
+        q = adopt(self.fingerprints, self.queries, f, Waiter(self.member_id, self.location))
+        if q is None:
+            return None
+        record = self.queries.record(q)
+        left = record.created + record.timeout - time.time() if record.timeout else None
+        with self.status_watch.waiting(q) as changed:
+            try:
+                status = self._wait(q, changed, cancelled, left)
+            finally:
+                self._forget(f, q)
+        return self._outcome(q, list(record.outputs), self._results(q, record.outputs, status))
+
+    def _execute(
+        self,
+        q: QueryId,
+        plan: Plan,
+        *,
+        priority: int = 0,
+        cancelled: Callable[[], bool] | None = None,
+        fingerprint: str = "",
+    ) -> dict[TaskId, ResultInfo]:
+        """Publish `plan` as query `q`, wait for it, and locate its output partitions.
+        With a `fingerprint`, another front door can answer a retry of the request
+        if this one dies while it waits (flight/orphans.py)."""
         if self.queries.worker_count() == 0:
             raise NoWorkers(
                 "no worker has joined the fleet, so nothing can run the query; "
                 "start one with `duckfleet worker --etcd URL` and retry"
             )
-        ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
+        timeout = self.cfg.query_timeout
+        ttl = int(timeout + self.cfg.result_ttl)
         with self.status_watch.waiting(q) as changed:
             self.queries.publish(
                 q,
@@ -135,15 +192,33 @@ class FleetBackend:
                 ttl=ttl,
                 priority=priority,
                 max_attempts=self.cfg.max_attempts,
+                timeout=timeout,
+                memory_limit=self.cfg.query_memory_limit,
+                max_result_bytes=self.cfg.max_result_bytes,
+                fingerprint=(fingerprint, Waiter(self.member_id, self.location))
+                if fingerprint
+                else None,
             )
             try:
-                status = self.queries.wait(q, self.cfg.query_timeout, changed)
-            except QueryTimeout:
-                self.queries.end(q, QueryStatus(QueryState.CANCELLED, error="timed out"))
-                raise
+                status = self._wait(q, changed, cancelled)
+            finally:
+                if fingerprint:
+                    self._forget(fingerprint, q)
+        return self._results(q, [t.id for t in plan.output_tasks], status)
+
+    def _forget(self, f: str, q: QueryId) -> None:
+        """The client is being answered: no other front door may adopt the query."""
+        try:
+            self.fingerprints.forget(f, q)
+        except ControlError as exc:  # the key expires with the query anyway
+            log.warning("query=%s: could not drop its fingerprint: %s", q, exc)
+
+    def _results(
+        self, q: QueryId, outputs: Sequence[TaskId], status: QueryStatus
+    ) -> dict[TaskId, ResultInfo]:
+        """Where the output partitions of a query that ended with `status` are."""
         if status.state != QueryState.FINISHED:
-            raise QueryFailed(f"query {q} {status.state}: {status.error}")
-        outputs = [t.id for t in plan.output_tasks]
+            raise ended_error(q, status)
         index = self.queries.results(q, outputs)
         missing = [t for t in outputs if t not in index]
         if missing:
@@ -151,11 +226,58 @@ class FleetBackend:
                 f"query {q}: result partition(s) {missing} were lost with their worker; "
                 "run the query again"
             )
+        self._check_result_size(q, [index[t] for t in outputs])
         return index
+
+    def _check_result_size(self, q: QueryId, parts: list[ResultInfo]) -> None:
+        cap, size = self.cfg.max_result_bytes, sum(p.bytes for p in parts)
+        if not cap or size <= cap:
+            return
+        status = QueryStatus(
+            QueryState.FAILED,
+            error=f"its result is {size:,} bytes, more than DUCKFLEET_MAX_RESULT_BYTES={cap}; "
+            "select fewer rows or columns (LIMIT, an aggregate), or raise the cap",
+            reason=EndReason.LIMIT,
+        )
+        raise ended_error(q, self.queries.end(q, status, finished_too=True))
+
+    def _wait(
+        self,
+        q: QueryId,
+        changed: threading.Event,
+        cancelled: Callable[[], bool] | None,
+        left: float | None = None,
+    ) -> QueryStatus:
+        """The query's terminal status; on timeout (`left` seconds, by default the
+        query timeout) or a cancelled call, end it first."""
+        timeout = self.cfg.query_timeout
+        try:
+            return self.queries.wait(q, timeout if left is None else left, changed, cancelled)
+        except QueryTimeout:
+            status = timeout_status(timeout)
+        except QueryCancelled:
+            status = QueryStatus(
+                QueryState.CANCELLED,
+                error="the client cancelled the call or went away",
+                reason=EndReason.CLIENT,
+            )
+        return self.queries.end(q, status)
+
+    def cancel(self, q: QueryId) -> QueryStatus:
+        """Cancel query `q` fleet-wide (CancelFlightInfo, CancelQuery): a running
+        query stops and its tasks are interrupted; a finished one's results are
+        freed. The query's status afterwards."""
+        status = QueryStatus(
+            QueryState.CANCELLED, error="cancelled at the client's request", reason=EndReason.CLIENT
+        )
+        return self.queries.end(q, status, finished_too=True)
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
         """Stream a partition from its worker, or recompute it if that worker is gone."""
         q, t = parse_result_ticket(ticket)
+        status = self.queries.status(q)
+        if status is not None and status.state != QueryState.FINISHED:
+            raise ended_error(q, status)  # never recompute what was cancelled or failed
         info = self.queries.results(q, [t]).get(t)
         if info is not None:
             try:
@@ -174,3 +296,25 @@ class FleetBackend:
         index = self._execute(again, lineage)
         ticket_again = fl.Ticket(result_ticket(again, t))
         return self.clients.get(index[t].location).do_get(ticket_again).to_reader()
+
+
+def ended_error(q: QueryId, status: QueryStatus) -> ControlError:
+    """The error a client gets for a query that ended without finishing."""
+    if status.reason == EndReason.TIMEOUT:
+        return QueryTimeout(f"query {q}: {status.error}")
+    if status.state == QueryState.CANCELLED:
+        return QueryCancelled(f"query {q} was cancelled: {status.error}")
+    if status.reason == EndReason.LIMIT:
+        return LimitExceeded(f"query {q}: {status.error}")
+    if status.state == QueryState.RUNNING:
+        return QueryFailed(f"query {q} is still running")
+    return QueryFailed(f"query {q} {status.state}: {status.error}")
+
+
+def check_memory_limit(text: str) -> None:
+    """Refuse, at start, a DUCKFLEET_QUERY_MEMORY_LIMIT that DuckDB would refuse later."""
+    if text.strip() and not MEMORY_LIMIT.fullmatch(text.strip()):
+        raise ValueError(
+            f"DUCKFLEET_QUERY_MEMORY_LIMIT={text!r} is not a memory size: "
+            "write it as DuckDB does, e.g. 512MB, 2GB or 50%"
+        )

@@ -23,7 +23,8 @@ Implemented:
                                 CommandPreparedStatementUpdate, CommandStatementIngest
                                 (all answer DoPutUpdateResult with the row count)
     DoAction                    CreatePreparedStatement, ClosePreparedStatement,
-                                SetSessionOptions, GetSessionOptions, CloseSession
+                                SetSessionOptions, GetSessionOptions, CloseSession,
+                                CancelFlightInfo, CancelQuery
     ListActions
 Everything else answers UNIMPLEMENTED (or INVALID_ARGUMENT if malformed), naming what
 was asked for.
@@ -39,6 +40,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import Message
 
+from duckfleet.control.records import QueryState
 from duckfleet.flight import binding, commands, metadata, sessions, tickets
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
@@ -55,6 +57,8 @@ CLOSE_PREPARED_STATEMENT = "ClosePreparedStatement"
 CLOSE_SESSION = "CloseSession"
 SET_SESSION_OPTIONS = "SetSessionOptions"
 GET_SESSION_OPTIONS = "GetSessionOptions"
+CANCEL_FLIGHT_INFO = "CancelFlightInfo"
+CANCEL_QUERY = "CancelQuery"  # Flight SQL's older form of CancelFlightInfo
 
 ACTIONS: dict[str, str] = {
     CREATE_PREPARED_STATEMENT: (
@@ -82,6 +86,16 @@ ACTIONS: dict[str, str] = {
         "Request Message: CloseSessionRequest\n"
         "Response Message: CloseSessionResult"
     ),
+    CANCEL_FLIGHT_INFO: (
+        "Explicitly cancel a running FlightInfo.\n"
+        "Request Message: CancelFlightInfoRequest\n"
+        "Response Message: CancelFlightInfoResult"
+    ),
+    CANCEL_QUERY: (
+        "Explicitly cancel a running query.\n"
+        "Request Message: ActionCancelQueryRequest\n"
+        "Response Message: ActionCancelQueryResult"
+    ),
 }
 
 KNOWN_UNSUPPORTED_ACTIONS = frozenset(
@@ -90,9 +104,7 @@ KNOWN_UNSUPPORTED_ACTIONS = frozenset(
         "EndTransaction",
         "BeginSavepoint",
         "EndSavepoint",
-        "CancelQuery",
         "CreatePreparedSubstraitPlan",
-        "CancelFlightInfo",
         "RenewFlightEndpoint",
     }
 )
@@ -207,7 +219,10 @@ class FrontDoorServer(flight.FlightServerBase):
             count = sum(self._backend.update(run, priority=priority) for run in runs)
             call.detail = f"update rows={count}"
             return flight.FlightInfo(NO_ROWS, descriptor, [], count, 0)
-        outcomes = [self._backend.run(run, priority=priority) for run in runs]
+        outcomes = [
+            self._backend.run(run, priority=priority, cancelled=context.is_cancelled)
+            for run in runs
+        ]
         call.query_id = ",".join(o.query_id for o in outcomes)
         partitions = [p for o in outcomes for p in o.partitions]
         call.detail = f"partitions={len(partitions)} rows={sum(o.rows for o in outcomes)}"
@@ -287,6 +302,18 @@ class FrontDoorServer(flight.FlightServerBase):
                 return []  # handles hold no server state
             if action.type in (SET_SESSION_OPTIONS, GET_SESSION_OPTIONS, CLOSE_SESSION):
                 return [flight.Result(self._session_action(context, action.type, body))]
+            if action.type == CANCEL_FLIGHT_INFO:
+                request = commands.parse_message(sql.CancelFlightInfoRequest, body, "action body")
+                done = self._cancel(request.info, call)  # type: ignore[attr-defined]
+                status = "CANCEL_STATUS_CANCELLED" if done else "CANCEL_STATUS_NOT_CANCELLABLE"
+                result = sql.CancelFlightInfoResult(status=status)
+                return [flight.Result(result.SerializeToString())]
+            if action.type == CANCEL_QUERY:
+                request = commands.unpack(body, sql.ActionCancelQueryRequest, "action body")
+                done = self._cancel(request.info, call)  # type: ignore[attr-defined]
+                status = "CANCEL_RESULT_CANCELLED" if done else "CANCEL_RESULT_NOT_CANCELLABLE"
+                result = sql.ActionCancelQueryResult(result=status)
+                return [flight.Result(commands.pack(result))]
             if action.type in KNOWN_UNSUPPORTED_ACTIONS:
                 raise UnsupportedRequest(
                     f"the {action.type} action is not implemented by duckfleet yet"
@@ -322,6 +349,31 @@ class FrontDoorServer(flight.FlightServerBase):
             self._backend.close_session(session_id)
         closed = sql.CloseSessionResult(status=sql.CloseSessionResult.CLOSED)  # type: ignore[attr-defined]
         return closed.SerializeToString()
+    def _cancel(self, info: bytes, call: Call) -> bool:
+        """Cancel the query a serialized FlightInfo answered; True if it is cancelled
+        now (or was already), False if it had failed and cannot be."""
+        if not info:
+            raise MalformedRequest("the cancel request carries no FlightInfo")
+        try:
+            endpoints = flight.FlightInfo.deserialize(info).endpoints
+        except (pa.ArrowException, TypeError, ValueError):
+            raise MalformedRequest("the cancel request's FlightInfo does not parse") from None
+        queries = {
+            t.query_id
+            for t in (tickets.parse_ticket(e.ticket.ticket) for e in endpoints)
+            if isinstance(t, tickets.ResultTicket)
+        }
+        if not queries:
+            raise MalformedRequest(
+                "the FlightInfo names no query duckfleet is running: only the answer to a "
+                "statement or prepared statement can be cancelled"
+            )
+        states = []
+        for q in sorted(queries):
+            call.query_id = q
+            states.append(self._backend.cancel(q).state)
+        call.detail = "states=" + ",".join(states)
+        return all(s == QueryState.CANCELLED for s in states)
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
         with flight_call("ListActions", context):

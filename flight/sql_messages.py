@@ -12,7 +12,8 @@ Sources (field numbers must match them; tests check known encodings):
   ticket and action message, so that any command a client sends can be recognised by
   name, including the ones duckfleet does not implement.
 - ``format/Flight.proto`` (package ``arrow.flight.protocol``): only the session
-  messages (``SetSessionOptions``, ``GetSessionOptions``, ``CloseSession``). Flight's own
+  messages (``SetSessionOptions``, ``GetSessionOptions``, ``CloseSession``) and
+  ``CancelFlightInfo``'s request and result. Flight's own
   actions carry these messages *raw* in ``Action.body`` and ``Result.body``, whereas
   Flight SQL actions and commands wrap theirs in ``google.protobuf.Any``.
 
@@ -230,7 +231,7 @@ SQL_MESSAGES: tuple[Msg, ...] = (
     ),
 )
 
-# --- Flight.proto: session messages only -----------------------------------------------
+# --- Flight.proto: session and CancelFlightInfo messages only ------------------------------
 
 FLIGHT_MESSAGES: tuple[Msg, ...] = (
     _msg(
@@ -256,6 +257,25 @@ FLIGHT_MESSAGES: tuple[Msg, ...] = (
         "CloseSessionResult",
         ("status", 1, "Status", ""),
         enums=(Enum("Status", ("UNSPECIFIED", "CLOSED", "CLOSING", "NOT_CLOSEABLE")),),
+    ),
+    # `info` is a FlightInfo message in Flight.proto; declared as bytes (the same wire
+    # format) and read with pyarrow's FlightInfo.deserialize.
+    _msg("CancelFlightInfoRequest", ("info", 1, "bytes", "")),
+    # CancelStatus is a top-level enum in Flight.proto; nested here, same wire format.
+    _msg(
+        "CancelFlightInfoResult",
+        ("status", 1, "CancelStatus", ""),
+        enums=(
+            Enum(
+                "CancelStatus",
+                (
+                    "CANCEL_STATUS_UNSPECIFIED",
+                    "CANCEL_STATUS_CANCELLED",
+                    "CANCEL_STATUS_CANCELLING",
+                    "CANCEL_STATUS_NOT_CANCELLABLE",
+                ),
+            ),
+        ),
     ),
 )
 
@@ -444,6 +464,8 @@ GetSessionOptionsRequest = _flight("GetSessionOptionsRequest")
 GetSessionOptionsResult = _flight("GetSessionOptionsResult")
 CloseSessionRequest = _flight("CloseSessionRequest")
 CloseSessionResult = _flight("CloseSessionResult")
+CancelFlightInfoRequest = _flight("CancelFlightInfoRequest")
+CancelFlightInfoResult = _flight("CancelFlightInfoResult")
 
 
 def short_name(message: Message | type[Message]) -> str:

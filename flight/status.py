@@ -40,9 +40,16 @@ duckfleet error -> Flight status::
     QueryNotFound                                       NOT_FOUND          ArrowKeyError
     StoreUnavailable, LeaseLost, NoWorkers              UNAVAILABLE        FlightUnavailableError
     QueryTimeout                                        DEADLINE_EXCEEDED  FlightTimedOutError
+    QueryCancelled                                      CANCELLED          FlightCancelledError
+    LimitExceeded (a resource limit; see below)         INVALID_ARGUMENT   ArrowInvalid
     QueryFailed                                         INTERNAL           FlightInternalError
     pyarrow.flight.FlightError (already a status)       unchanged
     any other exception (logged with its traceback)     INTERNAL           FlightInternalError
+
+RESOURCE_EXHAUSTED, the code gRPC has for a limit, cannot be sent by a pyarrow Flight
+server: Arrow's transport maps no status to it (TransportStatusCode has no such
+member). A query stopped by a resource limit therefore answers INVALID_ARGUMENT — do
+not retry unchanged — with a message that names the limit and its setting.
 """
 
 from __future__ import annotations
@@ -59,7 +66,9 @@ import pyarrow.flight as flight
 
 from duckfleet.control.errors import (
     LeaseLost,
+    LimitExceeded,
     NoWorkers,
+    QueryCancelled,
     QueryFailed,
     QueryNotFound,
     QueryTimeout,
@@ -80,6 +89,7 @@ _CODES: dict[str, type[Exception]] = {
     "UNIMPLEMENTED": pa.ArrowNotImplementedError,
     "UNAVAILABLE": flight.FlightUnavailableError,
     "DEADLINE_EXCEEDED": flight.FlightTimedOutError,
+    "CANCELLED": flight.FlightCancelledError,
     "INTERNAL": flight.FlightInternalError,
 }
 
@@ -118,6 +128,10 @@ def classify(exc: BaseException) -> tuple[str, str]:
         )
     if isinstance(exc, QueryTimeout):
         return "DEADLINE_EXCEEDED", message or "the query did not finish in time"
+    if isinstance(exc, QueryCancelled):
+        return "CANCELLED", message or "the query was cancelled"
+    if isinstance(exc, LimitExceeded):
+        return "INVALID_ARGUMENT", f"resource limit exceeded: {message}"
     if isinstance(exc, QueryFailed):
         return "INTERNAL", f"query failed: {message}"
     if isinstance(exc, flight.FlightError):

@@ -29,11 +29,11 @@ def start_fleet(
     written through Flight SQL go under `log_dir`/tables."""
     extra_env = dict(kwargs.pop("extra_env", None) or {})  # type: ignore[call-overload]
     extra_env.setdefault("DUCKFLEET_DATA_DIR", str(Path(log_dir) / "tables"))
+    kwargs.setdefault("lease_ttl", 2)
     fleet = LocalFleet(
         etcd_url=etcd_urls or etcd.url,
         port=0,
         cores_per_worker=1,
-        lease_ttl=2,
         namespace=f"/fleet-{uuid.uuid4().hex[:8]}",
         log_dir=log_dir,
         extra_env=extra_env,

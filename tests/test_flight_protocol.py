@@ -32,6 +32,7 @@ from duckfleet.control.errors import (
     QueryTimeout,
     StoreUnavailable,
 )
+from duckfleet.control.records import QueryState, QueryStatus
 from duckfleet.flight import commands, sql_info, status, tickets
 from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.backend import Partition, QueryOutcome
@@ -82,8 +83,9 @@ class DuckDBBackend:
     def close_session(self, session_id: str) -> bool:
         return self.sessions.pop(session_id, None) is not None
 
-    def run(self, sql_text: str, *, priority: int = 0) -> QueryOutcome:
+    def run(self, sql_text: str, *, priority: int = 0, **options: object) -> QueryOutcome:
         self.priorities.append(priority)
+        self.options = options  # what the server passed besides the SQL and priority
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error
@@ -103,6 +105,15 @@ class DuckDBBackend:
             ticket = tickets.result_ticket(query_id, task_id(n))
             parts.append(Partition(ticket, (), chunk.num_rows, chunk.nbytes))
         return QueryOutcome(query_id, table.schema, tuple(parts))
+
+    def cancel(self, query_id: QueryId) -> QueryStatus:
+        with self.lock:
+            dropped = [k for k in self.results if k[0] == query_id]
+            for k in dropped:
+                del self.results[k]
+        if not dropped:
+            raise QueryNotFound(f"query {query_id} is unknown or its results have expired")
+        return QueryStatus(QueryState.CANCELLED, error="cancelled at the client's request")
 
     def catalog(self) -> Catalog:
         if self.fail_with is not None:
@@ -584,7 +595,7 @@ def test_endpoint_locations_come_from_the_partitions(client, backend):
         pa.schema([("x", pa.int64())]),
         (Partition(b"tk", ("grpc://worker-1:9000", "grpc://door-2:8815"), 1, 8),),
     )
-    backend.run = lambda sql_text, **_: outcome  # type: ignore[method-assign]
+    backend.run = lambda sql_text, **options: outcome  # type: ignore[method-assign]
     info = client.get_flight_info(
         flight.FlightDescriptor.for_command(commands.pack(sql.CommandStatementQuery(query="x")))
     )
@@ -671,6 +682,8 @@ def test_list_actions(client):
         "SetSessionOptions",
         "GetSessionOptions",
         "CloseSession",
+        "CancelFlightInfo",
+        "CancelQuery",
     }
 
 
@@ -749,7 +762,7 @@ def test_path_descriptor_is_invalid(client):
             grpc.StatusCode.UNIMPLEMENTED,
             "the BeginTransaction action is not implemented",
         ),
-        ("CancelFlightInfo", b"", grpc.StatusCode.UNIMPLEMENTED, "CancelFlightInfo"),
+        ("CancelFlightInfo", b"", grpc.StatusCode.INVALID_ARGUMENT, "carries no FlightInfo"),
         ("Frobnicate", b"", grpc.StatusCode.UNIMPLEMENTED, "unknown action type 'Frobnicate'"),
         (
             "CreatePreparedStatement",

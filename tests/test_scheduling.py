@@ -32,7 +32,7 @@ def test_fifo_takes_the_oldest_query_whatever_runs():
     assert names(order_runnable(long_q + short_q, fifo=True)) == ["long/t0", "long/t1", "short/t0"]
 
 
-def test_ties_break_on_priority_then_age_then_task_number():
+def test_priority_then_age_then_task_number():
     tasks = [
         rt("b", 10, created=2.0),
         rt("b", 2, created=2.0),
@@ -40,3 +40,33 @@ def test_ties_break_on_priority_then_age_then_task_number():
         rt("c", 0, created=9.0, priority=1),
     ]
     assert names(order_runnable(tasks)) == ["c/t0", "b/t2", "b/t10", "a/t0"]
+
+
+def test_a_higher_priority_goes_first_even_with_more_tasks_running():
+    busy_urgent = [rt("urgent", i, created=9.0, running=6, priority=5) for i in range(2)]
+    idle_normal = [rt("normal", 0, created=1.0, running=0)]
+    assert names(order_runnable(busy_urgent + idle_normal)) == [
+        "urgent/t0",
+        "urgent/t1",
+        "normal/t0",
+    ]
+
+
+def test_fifo_keeps_priorities_then_takes_the_oldest():
+    tasks = [
+        rt("old", 0, created=1.0),
+        rt("new-urgent", 0, created=5.0, priority=2),
+        rt("older", 0, created=0.5, running=3),
+    ]
+    assert names(order_runnable(tasks, fifo=True)) == ["new-urgent/t0", "older/t0", "old/t0"]
+
+
+def test_a_negative_priority_waits_for_everything_else():
+    tasks = [rt("batch", 0, created=0.0, priority=-1), rt("adhoc", 0, created=8.0, running=4)]
+    assert names(order_runnable(tasks)) == ["adhoc/t0", "batch/t0"]
+    assert names(order_runnable(tasks, fifo=True)) == ["adhoc/t0", "batch/t0"]
+
+
+def test_equal_priorities_keep_fair_share():
+    tasks = [rt("long", 0, created=1.0, running=2, priority=3), rt("short", 0, 2.0, 0, 3)]
+    assert names(order_runnable(tasks)) == ["short/t0", "long/t0"]

@@ -1,7 +1,9 @@
 """Worker errors.
 
 WorkerError
-└── InputUnavailable   an input result could not be fetched from its worker
+├── InputUnavailable   an input result could not be fetched from its worker
+├── TaskStopped        the task was stopped: its query ended, or another copy won
+└── ResourceLimitExceeded  a task went past a limit of its query (result size)
 """
 
 from __future__ import annotations
@@ -14,4 +16,12 @@ class WorkerError(DuckfleetError):
 
 
 class InputUnavailable(WorkerError):
+    pass
+
+
+class TaskStopped(WorkerError):
+    pass
+
+
+class ResourceLimitExceeded(WorkerError):
     pass

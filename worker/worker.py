@@ -2,12 +2,16 @@
 DuckDB, keep the results, serve them over Flight.
 
 Threads: the Flight server; a watch on runnable/ and claims/ that wakes the claim
-loop; a watch on queries/ that drops results of expired queries; the claim loop;
-and one executor thread per slot.
+loop; a watch on queries/ that drops results of expired queries; a watch on
+status/ that stops (interrupts) the tasks of a query that ended and drops its
+results; a watch on copies/ (with claims/) that stops a task whose other copy won;
+the claim loop, which also cancels queries past their timeout and, with slots
+idle, copies stragglers (speculation); and one executor thread per slot.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -21,18 +25,25 @@ import pyarrow as pa
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
+from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.speculation import SpeculationPolicy
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.fragment import run_fragment
 from duckfleet.worker.inputs import FlightClients, InputFetcher
+from duckfleet.worker.limits import check_result_size, failure
 from duckfleet.worker.results import ResultStore
+from duckfleet.worker.running import RunningTask
+from duckfleet.worker.speculate import look_for_stragglers
 
 log = logging.getLogger("duckfleet.worker")
 
 RESCAN_SECONDS = 2.0  # safety net only: the watches wake the loop
+TIMEOUT_GRACE = 1.0  # the front door cancels at the timeout; workers a little later
 
 
 class Worker:
@@ -50,10 +61,17 @@ class Worker:
         db_config = {"threads": str(cfg.cores)}
         if cfg.memory_limit:
             db_config["memory_limit"] = cfg.memory_limit
+        self.db_config = db_config  # also the base of a task's own database (_execute)
         self.db = duckdb.connect(config=db_config)
         self.slots = cfg.task_slots
+        self.speculation = SpeculationPolicy(
+            enabled=cfg.speculation != "off",
+            factor=cfg.speculation_factor,
+            min_seconds=cfg.speculation_min_seconds,
+        )
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
-        self._running: dict[tuple[str, str], ClaimedTask] = {}
+        self._running: dict[tuple[str, str], RunningTask] = {}
+        self._current = threading.local()  # .run: the RunningTask of this task thread
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -80,6 +98,7 @@ class Worker:
             for name, prefix in (
                 ("runnable", keys.all_runnable()),
                 ("claims", keys.all_claims()),
+                ("copies", keys.all_copies()),
                 ("queries", keys.queries()),
                 ("status", keys.all_statuses()),
             )
@@ -126,12 +145,12 @@ class Worker:
             w.stop()
         with self._lock:
             running = list(self._running.values())
-        for ct in running:
+        for run in running:
             try:
-                self.queue.release(ct)
+                self.queue.release(run.ct)
             except ControlError:
                 pass
-        self.db.interrupt()
+            run.stop("the worker is stopping")
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.membership.stop()
         self.server.shutdown()
@@ -151,10 +170,16 @@ class Worker:
             self._wake.set()
         elif text.startswith(keys.all_claims()) and kind == "delete":
             self._wake.set()  # a claim was released or expired: the task may be free
+            self._stop_if_lost(*keys.split_task_key(text, keys.all_claims()), copy=False)
+        elif text.startswith(keys.all_copies()) and kind == "delete":
+            self._stop_if_lost(*keys.split_task_key(text, keys.all_copies()), copy=True)
         elif text.startswith(keys.all_statuses()) and kind == "put":
             q = QueryId(keys.tail(text, keys.all_statuses()))
+            status = QueryStatus.from_json(value)
+            if status.terminal:
+                self._stop_tasks_of(q, status)
             if q in self.results.queries():
-                self._drop_unneeded(q, QueryStatus.from_json(value))
+                self._drop_unneeded(q, status)
         elif text.startswith(keys.queries()) and kind == "delete":
             q = QueryId(keys.tail(text, keys.queries()))
             dropped = self.results.drop_query(q)
@@ -175,13 +200,30 @@ class Worker:
         if dropped:
             log.info("query=%s %s: dropped %d intermediate result(s)", q, status.state, dropped)
 
+    def _stop_if_lost(self, q: QueryId, t: TaskId, copy: bool) -> None:
+        """Our claim (or copy) of a running task is gone: the other copy committed
+        first, or our lease expired. Whatever we would produce is refused: stop."""
+        with self._lock:
+            run = self._running.get((q, t))
+        if run is not None and run.ct.copy == copy:
+            run.stop("its claim is gone: another copy finished first, or the lease expired")
+
+    def _stop_tasks_of(self, q: QueryId, status: QueryStatus) -> None:
+        """The query ended: whatever of it still runs here is useless."""
+        with self._lock:
+            runs = [r for (rq, _), r in self._running.items() if rq == q]
+        for run in runs:
+            run.stop(f"query {status.state}" + (f": {status.error}" if status.error else ""))
+
     def _on_lease_lost(self) -> None:
         # every claim and result index entry of ours went with the lease
         with self._lock:
             lost = list(self._running.values())
-        for ct in lost:
+        for run in lost:
             log.warning(
-                "query=%s task=%s: lease lost, result will be discarded", ct.query_id, ct.task_id
+                "query=%s task=%s: lease lost, result will be discarded",
+                run.ct.query_id,
+                run.ct.task_id,
             )
 
     # claiming
@@ -190,77 +232,133 @@ class Worker:
             return self.slots - len(self._running)
 
     def _claim_loop(self) -> None:
+        wait = RESCAN_SECONDS
         while not self._stop.is_set():
-            self._wake.wait(RESCAN_SECONDS)
+            self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
-                self._fill_slots()
+                free = self._fill_slots()
+                wait = min(RESCAN_SECONDS, self._enforce_timeouts())
+                if free > 0:
+                    wait = min(wait, self._speculate(free))
             except ControlError as exc:
                 log.warning("worker %s: claim round failed: %s", self.id, exc)
                 self._stop.wait(0.5)
 
-    def _fill_slots(self) -> None:
+    def _enforce_timeouts(self) -> float:
+        """Cancel the queries of running tasks that are past their timeout (the
+        front door that would have done it may be gone); seconds until the next
+        such deadline."""
+        with self._lock:
+            records = {r.ct.query_id: r.ct.record for r in self._running.values()}
+        now, soonest = time.time(), RESCAN_SECONDS
+        for q, record in records.items():
+            if not record.timeout:
+                continue
+            left = record.created + record.timeout + TIMEOUT_GRACE - now
+            if left <= 0:
+                status = self.queries.end(q, timeout_status(record.timeout))
+                log.warning("query=%s: past its timeout, %s", q, status.state)
+            else:
+                soonest = min(soonest, left)
+        return soonest
+
+    def _fill_slots(self) -> int:
+        """Claim runnable tasks while slots are free; the slots still free."""
         free = self._free_slots()
         if free <= 0 or self._draining.is_set():
-            return
+            return 0
         for rt in self.queue.runnable():
             lease = self.membership.lease_id
             ct = self.queue.claim(rt, self.id, self.location, lease)
             if ct is None:
                 continue  # another worker was faster
-            with self._lock:
-                self._running[(ct.query_id, ct.task_id)] = ct
-            log.info("query=%s task=%s claimed", ct.query_id, ct.task_id)
-            self.pool.submit(self._run, ct)
+            self._start(ct)
             free -= 1
             if free <= 0:
-                return
+                return 0
+        return free
+
+    def _speculate(self, free: int) -> float:
+        """Idle slots, nothing to claim: copy stragglers running elsewhere. Seconds
+        until it is worth looking again."""
+        copies, look_again = look_for_stragglers(self.queue, self.speculation, self.id)
+        for attempt in copies[:free]:
+            ct = self.queue.claim_copy(attempt, self.id, self.location, self.membership.lease_id)
+            if ct is not None:
+                self._start(ct)
+        return RESCAN_SECONDS if look_again is None else max(0.05, look_again)
+
+    def _start(self, ct: ClaimedTask) -> None:
+        run = RunningTask(ct)
+        with self._lock:
+            self._running[(ct.query_id, ct.task_id)] = run
+        what = "copy of a straggler claimed" if ct.copy else "claimed"
+        log.info("query=%s task=%s %s", ct.query_id, ct.task_id, what)
+        self.pool.submit(self._run, run)
 
     # running
-    def _run(self, ct: ClaimedTask) -> None:
+    def _run(self, run: RunningTask) -> None:
+        ct = run.ct
         q, t = ct.query_id, ct.task_id
-        started = time.perf_counter()
+        self._current.run = run
         try:
             recomputed: list[TaskId] = []
             inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
             table = self._execute(ct.task.plan, inputs)
+            run.computed()
+            check_result_size(ct, table)
             self.results.put(q, t, table)
             info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
             lease = self.membership.lease_id
-            if self.queue.complete(ct, info, lease, tuple(recomputed)):
+            seconds = time.monotonic() - run.started
+            if self.queue.complete(ct, info, lease, tuple(recomputed), seconds):
                 log.info(
                     "query=%s task=%s done: %d rows in %.1f ms",
                     q,
                     t,
                     table.num_rows,
-                    (time.perf_counter() - started) * 1000,
+                    (time.monotonic() - run.started) * 1000,
                 )
             else:
                 self.results.drop(q, t)
-                log.warning("query=%s task=%s: completion refused (claim lost)", q, t)
+                self._release_quietly(ct)  # the query ended: the claim is still ours
+                log.warning("query=%s task=%s: completion refused, result discarded", q, t)
         except ControlError as exc:
             log.warning("query=%s task=%s: control plane error: %s", q, t, exc)
             self._release_quietly(ct)
         except Exception as exc:
-            log.warning("query=%s task=%s failed: %s", q, t, exc)
+            if run.stopped or isinstance(exc, TaskStopped):
+                log.info("query=%s task=%s stopped: %s", q, t, run.stopped or exc)
+                self._release_quietly(ct)
+                return
+            error, reason = failure(ct, exc, self.cfg.memory_limit)
+            log.warning("query=%s task=%s failed: %s", q, t, error)
             try:
-                self.queue.fail(ct, f"{type(exc).__name__}: {exc}")
+                if not self.queue.fail(ct, error, reason):
+                    self._release_quietly(ct)
             except ControlError:
                 pass
         finally:
+            self._current.run = None
             with self._lock:
                 self._running.pop((q, t), None)
             self._idle.set()
             self._wake.set()
 
     def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
-        cur = self.db.cursor()
-        try:
-            return run_fragment(cur, task, inputs)
-        finally:
-            cur.close()
+        run: RunningTask = self._current.run
+        limit = run.ct.record.memory_limit
+        if limit:  # a database of its own, so the limit is this task's alone
+            threads = max(1, self.cfg.cores // self.slots)
+            config = {**self.db_config, "threads": str(threads), "memory_limit": limit}
+            open_connection = functools.partial(duckdb.connect, config=config)
+        else:
+            open_connection = self.db.cursor
+        with run.connection(open_connection) as con:
+            return run_fragment(con, task, inputs)
 
     def _release_quietly(self, ct: ClaimedTask) -> None:
         try:
