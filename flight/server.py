@@ -349,6 +349,7 @@ class FrontDoorServer(flight.FlightServerBase):
             self._backend.close_session(session_id)
         closed = sql.CloseSessionResult(status=sql.CloseSessionResult.CLOSED)  # type: ignore[attr-defined]
         return closed.SerializeToString()
+
     def _cancel(self, info: bytes, call: Call) -> bool:
         """Cancel the query a serialized FlightInfo answered; True if it is cancelled
         now (or was already), False if it had failed and cannot be."""
