@@ -138,17 +138,16 @@ class LocalFleet:
         return self
 
     def _start_frontdoors_behind_balancer(self) -> None:
-        """Front doors on free ports, each advertising the balancer's address (the
-        fallback location of every result), and `duckfleet balance` on `port`."""
+        """Front doors on free ports and `duckfleet balance` on `port`. Each front door
+        advertises its own address, so the fallback location of a result names the
+        front door that issued it, and a retry on another front door can tell by that
+        port whether the first is gone (flight/orphans.py)."""
         self.balancer_port = self.port or free_port()
         balance = ["--listen", f"127.0.0.1:{self.balancer_port}"]
         for i in range(self.frontdoors):
             port, health = free_port(), free_port()
             self.frontdoor_ports.append(port)
-            env = {
-                "DUCKFLEET_HEALTH_PORT": str(health),
-                "DUCKFLEET_ADVERTISE_PORT": str(self.balancer_port),
-            }
+            env = {"DUCKFLEET_HEALTH_PORT": str(health)}
             self.frontdoor_procs.append(self._spawn("frontdoor", ["--port", str(port)], i, env))
             balance += ["--backend", f"127.0.0.1:{port}", "--health", f"127.0.0.1:{health}"]
         self.balancer_proc = self._spawn("balance", balance, 0)
