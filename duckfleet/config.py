@@ -32,9 +32,23 @@ class CommonConfig:
     log_level: str = field(default_factory=lambda: _env("log_level", "INFO"))
     # grpc.health.v1 service port (duckfleet/health.py): 0 = a free port, -1 = none
     health_port: int = field(default_factory=lambda: int(_env("health_port", "0")))
+    # auth and TLS (duckfleet/auth, README "Auth and TLS"): "basic" or "none"
+    auth: str = field(default_factory=lambda: _env("auth", "basic"))
+    # HMAC key shared by every front door and worker (or a file holding it)
+    token_key: str = field(default_factory=lambda: _env("token_key", ""))
+    token_key_file: str = field(default_factory=lambda: _env("token_key_file", ""))
+    token_ttl: float = field(default_factory=lambda: float(_env("token_ttl", "43200")))
+    tls_cert_file: str = field(default_factory=lambda: _env("tls_cert_file", ""))
+    tls_key_file: str = field(default_factory=lambda: _env("tls_key_file", ""))
+    # roots this process's own clients trust; default: the certificate file itself
+    tls_ca_file: str = field(default_factory=lambda: _env("tls_ca_file", ""))
+
+    @property
+    def scheme(self) -> str:
+        return "grpc+tls" if self.tls_cert_file else "grpc"
 
     def location(self, port: int) -> str:
-        return f"grpc://{self.advertise_host or self.host}:{port}"
+        return f"{self.scheme}://{self.advertise_host or self.host}:{port}"
 
 
 @dataclass
@@ -47,6 +61,9 @@ class WorkerConfig(CommonConfig):
     drain_timeout: float = field(default_factory=lambda: float(_env("drain_timeout", "30")))
     # "fair": the query with the fewest running tasks first; "fifo": oldest query first
     scheduling: str = field(default_factory=lambda: _env("scheduling", "fair"))
+    # directories holding table files, comma-separated: DuckDB reads and writes files
+    # there only (worker/sandbox.py); empty: any local path
+    storage: str = field(default_factory=lambda: _env("storage", ""))
 
     @property
     def task_slots(self) -> int:
@@ -62,6 +79,11 @@ class FrontDoorConfig(CommonConfig):
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )
+    # who may log in when auth is "basic" (duckfleet/auth/users.py)
+    admin_user: str = field(default_factory=lambda: _env("admin_user", "admin"))
+    admin_password: str = field(default_factory=lambda: _env("admin_password", ""))
+    admin_password_file: str = field(default_factory=lambda: _env("admin_password_file", ""))
+    users_file: str = field(default_factory=lambda: _env("users_file", ""))
 
 
 def override(cfg: CommonConfig, **flags: object) -> None:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from duckfleet.auth.local import FleetSecurity
 from duckfleet.control import CatalogStore, Store
 from duckfleet.control.records import MemberInfo
 from duckfleet.errors import DuckfleetError
@@ -63,6 +64,9 @@ class LocalFleet:
     namespace: str = "/duckfleet"
     log_dir: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # auth and TLS of every process; the default: DUCKFLEET_AUTH=none, plaintext
+    security: FleetSecurity = field(default_factory=FleetSecurity)
+    storage: str = ""  # DUCKFLEET_STORAGE of the workers ("": any local path)
     etcd: EtcdServer | None = field(default=None, init=False)
     frontdoor_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
@@ -70,7 +74,7 @@ class LocalFleet:
 
     @property
     def uri(self) -> str:
-        return f"grpc://127.0.0.1:{self.frontdoor_ports[0]}"
+        return f"{self.security.scheme}://127.0.0.1:{self.frontdoor_ports[0]}"
 
     def store(self) -> Store:
         assert self.etcd_url is not None
@@ -85,8 +89,10 @@ class LocalFleet:
                 "DUCKFLEET_NAMESPACE": self.namespace,
                 "DUCKFLEET_LEASE_TTL": str(self.lease_ttl),
                 "DUCKFLEET_HOST": "127.0.0.1",
+                "DUCKFLEET_STORAGE": self.storage,
             }
         )
+        env.update(self.security.env())
         env.update(self.extra_env)
         return env
 

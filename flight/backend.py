@@ -41,8 +41,11 @@ class QueryOutcome:
 
 
 class QueryBackend(Protocol):
-    def run(self, sql: str) -> QueryOutcome:
-        """Plan, publish and wait for a query; raise PlanError, ControlError subclasses."""
+    def run(self, sql: str, *, user: str = "", role: str = "admin") -> QueryOutcome:
+        """Plan, publish and wait for a query; raise PlanError, ControlError subclasses.
+
+        ``user``/``role``: who asks (duckfleet.flight.auth); admin-only work checks the
+        role with ``require_admin``."""
         ...
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:

@@ -14,12 +14,14 @@ import time
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from duckfleet.auth import ADMIN
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import CatalogStore, QueryStore, Store
 from duckfleet.control.errors import NoWorkers, QueryFailed, QueryTimeout
 from duckfleet.control.queries import StatusWatch
 from duckfleet.control.records import QueryState, QueryStatus, ResultInfo
+from duckfleet.flight.auth import ClientSecurity
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.tickets import parse_result_ticket, result_ticket
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
@@ -32,7 +34,12 @@ log = logging.getLogger("duckfleet.flight")
 
 class FleetBackend:
     def __init__(
-        self, cfg: FrontDoorConfig, store: Store, member_id: MemberId, location: str
+        self,
+        cfg: FrontDoorConfig,
+        store: Store,
+        member_id: MemberId,
+        location: str,
+        client_security: ClientSecurity | None = None,  # TLS roots, token for workers
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -41,7 +48,7 @@ class FleetBackend:
         self.catalog_store = CatalogStore(store)
         self.queries = QueryStore(store)
         self.status_watch = StatusWatch(store).start()
-        self.clients = FlightClients()
+        self.clients = FlightClients(client_security)
         self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
 
     def close(self) -> None:
@@ -51,7 +58,8 @@ class FleetBackend:
     def catalog(self) -> Catalog:
         return self.catalog_store.read()
 
-    def run(self, sql: str) -> QueryOutcome:
+    def run(self, sql: str, *, user: str = "", role: str = ADMIN) -> QueryOutcome:
+        """``user`` and ``role``: who asked (flight/auth.py); "" when auth is off."""
         started = time.perf_counter()
         catalog = self.catalog_store.read()
         plan = plan_query(sql, catalog, self.settings)
@@ -69,13 +77,15 @@ class FleetBackend:
             for t in outputs
         )
         log.info(
-            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms",
+            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms"
+            "%s",
             q,
             len(plan.tasks),
             len(partitions),
             sum(p.rows for p in partitions),
             (planned - started) * 1000,
             (time.perf_counter() - started) * 1000,
+            f"; user={user} role={role}" if user else "",
         )
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
 

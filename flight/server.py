@@ -7,7 +7,9 @@ calls: prepared-statement handles carry their SQL, tickets carry their query and
 so any front door can serve any request.
 
 Implemented:
-    Handshake                   accepts anything, answers empty (no auth yet)
+    Handshake                   answers empty; with auth on, the auth middleware
+                                (flight/auth.py) checks Basic user:password and sends
+                                the bearer token back in the response headers
     GetFlightInfo               CommandStatementQuery, CommandPreparedStatementQuery,
                                 the metadata commands (metadata.py: GetSqlInfo,
                                 GetXdbcTypeInfo, GetCatalogs, GetDbSchemas, GetTables,
@@ -35,6 +37,7 @@ from google.protobuf.message import Message
 
 from duckfleet.flight import commands, metadata, tickets
 from duckfleet.flight import sql_messages as sql
+from duckfleet.flight.auth import require_admin
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.status import Call, flight_call, translate_stream
@@ -79,8 +82,15 @@ KNOWN_UNSUPPORTED_ACTIONS = frozenset(
 )
 
 
+# Writes: the admin role only (flight/auth.py require_admin). Users read.
+ADMIN_ONLY_COMMANDS = frozenset(
+    {"CommandStatementUpdate", "CommandPreparedStatementUpdate", "CommandStatementIngest"}
+)
+
+
 class AcceptAnyAuthHandler(flight.ServerAuthHandler):
-    """Handshake without authentication: any client, any payload, an empty answer."""
+    """The Handshake body: any payload, an empty answer. Credentials travel in headers,
+    checked by the auth middleware (flight/auth.py) before this runs."""
 
     def authenticate(
         self, outgoing: flight.ServerAuthSender, incoming: flight.ServerAuthReader
@@ -130,7 +140,9 @@ class FrontDoorServer(flight.FlightServerBase):
                 endpoint = flight.FlightEndpoint(tickets.local_ticket(command), [])
                 schema = metadata.result_schema(command)
                 return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
-            outcome = self._backend.run(self._statement_sql(command))
+            outcome = self._backend.run(
+                self._statement_sql(command), user=call.identity.user, role=call.identity.role
+            )
             call.query_id = outcome.query_id
             call.detail = f"partitions={len(outcome.partitions)} rows={outcome.rows}"
             return self._flight_info(descriptor, outcome)
@@ -249,6 +261,8 @@ class FrontDoorServer(flight.FlightServerBase):
                 raise MalformedRequest("DoPut needs a Flight SQL command descriptor (type CMD)")
             command = commands.parse_command(descriptor.command, accept=commands.KNOWN_COMMANDS)
             call.what = sql.short_name(command)
+            if call.what in ADMIN_ONLY_COMMANDS:
+                require_admin(call, call.what)
             raise UnsupportedRequest(
                 f"DoPut with {call.what} is not implemented by duckfleet: it answers queries "
                 "only (no updates, ingestion or bound parameters yet)"

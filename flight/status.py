@@ -41,6 +41,8 @@ duckfleet error -> Flight status::
     StoreUnavailable, LeaseLost, NoWorkers              UNAVAILABLE        FlightUnavailableError
     QueryTimeout                                        DEADLINE_EXCEEDED  FlightTimedOutError
     QueryFailed                                         INTERNAL           FlightInternalError
+    Unauthenticated (duckfleet.auth)                    UNAUTHENTICATED    FlightUnauthenticated...
+    PermissionDenied (duckfleet.auth)                   PERMISSION_DENIED  FlightUnauthorizedError
     pyarrow.flight.FlightError (already a status)       unchanged
     any other exception (logged with its traceback)     INTERNAL           FlightInternalError
 """
@@ -57,6 +59,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from duckfleet.auth import ANONYMOUS, Identity
+from duckfleet.auth.errors import PermissionDenied, Unauthenticated
 from duckfleet.control.errors import (
     LeaseLost,
     NoWorkers,
@@ -65,6 +69,7 @@ from duckfleet.control.errors import (
     QueryTimeout,
     StoreUnavailable,
 )
+from duckfleet.flight.auth import identity_of
 from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.tickets import InvalidTicket
 from duckfleet.planner.errors import PlanError
@@ -81,6 +86,8 @@ _CODES: dict[str, type[Exception]] = {
     "UNAVAILABLE": flight.FlightUnavailableError,
     "DEADLINE_EXCEEDED": flight.FlightTimedOutError,
     "INTERNAL": flight.FlightInternalError,
+    "UNAUTHENTICATED": flight.FlightUnauthenticatedError,
+    "PERMISSION_DENIED": flight.FlightUnauthorizedError,
 }
 
 _FLIGHT_ERROR_CODES: dict[type[Exception], str] = {
@@ -120,6 +127,10 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "DEADLINE_EXCEEDED", message or "the query did not finish in time"
     if isinstance(exc, QueryFailed):
         return "INTERNAL", f"query failed: {message}"
+    if isinstance(exc, Unauthenticated):
+        return "UNAUTHENTICATED", message
+    if isinstance(exc, PermissionDenied):
+        return "PERMISSION_DENIED", message
     if isinstance(exc, flight.FlightError):
         for cls, code in _FLIGHT_ERROR_CODES.items():
             if isinstance(exc, cls):
@@ -146,9 +157,10 @@ class Call:
     """One RPC: what it was about, for its log line. Handlers fill ``what``,
     ``query_id`` and ``detail`` as they learn them."""
 
-    def __init__(self, rpc: str, peer: str) -> None:
+    def __init__(self, rpc: str, peer: str, identity: Identity = ANONYMOUS) -> None:
         self.rpc = rpc
         self.peer = peer
+        self.identity = identity  # who calls (flight/auth.py); require_admin(call, ...)
         self.what = ""
         self.query_id: str | None = None
         self.detail = ""
@@ -165,6 +177,8 @@ class Call:
             parts.append(self.detail)
         parts.append(f"{(time.monotonic() - self._started) * 1000:.1f}ms")
         parts.append(f"peer={self.peer}")
+        if self.identity.user:
+            parts.append(f"user={self.identity.user}")
         return " ".join(parts)
 
     def fail(self, exc: BaseException) -> Exception:
@@ -199,7 +213,7 @@ class FlightCall:
     """
 
     def __init__(self, rpc: str, context: Any = None, finish: bool = True) -> None:
-        self.call = Call(rpc, _peer(context))
+        self.call = Call(rpc, _peer(context), identity_of(context))
         self._finish = finish
 
     def __enter__(self) -> Call:

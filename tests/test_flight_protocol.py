@@ -55,7 +55,7 @@ class DuckDBBackend:
         self.fail_with: Exception | None = None  # raised by the next run()
         self.stream_fail_with: Exception | None = None  # raised mid-stream by open_partition
 
-    def run(self, sql_text: str) -> QueryOutcome:
+    def run(self, sql_text: str, **who: str) -> QueryOutcome:
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error
@@ -556,7 +556,7 @@ def test_endpoint_locations_come_from_the_partitions(client, backend):
         pa.schema([("x", pa.int64())]),
         (Partition(b"tk", ("grpc://worker-1:9000", "grpc://door-2:8815"), 1, 8),),
     )
-    backend.run = lambda sql_text: outcome  # type: ignore[method-assign]
+    backend.run = lambda sql_text, **who: outcome  # type: ignore[method-assign]
     info = client.get_flight_info(
         flight.FlightDescriptor.for_command(commands.pack(sql.CommandStatementQuery(query="x")))
     )

@@ -15,20 +15,20 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-import duckdb
 import pyarrow as pa
 
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
+from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
 from duckfleet.worker.flight_service import WorkerFlightServer
-from duckfleet.worker.fragment import run_fragment
 from duckfleet.worker.inputs import FlightClients, InputFetcher
 from duckfleet.worker.results import ResultStore
+from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
 
 log = logging.getLogger("duckfleet.worker")
 
@@ -40,17 +40,20 @@ class Worker:
         self.cfg = cfg
         self.id: MemberId = new_member_id("worker")
         self.results = ResultStore()
-        self.server = WorkerFlightServer(f"grpc://{cfg.host}:{cfg.port}", self.results)
+        self.security = ProcessSecurity.from_config(cfg)  # before anything starts
+        self.server = WorkerFlightServer(
+            f"{cfg.scheme}://{cfg.host}:{cfg.port}",
+            self.results,
+            **self.security.server_kwargs(),
+        )
         self.location = cfg.location(self.server.port)
         self.store = Store(cfg.etcd, namespace=cfg.namespace)
         self.queue = TaskQueue(self.store, fifo=cfg.scheduling == "fifo")
         self.queries = QueryStore(self.store)
-        self.clients = FlightClients()
+        self.clients = FlightClients(self.security.client(self.id))
         self.inputs = InputFetcher(self.queries, self.results, self.clients, self._execute)
-        db_config = {"threads": str(cfg.cores)}
-        if cfg.memory_limit:
-            db_config["memory_limit"] = cfg.memory_limit
-        self.db = duckdb.connect(config=db_config)
+        self.storage = storage_dirs(cfg.storage)
+        self.db = open_database(cfg.cores, cfg.memory_limit, self.storage)  # sandbox.py
         self.slots = cfg.task_slots
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
         self._running: dict[tuple[str, str], ClaimedTask] = {}
@@ -97,12 +100,20 @@ class Worker:
         self._loop.start()
         self.health.set_serving(True)
         log.info(
-            "worker %s serving at %s with %d slot(s), %d DuckDB thread(s)",
+            "worker %s serving at %s with %d slot(s), %d DuckDB thread(s); %s; files: %s",
             self.id,
             self.location,
             self.slots,
             self.cfg.cores,
+            self.security.describe(),
+            ", ".join(self.storage),
         )
+        if self.storage == ("/",):
+            log.warning(
+                "worker %s: DUCKFLEET_STORAGE is not set, so DuckDB may read any local file "
+                "this process can; set it to the directories that hold table files",
+                self.id,
+            )
         return self
 
     def drain(self, timeout: float) -> None:
@@ -258,7 +269,7 @@ class Worker:
     def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
         cur = self.db.cursor()
         try:
-            return run_fragment(cur, task, inputs)
+            return run_sandboxed(cur, task, inputs, self.storage)
         finally:
             cur.close()
 
