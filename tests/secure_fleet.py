@@ -3,7 +3,7 @@ replay): one etcd, one front door, two workers, for the whole session.
 
 Users: the admin from the environment (ADMIN / ADMIN_PASSWORD) and, in a users file
 written with `duckfleet user add`, READER with the role `user`. Workers reach files
-under the TPC-H directory only (DUCKFLEET_STORAGE).
+under the TPC-H directory and an empty `store_dir` only (DUCKFLEET_STORAGE).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class SecureFleet:
     fleet: LocalFleet
     security: FleetSecurity
     data_root: Path
+    store_dir: Path  # a second storage directory, for writes
     log_dir: Path
 
     @property
@@ -88,6 +89,8 @@ def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     log_dir = base / "logs"
     log_dir.mkdir()
+    store_dir = base / "store"
+    store_dir.mkdir()
     etcd = EtcdServer(data_dir=str(base / "etcd"), log_path=str(base / "etcd.log")).start()
     fleet = LocalFleet(
         etcd_url=etcd.url,
@@ -97,7 +100,7 @@ def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         namespace=f"/secure-{uuid.uuid4().hex[:8]}",
         log_dir=str(log_dir),
         security=security,
-        storage=str(tpch_dir),
+        storage=f"{tpch_dir},{store_dir}",
     )
     try:
         fleet.start()
@@ -106,7 +109,7 @@ def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             register_tables(store, str(tpch_dir))
         finally:
             store.close()
-        yield SecureFleet(fleet, security, tpch_dir, log_dir)
+        yield SecureFleet(fleet, security, tpch_dir, store_dir, log_dir)
     finally:
         fleet.stop()
         etcd.close()
