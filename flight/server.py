@@ -82,6 +82,10 @@ KNOWN_UNSUPPORTED_ACTIONS = frozenset(
 )
 
 
+# Longer statements are refused before parsing: a request that size is a mistake or an
+# attack, and planning time grows faster than the text.
+MAX_SQL_BYTES = 1 << 20
+
 # Writes: the admin role only (flight/auth.py require_admin). Users read.
 ADMIN_ONLY_COMMANDS = frozenset(
     {"CommandStatementUpdate", "CommandPreparedStatementUpdate", "CommandStatementIngest"}
@@ -177,9 +181,7 @@ class FrontDoorServer(flight.FlightServerBase):
         else:
             handle = command.prepared_statement_handle  # type: ignore[attr-defined]
             text = tickets.parse_prepared_statement_handle(handle)
-        if not text.strip():
-            raise MalformedRequest("the SQL statement is empty")
-        return text
+        return _checked_sql(text)
 
     def _flight_info(
         self, descriptor: flight.FlightDescriptor, outcome: QueryOutcome
@@ -221,8 +223,9 @@ class FrontDoorServer(flight.FlightServerBase):
                 )
                 if request.HasField("transaction_id"):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
+                text = _checked_sql(request.query)  # type: ignore[attr-defined]
                 result = sql.ActionCreatePreparedStatementResult(
-                    prepared_statement_handle=tickets.prepared_statement_handle(request.query)  # type: ignore[attr-defined]
+                    prepared_statement_handle=tickets.prepared_statement_handle(text)
                 )
                 return [flight.Result(commands.pack(result))]
             if action.type == CLOSE_PREPARED_STATEMENT:
@@ -277,6 +280,18 @@ class FrontDoorServer(flight.FlightServerBase):
     ) -> None:
         with flight_call("DoExchange", context):
             raise UnsupportedRequest("DoExchange is not implemented by duckfleet")
+
+
+def _checked_sql(text: str) -> str:
+    if not text.strip():
+        raise MalformedRequest("the SQL statement is empty")
+    size = len(text.encode())
+    if size > MAX_SQL_BYTES:
+        raise MalformedRequest(
+            f"the SQL statement is {size} bytes; duckfleet accepts at most {MAX_SQL_BYTES} "
+            "bytes: put large value lists in a table"
+        )
+    return text
 
 
 def _batches(reader: pa.RecordBatchReader, call: Call) -> Iterator[pa.RecordBatch]:
