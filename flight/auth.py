@@ -120,6 +120,19 @@ class ServerAuth(fl.ServerMiddlewareFactory):
         )
 
 
+class NoAuth(fl.ServerMiddlewareFactory):
+    """DUCKFLEET_AUTH=none: everyone is ANONYMOUS (admin). A client that logs in anyway
+    gets a placeholder bearer back, since drivers given a user name expect one (the
+    ADBC driver fails with "no authorization header on the response")."""
+
+    def start_call(self, info: fl.CallInfo, headers: dict[str, list[Any]]) -> AuthenticatedCall:
+        logs_in = info.method == fl.FlightMethod.HANDSHAKE and bool(headers.get(HEADER))
+        return AuthenticatedCall(ANONYMOUS, ANONYMOUS_TOKEN if logs_in else None)
+
+
+ANONYMOUS_TOKEN = "anonymous"
+
+
 def _authorization(headers: dict[str, list[Any]]) -> tuple[str, str]:
     """``(scheme in lower case, credentials)`` of the authorization header, or ``("", "")``."""
     values = headers.get(HEADER) or []
@@ -251,8 +264,8 @@ class ProcessSecurity:
         kwargs: dict[str, Any] = {}
         if self.tls is not None:
             kwargs["tls_certificates"] = [self.tls.server_pair()]
-        if self.signer is not None:
-            kwargs["middleware"] = {MIDDLEWARE_KEY: ServerAuth(self.signer, self.users)}
+        auth = ServerAuth(self.signer, self.users) if self.signer is not None else NoAuth()
+        kwargs["middleware"] = {MIDDLEWARE_KEY: auth}
         return kwargs
 
     def client(self, member: str) -> ClientSecurity:

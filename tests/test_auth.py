@@ -187,3 +187,24 @@ def test_auth_is_on_unless_turned_off_explicitly(role: str):
         assert keyed.returncode == 1 and "nobody can log in" in keyed.stderr, keyed.stderr
     typo = _start(role, DUCKFLEET_AUTH="off")
     assert typo.returncode == 1 and "DUCKFLEET_AUTH must be one of basic, none" in typo.stderr
+
+
+def test_with_auth_off_a_client_that_logs_in_anyway_still_works():
+    """DUCKFLEET_AUTH=none: drivers given a user name expect a bearer back; they get
+    a placeholder, and every call is the anonymous admin's."""
+    from test_flight_protocol import DuckDBBackend
+
+    from duckfleet.flight.auth import ProcessSecurity
+    from duckfleet.flight.server import FrontDoorServer
+
+    security = ProcessSecurity(signer=None, tls=None)
+    server = FrontDoorServer("grpc://127.0.0.1:0", DuckDBBackend(), **security.server_kwargs())
+    try:
+        uri = f"grpc://127.0.0.1:{server.port}"
+        assert run_as(uri, "SELECT 42 AS x", "anyone", "anything").to_pylist() == [{"x": 42}]
+        with fl.connect(uri) as client:
+            header = client.authenticate_basic_token("a", "b")
+            assert header == (b"authorization", b"Bearer anonymous")
+            assert client.get_flight_info(statement_descriptor("SELECT 1")).total_records == 1
+    finally:
+        server.shutdown()

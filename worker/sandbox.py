@@ -9,6 +9,8 @@ hole, the database itself refuses what user SQL must never do.
   local path, still no network, no extension, no ATTACH outside it.
 * Extensions: no automatic install or load, no community extensions.
 * Settings: ``lock_configuration``: no SET, RESET or PRAGMA can change any of this.
+  (A setting the worker itself must change per query, say a memory limit, goes in
+  DuckDB's ``allowed_configs`` here, before the lock.)
 * Statements: DuckDB's own parser must read a fragment as one SELECT (or one COPY:
   a CTAS-style write into the storage; or PIVOT's MULTI), so a second statement
   smuggled past sqlglot never runs.
