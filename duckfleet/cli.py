@@ -1,10 +1,12 @@
 """`duckfleet`: start fleet components, manage the catalog, run a query.
 
     duckfleet up [--workers N] [--frontdoors M] [--port P] [--demo tpch --scale SF --data-dir DIR]
+                 [--no-auth] [--tls] [--storage DIR]
     duckfleet frontdoor --etcd URL --port P
     duckfleet worker --etcd URL --port P [--cores C] [--slots S]
     duckfleet table add NAME PATH_OR_GLOB | table list | table drop NAME
-    duckfleet query "SQL" [--uri grpc://127.0.0.1:31337]
+    duckfleet query "SQL" [--uri grpc://127.0.0.1:31337] [--user NAME] [--tls-ca FILE]
+    duckfleet user add NAME [--role user|admin] | user list | user remove NAME
     duckfleet health --target HOST:PORT [--service NAME]   exit 0 iff SERVING
     duckfleet demo-data [--scale SF] [--data-dir DIR]   generate and register TPC-H
     duckfleet balance --listen HOST:PORT --backend HOST:PORT --health HOST:PORT ...
@@ -15,6 +17,7 @@ Every flag has a DUCKFLEET_* environment variable (see duckfleet/config.py).
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
@@ -89,9 +92,12 @@ def cmd_frontdoor(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from duckfleet.auth.local import FleetSecurity
     from duckfleet.local_fleet import LocalFleet, generate_tpch, register_tables
 
     _setup_logging("INFO")
+    security = FleetSecurity.from_environment(no_auth=args.no_auth, want_tls=args.tls)
+    storage = args.storage or (os.path.abspath(args.data_dir) if args.demo else "")
     fleet = LocalFleet(
         etcd_url=args.etcd,
         frontdoors=args.frontdoors,
@@ -103,6 +109,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             "DUCKFLEET_DATA_DIR": os.environ.get("DUCKFLEET_DATA_DIR")
             or os.path.abspath(os.path.join(args.data_dir, "tables"))
         },
+        security=security,
+        storage=storage,
     )
     data_root = None
     if args.demo:
@@ -118,10 +126,13 @@ def cmd_up(args: argparse.Namespace) -> int:
                 store.close()
             print(f"registered TPC-H scale {args.scale:g} tables from {data_root}", flush=True)
         print(f"etcd: {fleet.etcd_url}", flush=True)
-        print("auth: none (local use only)", flush=True)
         if fleet.balancer_port:
             doors = ", ".join(fleet.frontdoor_uri(i) for i in range(len(fleet.frontdoor_ports)))
             print(f"front doors: {doors}, balanced at {fleet.uri}", flush=True)
+        for line in security.describe():
+            print(line, flush=True)
+        where = storage or "any local path (--storage DIR limits them to DIR)"
+        print(f"storage: workers read and write table files under {where}", flush=True)
         print(fleet.uri, flush=True)
         _until_signalled(stop)
     finally:
@@ -166,8 +177,45 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from duckfleet.client import execute, format_table
 
-    table = execute(args.uri, args.sql)
+    password = ""
+    if args.user:
+        password = os.environ.get("DUCKFLEET_PASSWORD", "")
+        if not password and sys.stdin.isatty():
+            password = getpass.getpass(f"password of {args.user}: ")
+    roots = None
+    if args.tls_ca:
+        with open(args.tls_ca, "rb") as f:
+            roots = f.read()
+    table = execute(args.uri, args.sql, user=args.user, password=password, tls_root_certs=roots)
     print(format_table(table))
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from duckfleet.auth.users import add_user, read_users_file, remove_user
+
+    path = args.users_file or os.environ.get("DUCKFLEET_USERS_FILE", "")
+    if not path:
+        print("duckfleet: --users-file or DUCKFLEET_USERS_FILE is needed", file=sys.stderr)
+        return 2
+    if args.action == "add":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"password of {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                print("duckfleet: the passwords differ", file=sys.stderr)
+                return 1
+        new = add_user(path, args.name, args.role, password)
+        print(f"{'added' if new else 'updated'} {args.name} ({args.role}) in {path}")
+    elif args.action == "remove":
+        if not remove_user(path, args.name):
+            print(f"no user {args.name!r} in {path}", file=sys.stderr)
+            return 1
+        print(f"removed {args.name} from {path}")
+    else:
+        for user in sorted(read_users_file(path).values(), key=lambda u: u.name):
+            print(f"{user.name}\t{user.role}")
     return 0
 
 
@@ -245,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo", choices=["tpch"], help="generate and register demo data")
     up.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor")
     up.add_argument("--data-dir", default="./data", help="where demo data is written")
+    up.add_argument("--no-auth", action="store_true", help="no login (local play only)")
+    up.add_argument("--tls", action="store_true", help="TLS with a self-signed certificate")
+    up.add_argument(
+        "--storage",
+        help="workers read and write table files under this directory only "
+        "(default with --demo: --data-dir; else anywhere)",
+    )
     up.set_defaults(fn=cmd_up)
 
     fd = sub.add_parser("frontdoor", help="run one Flight SQL front door")
@@ -278,7 +333,32 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="run SQL and print the result")
     q.add_argument("sql")
     q.add_argument("--uri", default="grpc://127.0.0.1:31337")
+    q.add_argument(
+        "--user",
+        default=os.environ.get("DUCKFLEET_USER") or None,
+        help="log in as this user (DUCKFLEET_USER); password from DUCKFLEET_PASSWORD or a prompt",
+    )
+    q.add_argument(
+        "--tls-ca",
+        default=os.environ.get("DUCKFLEET_TLS_CA_FILE") or None,
+        help="PEM file of the roots to trust for grpc+tls:// (DUCKFLEET_TLS_CA_FILE)",
+    )
     q.set_defaults(fn=cmd_query)
+
+    us = sub.add_parser("user", help="manage the users file (DUCKFLEET_USERS_FILE)")
+    usub = us.add_subparsers(dest="action", required=True)
+    uadd = usub.add_parser("add", help="add a user or set a user's password and role")
+    uadd.add_argument("name")
+    uadd.add_argument("--role", choices=["user", "admin"], default="user")
+    uadd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    ulist = usub.add_parser("list", help="list users and roles")
+    urm = usub.add_parser("remove", help="remove a user")
+    urm.add_argument("name")
+    for p_ in (uadd, ulist, urm):
+        p_.add_argument("--users-file", help="default: DUCKFLEET_USERS_FILE")
+    us.set_defaults(fn=cmd_user)
 
     hc = sub.add_parser("health", help="check a front door's or worker's gRPC health service")
     hc.add_argument("--target", required=True, help="HOST:PORT of its health service")

@@ -18,24 +18,48 @@ def statement_descriptor(sql: str) -> fl.FlightDescriptor:
     return fl.FlightDescriptor.for_command(pack(CommandStatementQuery(query=sql)))
 
 
-def fetch_endpoint(endpoint: fl.FlightEndpoint, default: fl.FlightClient) -> pa.Table:
-    """Read one endpoint from its first location that answers, else from `default`."""
+def fetch_endpoint(
+    endpoint: fl.FlightEndpoint,
+    default: fl.FlightClient,
+    options: fl.FlightCallOptions | None = None,
+    tls_root_certs: bytes | None = None,
+) -> pa.Table:
+    """Read one endpoint from its first location that answers, else from `default`.
+
+    ``options`` (the bearer token header) go with every call, to the workers too."""
     errors = []
+    kwargs = {"tls_root_certs": tls_root_certs} if tls_root_certs else {}
     for location in endpoint.locations:
         try:
-            with fl.connect(location) as client:
-                return client.do_get(endpoint.ticket).read_all()
+            with fl.connect(location, **kwargs) as client:
+                return client.do_get(endpoint.ticket, options=options).read_all()
         except fl.FlightError as exc:
             errors.append(f"{location.uri.decode()}: {exc}")
     if endpoint.locations and errors and len(errors) == len(endpoint.locations):
         raise fl.FlightUnavailableError("; ".join(errors))
-    return default.do_get(endpoint.ticket).read_all()
+    return default.do_get(endpoint.ticket, options=options).read_all()
 
 
-def execute(uri: str, sql: str) -> pa.Table:
-    with fl.connect(uri) as client:
-        info = client.get_flight_info(statement_descriptor(sql))
-        parts = [fetch_endpoint(ep, client) for ep in info.endpoints]
+def login(client: fl.FlightClient, user: str, password: str) -> fl.FlightCallOptions:
+    """Handshake with user and password; call options carrying the bearer token."""
+    header = client.authenticate_basic_token(user, password)
+    return fl.FlightCallOptions(headers=[header])
+
+
+def execute(
+    uri: str,
+    sql: str,
+    user: str | None = None,
+    password: str = "",
+    tls_root_certs: bytes | None = None,
+) -> pa.Table:
+    """Run ``sql`` at ``uri``; log in first when ``user`` is given; trust
+    ``tls_root_certs`` (PEM) for grpc+tls."""
+    kwargs = {"tls_root_certs": tls_root_certs} if tls_root_certs else {}
+    with fl.connect(uri, **kwargs) as client:
+        options = login(client, user, password) if user else None
+        info = client.get_flight_info(statement_descriptor(sql), options=options)
+        parts = [fetch_endpoint(ep, client, options, tls_root_certs) for ep in info.endpoints]
     if not parts:
         return info.schema.empty_table()
     return pa.concat_tables(parts)

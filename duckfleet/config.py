@@ -39,12 +39,29 @@ class CommonConfig:
     log_level: str = field(default_factory=lambda: _env("log_level", "INFO"))
     # grpc.health.v1 service port (duckfleet/health.py): 0 = a free port, -1 = none
     health_port: int = field(default_factory=lambda: int(_env("health_port", "0")))
+    # where tables written through Flight SQL (ingest, CREATE TABLE AS, INSERT) live,
+    # one directory each; storage every worker and front door reaches. "": no writes
+    data_dir: str = field(default_factory=lambda: _env("data_dir", ""))
+    # auth and TLS (duckfleet/auth, README "Auth and TLS"): "basic" or "none"
+    auth: str = field(default_factory=lambda: _env("auth", "basic"))
+    # HMAC key shared by every front door and worker (or a file holding it)
+    token_key: str = field(default_factory=lambda: _env("token_key", ""))
+    token_key_file: str = field(default_factory=lambda: _env("token_key_file", ""))
+    token_ttl: float = field(default_factory=lambda: float(_env("token_ttl", "43200")))
+    tls_cert_file: str = field(default_factory=lambda: _env("tls_cert_file", ""))
+    tls_key_file: str = field(default_factory=lambda: _env("tls_key_file", ""))
+    # roots this process's own clients trust; default: the certificate file itself
+    tls_ca_file: str = field(default_factory=lambda: _env("tls_ca_file", ""))
+
+    @property
+    def scheme(self) -> str:
+        return "grpc+tls" if self.tls_cert_file else "grpc"
 
     def location(self, port: int) -> str:
         host = self.advertise_host or self.host
         if host == HOSTNAME:
             host = socket.gethostname()
-        return f"grpc://{host}:{self.advertise_port or port}"
+        return f"{self.scheme}://{host}:{self.advertise_port or port}"
 
 
 @dataclass
@@ -66,6 +83,9 @@ class WorkerConfig(CommonConfig):
     speculation_min_seconds: float = field(
         default_factory=lambda: float(_env("speculation_min_seconds", "2"))
     )
+    # directories holding table files, comma-separated: DuckDB reads and writes files
+    # there only (worker/sandbox.py); empty: any local path
+    storage: str = field(default_factory=lambda: _env("storage", ""))
 
     @property
     def task_slots(self) -> int:
@@ -85,11 +105,13 @@ class FrontDoorConfig(CommonConfig):
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )
-    # where tables written through Flight SQL (ingest, CREATE TABLE AS, INSERT) live,
-    # one directory each; storage every worker and front door reaches. "": no writes
-    data_dir: str = field(default_factory=lambda: _env("data_dir", ""))
     # seconds a client session (SetSessionOptions) lives after its last change
     session_ttl: int = field(default_factory=lambda: int(_env("session_ttl", "86400")))
+    # who may log in when auth is "basic" (duckfleet/auth/users.py)
+    admin_user: str = field(default_factory=lambda: _env("admin_user", "admin"))
+    admin_password: str = field(default_factory=lambda: _env("admin_password", ""))
+    admin_password_file: str = field(default_factory=lambda: _env("admin_password_file", ""))
+    users_file: str = field(default_factory=lambda: _env("users_file", ""))
 
 
 def override(cfg: CommonConfig, **flags: object) -> None:

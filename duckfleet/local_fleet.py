@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from duckfleet.auth.local import FleetSecurity
 from duckfleet.control import CatalogStore, Store
 from duckfleet.control.records import MemberInfo
 from duckfleet.errors import DuckfleetError
@@ -65,6 +66,9 @@ class LocalFleet:
     namespace: str = "/duckfleet"
     log_dir: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # auth and TLS of every process; the default: DUCKFLEET_AUTH=none, plaintext
+    security: FleetSecurity = field(default_factory=FleetSecurity)
+    storage: str = ""  # DUCKFLEET_STORAGE of the workers ("": any local path)
     etcd: EtcdServer | None = field(default=None, init=False)
     frontdoor_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
@@ -74,11 +78,11 @@ class LocalFleet:
 
     @property
     def uri(self) -> str:
-        return f"grpc://127.0.0.1:{self.balancer_port or self.frontdoor_ports[0]}"
+        return f"{self.security.scheme}://127.0.0.1:{self.balancer_port or self.frontdoor_ports[0]}"
 
     def frontdoor_uri(self, index: int) -> str:
         """One front door itself, bypassing the balancer."""
-        return f"grpc://127.0.0.1:{self.frontdoor_ports[index]}"
+        return f"{self.security.scheme}://127.0.0.1:{self.frontdoor_ports[index]}"
 
     def store(self) -> Store:
         assert self.etcd_url is not None
@@ -93,8 +97,10 @@ class LocalFleet:
                 "DUCKFLEET_NAMESPACE": self.namespace,
                 "DUCKFLEET_LEASE_TTL": str(self.lease_ttl),
                 "DUCKFLEET_HOST": "127.0.0.1",
+                "DUCKFLEET_STORAGE": self.storage,
             }
         )
+        env.update(self.security.env())
         env.update(self.extra_env)
         return env
 

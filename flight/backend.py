@@ -48,10 +48,18 @@ class QueryOutcome:
 
 class QueryBackend(Protocol):
     def run(
-        self, sql: str, *, priority: int = 0, cancelled: Callable[[], bool] | None = None
+        self,
+        sql: str,
+        *,
+        priority: int = 0,
+        cancelled: Callable[[], bool] | None = None,
+        user: str = "",
+        role: str = "admin",
     ) -> QueryOutcome:
         """Plan, publish and wait for a query; raise PlanError, ControlError subclasses.
-        ``cancelled`` is asked while waiting; once true the query is cancelled."""
+        ``cancelled`` is asked while waiting; once true the query is cancelled.
+        ``user``/``role``: who asks (duckfleet.flight.auth); admin-only work checks the
+        role with ``require_admin``."""
         ...
 
     def cancel(self, query_id: QueryId) -> QueryStatus:

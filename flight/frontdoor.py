@@ -10,6 +10,7 @@ import time
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
 from duckfleet.control.records import MemberInfo
+from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.flight.runner import FleetBackend
 from duckfleet.flight.server import FrontDoorServer
 from duckfleet.health import HealthServer
@@ -25,10 +26,16 @@ class FrontDoor:
         self.id = new_member_id("frontdoor")
         self.port = cfg.port or free_port(cfg.host)
         self.location = cfg.location(self.port)
+        self.security = ProcessSecurity.from_config(cfg)  # before anything starts
         self.store = Store(cfg.etcd, namespace=cfg.namespace)
-        self.backend = FleetBackend(cfg, self.store, self.id, self.location)
+        self.backend = FleetBackend(
+            cfg, self.store, self.id, self.location, self.security.client(self.id)
+        )
         self.server = FrontDoorServer(
-            f"grpc://{cfg.host}:{self.port}", self.backend, advertise=self.location
+            f"{cfg.scheme}://{cfg.host}:{self.port}",
+            self.backend,
+            advertise=self.location,
+            **self.security.server_kwargs(),
         )
         self.health = HealthServer(cfg.host, cfg.health_port)
         info = MemberInfo(
@@ -42,7 +49,12 @@ class FrontDoor:
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
         self.membership.start_when_reachable(self._stop)
         self.health.set_serving(True)
-        log.info("front door %s serving Flight SQL at %s", self.id, self.location)
+        log.info(
+            "front door %s serving Flight SQL at %s (%s)",
+            self.id,
+            self.location,
+            self.security.describe(),
+        )
         return self
 
     def wait(self) -> None:

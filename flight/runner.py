@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from duckfleet.auth import ADMIN
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import CatalogStore, QueryStore, Store
@@ -33,6 +34,7 @@ from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
 from duckfleet.control.queries import StatusWatch, timeout_status
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.session_store import SessionStore
+from duckfleet.flight.auth import ClientSecurity
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.orphans import adopt
@@ -51,7 +53,12 @@ MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[kmgt]i?b?|b|bytes?)", re.IGNORECAS
 
 class FleetBackend:
     def __init__(
-        self, cfg: FrontDoorConfig, store: Store, member_id: MemberId, location: str
+        self,
+        cfg: FrontDoorConfig,
+        store: Store,
+        member_id: MemberId,
+        location: str,
+        client_security: ClientSecurity | None = None,  # TLS roots, token for workers
     ) -> None:
         check_memory_limit(cfg.query_memory_limit)
         self.cfg = cfg
@@ -62,7 +69,7 @@ class FleetBackend:
         self.queries = QueryStore(store)
         self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
-        self.clients = FlightClients()
+        self.clients = FlightClients(client_security)
         self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
         self.describer = Describer(self.settings)
         self.writer = TableWriter(
@@ -109,13 +116,21 @@ class FleetBackend:
         )
 
     def run(
-        self, sql: str, *, priority: int = 0, cancelled: Callable[[], bool] | None = None
+        self,
+        sql: str,
+        *,
+        priority: int = 0,
+        cancelled: Callable[[], bool] | None = None,
+        user: str = "",
+        role: str = ADMIN,
     ) -> QueryOutcome:
         """Plan, publish and wait for `sql`. ``priority``: higher is scheduled first;
         ``cancelled``: asked while waiting (the Flight call's ``is_cancelled``): once
-        it says yes the query is cancelled fleet-wide."""
+        it says yes the query is cancelled fleet-wide. ``user`` and ``role``: who
+        asked (flight/auth.py); "" when auth is off."""
         started = time.perf_counter()
-        f = fingerprint(sql, priority=priority)
+        who = {"user": user, "role": role} if user else {}
+        f = fingerprint(sql, priority=priority, **who)  # a retry by someone else is not this
         adopted = self._adopted(f, cancelled)
         if adopted is not None:
             return adopted
@@ -126,13 +141,15 @@ class FleetBackend:
         index = self._execute(q, plan, priority=priority, cancelled=cancelled, fingerprint=f)
         outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
         log.info(
-            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms",
+            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms"
+            "%s",
             q,
             len(plan.tasks),
             len(outcome.partitions),
             outcome.rows,
             (planned - started) * 1000,
             (time.perf_counter() - started) * 1000,
+            f"; user={user} role={role}" if user else "",
         )
         return outcome
 

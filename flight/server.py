@@ -7,7 +7,9 @@ calls: prepared-statement handles carry their SQL, tickets carry their query and
 so any front door can serve any request.
 
 Implemented:
-    Handshake                   accepts anything, answers empty (no auth yet)
+    Handshake                   answers empty; with auth on, the auth middleware
+                                (flight/auth.py) checks Basic user:password and sends
+                                the bearer token back in the response headers
     GetFlightInfo               CommandStatementQuery, CommandPreparedStatementQuery
                                 (a write statement runs right there and answers an
                                 empty schema, no endpoints and its row count), the
@@ -43,6 +45,7 @@ from google.protobuf.message import Message
 from duckfleet.control.records import QueryState
 from duckfleet.flight import binding, commands, metadata, sessions, tickets
 from duckfleet.flight import sql_messages as sql
+from duckfleet.flight.auth import require_admin
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.describe import NO_ROWS
@@ -110,8 +113,14 @@ KNOWN_UNSUPPORTED_ACTIONS = frozenset(
 )
 
 
+# Longer statements are refused before parsing: a request that size is a mistake or an
+# attack, and planning time grows faster than the text.
+MAX_SQL_BYTES = 1 << 20
+
+
 class AcceptAnyAuthHandler(flight.ServerAuthHandler):
-    """Handshake without authentication: any client, any payload, an empty answer."""
+    """The Handshake body: any payload, an empty answer. Credentials travel in headers,
+    checked by the auth middleware (flight/auth.py) before this runs."""
 
     def authenticate(
         self, outgoing: flight.ServerAuthSender, incoming: flight.ServerAuthReader
@@ -197,9 +206,7 @@ class FrontDoorServer(flight.FlightServerBase):
             handle = command.prepared_statement_handle  # type: ignore[attr-defined]
             parsed = tickets.parse_handle(handle)
             text, params = parsed.sql, parsed.params
-        if not text.strip():
-            raise MalformedRequest("the SQL statement is empty")
-        return text, params
+        return _checked_sql(text), params
 
     def _execute(
         self,
@@ -215,12 +222,18 @@ class FrontDoorServer(flight.FlightServerBase):
         runs = executions(statement, _parameter_rows(params))
         priority = self._priority(context)
         if statement.is_update:
-            self._require_write(context)
+            self._require_write(call)
             count = sum(self._backend.update(run, priority=priority) for run in runs)
             call.detail = f"update rows={count}"
             return flight.FlightInfo(NO_ROWS, descriptor, [], count, 0)
         outcomes = [
-            self._backend.run(run, priority=priority, cancelled=context.is_cancelled)
+            self._backend.run(
+                run,
+                priority=priority,
+                cancelled=context.is_cancelled,
+                user=call.identity.user,
+                role=call.identity.role,
+            )
             for run in runs
         ]
         call.query_id = ",".join(o.query_id for o in outcomes)
@@ -233,9 +246,10 @@ class FrontDoorServer(flight.FlightServerBase):
         size = sum(o.bytes for o in outcomes)
         return flight.FlightInfo(outcomes[0].schema, descriptor, endpoints, rows, size)
 
-    def _require_write(self, context: flight.ServerCallContext | None) -> None:
+    def _require_write(self, call: Call) -> None:
         """Every path that changes the catalog or writes files passes through here
-        first: it is where the caller's role is checked (admins only may write)."""
+        first: admins only may write (flight/auth.py)."""
+        require_admin(call, call.what or "a write")
 
     def _priority(self, context: flight.ServerCallContext | None) -> int:
         session = sessions.middleware_of(context)
@@ -283,9 +297,7 @@ class FrontDoorServer(flight.FlightServerBase):
                 )
                 if request.HasField("transaction_id"):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
-                text: str = request.query  # type: ignore[attr-defined]
-                if not text.strip():
-                    raise MalformedRequest("the SQL statement is empty")
+                text = _checked_sql(request.query)  # type: ignore[attr-defined]
                 prepared = self._backend.prepare(text)
                 call.detail = "update" if prepared.is_update else "query"
                 result = sql.ActionCreatePreparedStatementResult(
@@ -402,15 +414,15 @@ class FrontDoorServer(flight.FlightServerBase):
                 writer.write(pa.py_buffer(result.SerializeToString()))
                 return
             if isinstance(command, sql.CommandStatementUpdate):
-                count = self._update(context, self._statement(command)[0], None)
+                count = self._update(context, call, self._statement(command)[0], None)
             elif isinstance(command, sql.CommandPreparedStatementUpdate):
                 text, params = self._statement(command)
                 data = _read_all(reader)
                 if data.num_columns:  # parameters bound with this very call
                     params = binding.encode(binding.to_ipc(data))
-                count = self._update(context, text, params)
+                count = self._update(context, call, text, params)
             elif isinstance(command, sql.CommandStatementIngest):
-                self._require_write(context)
+                self._require_write(call)
                 count = self._backend.ingest(_ingest_request(command), _read_all(reader))
             else:
                 raise UnsupportedRequest(f"DoPut with {call.what} is not implemented by duckfleet")
@@ -419,7 +431,9 @@ class FrontDoorServer(flight.FlightServerBase):
                 pa.py_buffer(sql.DoPutUpdateResult(record_count=count).SerializeToString())
             )
 
-    def _update(self, context: flight.ServerCallContext, text: str, params: str | None) -> int:
+    def _update(
+        self, context: flight.ServerCallContext, call: Call, text: str, params: str | None
+    ) -> int:
         statement = parse_statement_text(text)
         runs = executions(statement, _parameter_rows(params))
         if not statement.is_update:
@@ -427,7 +441,7 @@ class FrontDoorServer(flight.FlightServerBase):
                 "this statement returns rows, it is not an update: execute it as a query "
                 "(GetFlightInfo with CommandStatementQuery or CommandPreparedStatementQuery)"
             )
-        self._require_write(context)
+        self._require_write(call)
         priority = self._priority(context)
         return sum(self._backend.update(run, priority=priority) for run in runs)
 
@@ -480,6 +494,18 @@ def _ingest_request(command: Message) -> IngestRequest:
         create=_NOT_EXIST.get(options.if_not_exist, False),
         if_exists=_EXISTS.get(options.if_exists, "fail"),
     )
+
+
+def _checked_sql(text: str) -> str:
+    if not text.strip():
+        raise MalformedRequest("the SQL statement is empty")
+    size = len(text.encode())
+    if size > MAX_SQL_BYTES:
+        raise MalformedRequest(
+            f"the SQL statement is {size} bytes; duckfleet accepts at most {MAX_SQL_BYTES} "
+            "bytes: put large value lists in a table"
+        )
+    return text
 
 
 def _batches(reader: pa.RecordBatchReader, call: Call) -> Iterator[pa.RecordBatch]:

@@ -288,7 +288,11 @@ def server_info() -> dict[int, InfoValue]:
         SqlInfo.SQL_CORRELATED_SUBQUERIES_SUPPORTED: (BOOL, True),
         SqlInfo.SQL_SUPPORTED_UNIONS: (INT32, bitmask(SQL_UNION, SQL_UNION_ALL)),
         SqlInfo.SQL_MAX_ROW_SIZE_INCLUDES_BLOBS: (BOOL, False),
-        SqlInfo.SQL_DEFAULT_TRANSACTION_ISOLATION: (INT32, SQL_TRANSACTION_NONE),
+        # The proto says "an int32 ordinal", but arrow-java writes it as a bigint
+        # (SqlInfoBuilder.withSqlDefaultTransactionIsolation) and the JDBC driver casts
+        # it to Long (ArrowDatabaseMetadata.getDefaultTransactionIsolation): an int32
+        # there is a ClassCastException in DBeaver. tests/test_jdbc_replay.py checks it.
+        SqlInfo.SQL_DEFAULT_TRANSACTION_ISOLATION: (BIGINT, SQL_TRANSACTION_NONE),
         SqlInfo.SQL_TRANSACTIONS_SUPPORTED: (BOOL, False),
         SqlInfo.SQL_SUPPORTED_TRANSACTIONS_ISOLATION_LEVELS: (INT32, 0),
         SqlInfo.SQL_DATA_DEFINITION_CAUSES_TRANSACTION_COMMIT: (BOOL, False),

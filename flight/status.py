@@ -43,6 +43,8 @@ duckfleet error -> Flight status::
     QueryCancelled                                      CANCELLED          FlightCancelledError
     LimitExceeded (a resource limit; see below)         INVALID_ARGUMENT   ArrowInvalid
     QueryFailed                                         INTERNAL           FlightInternalError
+    Unauthenticated (duckfleet.auth)                    UNAUTHENTICATED    FlightUnauthenticated...
+    PermissionDenied (duckfleet.auth)                   PERMISSION_DENIED  FlightUnauthorizedError
     pyarrow.flight.FlightError (already a status)       unchanged
     any other exception (logged with its traceback)     INTERNAL           FlightInternalError
 
@@ -64,6 +66,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from duckfleet.auth import ANONYMOUS, Identity
+from duckfleet.auth.errors import PermissionDenied, Unauthenticated
 from duckfleet.control.errors import (
     LeaseLost,
     LimitExceeded,
@@ -74,6 +78,7 @@ from duckfleet.control.errors import (
     QueryTimeout,
     StoreUnavailable,
 )
+from duckfleet.flight.auth import identity_of
 from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.tickets import InvalidTicket
 from duckfleet.planner.errors import PlanError
@@ -91,6 +96,8 @@ _CODES: dict[str, type[Exception]] = {
     "DEADLINE_EXCEEDED": flight.FlightTimedOutError,
     "CANCELLED": flight.FlightCancelledError,
     "INTERNAL": flight.FlightInternalError,
+    "UNAUTHENTICATED": flight.FlightUnauthenticatedError,
+    "PERMISSION_DENIED": flight.FlightUnauthorizedError,
 }
 
 _FLIGHT_ERROR_CODES: dict[type[Exception], str] = {
@@ -134,6 +141,10 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "INVALID_ARGUMENT", f"resource limit exceeded: {message}"
     if isinstance(exc, QueryFailed):
         return "INTERNAL", f"query failed: {message}"
+    if isinstance(exc, Unauthenticated):
+        return "UNAUTHENTICATED", message
+    if isinstance(exc, PermissionDenied):
+        return "PERMISSION_DENIED", message
     if isinstance(exc, flight.FlightError):
         for cls, code in _FLIGHT_ERROR_CODES.items():
             if isinstance(exc, cls):
@@ -160,9 +171,10 @@ class Call:
     """One RPC: what it was about, for its log line. Handlers fill ``what``,
     ``query_id`` and ``detail`` as they learn them."""
 
-    def __init__(self, rpc: str, peer: str) -> None:
+    def __init__(self, rpc: str, peer: str, identity: Identity = ANONYMOUS) -> None:
         self.rpc = rpc
         self.peer = peer
+        self.identity = identity  # who calls (flight/auth.py); require_admin(call, ...)
         self.what = ""
         self.query_id: str | None = None
         self.detail = ""
@@ -179,6 +191,8 @@ class Call:
             parts.append(self.detail)
         parts.append(f"{(time.monotonic() - self._started) * 1000:.1f}ms")
         parts.append(f"peer={self.peer}")
+        if self.identity.user:
+            parts.append(f"user={self.identity.user}")
         return " ".join(parts)
 
     def fail(self, exc: BaseException) -> Exception:
@@ -213,7 +227,7 @@ class FlightCall:
     """
 
     def __init__(self, rpc: str, context: Any = None, finish: bool = True) -> None:
-        self.call = Call(rpc, _peer(context))
+        self.call = Call(rpc, _peer(context), identity_of(context))
         self._finish = finish
 
     def __enter__(self) -> Call:

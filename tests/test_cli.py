@@ -55,36 +55,47 @@ def test_query_prints_the_result(fleet):
 def readme_adbc_example() -> str:
     text = README.read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    (example,) = [b for b in blocks if "adbc_driver_flightsql" in b]
-    return example
+    examples = [b for b in blocks if "adbc_driver_flightsql" in b]
+    return examples[0]  # the one under "Connect"
 
 
 def test_up_with_demo_data_serves_the_readme_example_and_stops_cleanly(tmp_path):
     port = free_port()
+    password = {"DUCKFLEET_ADMIN_PASSWORD": f"pw-{uuid.uuid4().hex[:8]}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "duckfleet", "up", "--demo", "tpch", "--scale", "0.01",
          "--data-dir", str(tmp_path / "data"), "--port", str(port), "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, **password},
     )  # fmt: skip
     try:
         uri = None
         etcd_url = None
+        said = []
         deadline = time.monotonic() + 90
         assert proc.stdout is not None
         while uri is None and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
+            said.append(line)
             if line.startswith("etcd: "):
                 etcd_url = line.split()[1]
             if line.strip() == f"grpc://127.0.0.1:{port}":
                 uri = line.strip()
         assert uri, "duckfleet up never printed its URI"
+        # auth is on by default, and up says so; so does the password's origin
+        assert any(s.startswith("auth: basic; admin user 'admin'") for s in said), said
+        assert any("from DUCKFLEET_ADMIN_PASSWORD" in s for s in said), said
         example = readme_adbc_example().replace("31337", str(port))
         ran = subprocess.run(
-            [sys.executable, "-c", example], capture_output=True, text=True, timeout=60
+            [sys.executable, "-c", example],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **password},
         )
         assert ran.returncode == 0, ran.stderr
         assert "l_returnflag" in ran.stdout and "n: [" in ran.stdout

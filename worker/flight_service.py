@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow.flight as fl
 
 from duckfleet.control.errors import QueryNotFound
+from duckfleet.flight.auth import EmptyHandshake
 from duckfleet.flight.status import flight_call
 from duckfleet.flight.tickets import parse_result_ticket
 from duckfleet.worker.results import ResultStore
@@ -16,7 +17,12 @@ log = logging.getLogger("duckfleet.worker")
 
 
 class WorkerFlightServer(fl.FlightServerBase):
+    """``kwargs`` go to FlightServerBase: ``tls_certificates`` and the auth
+    ``middleware`` (flight/auth.py ProcessSecurity.server_kwargs): with auth on,
+    every call needs a bearer token from a front door."""
+
     def __init__(self, location: str, results: ResultStore, **kwargs: Any) -> None:
+        kwargs.setdefault("auth_handler", EmptyHandshake())
         super().__init__(location, **kwargs)
         self.results = results
 
@@ -34,4 +40,5 @@ class WorkerFlightServer(fl.FlightServerBase):
             return fl.RecordBatchStream(table)
 
     def list_actions(self, context: fl.ServerCallContext) -> list[tuple[str, str]]:
-        return []
+        with flight_call("ListActions", context):
+            return []

@@ -19,6 +19,7 @@ import pyarrow.flight as fl
 from duckfleet.control import QueryStore
 from duckfleet.control.errors import QueryNotFound
 from duckfleet.control.records import ResultInfo
+from duckfleet.flight.auth import ClientSecurity
 from duckfleet.flight.tickets import result_ticket
 from duckfleet.ids import QueryId, TaskId
 from duckfleet.planner.plan import TaskPlan
@@ -31,9 +32,13 @@ RunFragment = Callable[[TaskPlan, Mapping[str, pa.Table]], pa.Table]
 
 
 class FlightClients:
-    """One Flight client per location, shared by the worker's task threads."""
+    """One Flight client per location, shared by the worker's task threads.
 
-    def __init__(self) -> None:
+    ``security``: TLS roots and this process's bearer token (flight/auth.py), so
+    calls to other members pass their TLS and token checks."""
+
+    def __init__(self, security: ClientSecurity | None = None) -> None:
+        self._security = security or ClientSecurity()
         self._lock = threading.Lock()
         self._clients: dict[str, fl.FlightClient] = {}
 
@@ -41,7 +46,7 @@ class FlightClients:
         with self._lock:
             client = self._clients.get(location)
             if client is None:
-                client = self._clients[location] = fl.connect(location)
+                client = self._clients[location] = self._security.connect(location)
             return client
 
     def close(self) -> None:

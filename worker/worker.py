@@ -19,7 +19,6 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-import duckdb
 import pyarrow as pa
 
 from duckfleet.config import WorkerConfig
@@ -28,16 +27,17 @@ from duckfleet.control.errors import ControlError
 from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.speculation import SpeculationPolicy
+from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
 from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
-from duckfleet.worker.fragment import run_fragment
 from duckfleet.worker.inputs import FlightClients, InputFetcher
 from duckfleet.worker.limits import check_result_size, failure
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
+from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
 from duckfleet.worker.speculate import look_for_stragglers
 
 log = logging.getLogger("duckfleet.worker")
@@ -51,18 +51,25 @@ class Worker:
         self.cfg = cfg
         self.id: MemberId = new_member_id("worker")
         self.results = ResultStore()
-        self.server = WorkerFlightServer(f"grpc://{cfg.host}:{cfg.port}", self.results)
+        self.security = ProcessSecurity.from_config(cfg)  # before anything starts
+        self.server = WorkerFlightServer(
+            f"{cfg.scheme}://{cfg.host}:{cfg.port}",
+            self.results,
+            **self.security.server_kwargs(),
+        )
         self.location = cfg.location(self.server.port)
         self.store = Store(cfg.etcd, namespace=cfg.namespace)
         self.queue = TaskQueue(self.store, fifo=cfg.scheduling == "fifo")
         self.queries = QueryStore(self.store)
-        self.clients = FlightClients()
+        self.clients = FlightClients(self.security.client(self.id))
         self.inputs = InputFetcher(self.queries, self.results, self.clients, self._execute)
-        db_config = {"threads": str(cfg.cores)}
-        if cfg.memory_limit:
-            db_config["memory_limit"] = cfg.memory_limit
-        self.db_config = db_config  # also the base of a task's own database (_execute)
-        self.db = duckdb.connect(config=db_config)
+        # files DuckDB may touch (worker/sandbox.py): the table storage, and where
+        # tables written through Flight SQL go when the storage is limited at all
+        storage = cfg.storage
+        if storage and cfg.data_dir:
+            storage = f"{storage},{cfg.data_dir}"
+        self.storage = storage_dirs(storage)
+        self.db = open_database(cfg.cores, cfg.memory_limit, self.storage)
         self.slots = cfg.task_slots
         self.speculation = SpeculationPolicy(
             enabled=cfg.speculation != "off",
@@ -116,12 +123,20 @@ class Worker:
         self._loop.start()
         self.health.set_serving(True)
         log.info(
-            "worker %s serving at %s with %d slot(s), %d DuckDB thread(s)",
+            "worker %s serving at %s with %d slot(s), %d DuckDB thread(s); %s; files: %s",
             self.id,
             self.location,
             self.slots,
             self.cfg.cores,
+            self.security.describe(),
+            ", ".join(self.storage),
         )
+        if self.storage == ("/",):
+            log.warning(
+                "worker %s: DUCKFLEET_STORAGE is not set, so DuckDB may read any local file "
+                "this process can; set it to the directories that hold table files",
+                self.id,
+            )
         return self
 
     def drain(self, timeout: float) -> None:
@@ -353,12 +368,11 @@ class Worker:
         limit = run.ct.record.memory_limit
         if limit:  # a database of its own, so the limit is this task's alone
             threads = max(1, self.cfg.cores // self.slots)
-            config = {**self.db_config, "threads": str(threads), "memory_limit": limit}
-            open_connection = functools.partial(duckdb.connect, config=config)
+            open_connection = functools.partial(open_database, threads, limit, self.storage)
         else:
             open_connection = self.db.cursor
         with run.connection(open_connection) as con:
-            return run_fragment(con, task, inputs)
+            return run_sandboxed(con, task, inputs, self.storage)
 
     def _release_quietly(self, ct: ClaimedTask) -> None:
         try:
