@@ -101,6 +101,7 @@ def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         log_dir=str(log_dir),
         security=security,
         storage=f"{tpch_dir},{store_dir}",
+        extra_env={"DUCKFLEET_DATA_DIR": str(store_dir / "tables")},  # writes go here
     )
     try:
         fleet.start()
