@@ -162,6 +162,8 @@ def test_the_user_role_reads_but_admin_only_work_is_permission_denied(
     # and the reader reads what the admin wrote
     ingested = run_as(secure_fleet.uri, "SELECT sum(a) AS s FROM t", READER, READER_PASSWORD)
     assert ingested.column("s").to_pylist() == [3]
+    with connect(secure_fleet.uri) as conn, conn.cursor() as cur:  # the fixture is shared
+        cur.execute("DROP TABLE t")
     with connect(secure_fleet.uri, READER, READER_PASSWORD) as conn, conn.cursor() as cur:
         with pytest.raises(DatabaseError, match="admin role"):
             cur.adbc_ingest("t", pa.table({"a": [1]}), mode="create")
