@@ -1,4 +1,4 @@
-"""Split an aggregate query into a partial step per split and one merge.
+"""Rule: split an aggregate query into a partial step per split and one merge.
 
     SELECT g, SUM(x) AS s, AVG(y) AS a FROM t WHERE p GROUP BY g ORDER BY s
 
@@ -17,8 +17,10 @@ partial aggregate (identical aggregates share one). The merge of each aggregate
 gives DuckDB's own result type: SUM -> SUM, COUNT -> CAST(SUM AS BIGINT) (and 0
 over no rows at all), MIN/MAX -> MIN/MAX, AVG -> sum / count as DOUBLE.
 
-The input is a qualified SELECT that `shape` found to be an AGGREGATE; what
-cannot be split after all raises NotDistributable.
+In the tree the merge reads a Fragment: `FROM Fragment(<partial>, split=t)`, which
+becomes `FROM __stage0` when the stages are built. The rule applies to a qualified
+SELECT that `shape` finds to be an AGGREGATE; what cannot be split after all raises
+NotDistributable.
 """
 
 from __future__ import annotations
@@ -28,18 +30,39 @@ from collections.abc import Callable
 from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
 
+from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
+from duckfleet.planner.fragment import Fragment, fragment
+from duckfleet.planner.output_names import name_outputs
 from duckfleet.planner.parse import DIALECT
-
-PARTIAL_RELATION = "__stage0"
+from duckfleet.planner.shape import Strategy, shape
 
 _DROPPED_FROM_PARTIAL = ("having", "order", "limit", "offset", "distinct")
 
 
-def split_aggregates(
+def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    """The merge over a fragment of partial aggregates, if `tree` is an aggregate
+    query over splits; else `tree`."""
+    if isinstance(tree, Fragment):
+        return tree
+    decision = shape(tree, ctx.tables, ctx.catalog, ctx.settings)
+    if decision.strategy is not Strategy.AGGREGATE:
+        if decision.strategy is Strategy.SINGLE:
+            ctx.decide(decision.reason)
+        return tree
+    # shape splits a lone SELECT only
+    assert isinstance(tree, exp.Select) and isinstance(ctx.original, exp.Select)
+    named = name_outputs(ctx.original, tree, ctx.sql)
+    partial, merge = partial_and_merge(named, ctx.schema)
+    merge.set("from_", exp.From(this=fragment(partial, split=decision.split_table)))
+    ctx.decide(decision.reason)
+    return merge
+
+
+def partial_and_merge(
     select: exp.Select, schema: dict[str, dict[str, str]]
 ) -> tuple[exp.Select, exp.Select]:
-    """The partial and the merge query for `select`."""
+    """The partial and the merge query for `select`; the merge reads no table yet."""
     select = annotate_types(select.copy(), schema=schema, dialect=DIALECT)
     keys = _group_keys(select)
     grouped = bool(keys)
@@ -64,7 +87,7 @@ def split_aggregates(
     for clause in ("having", "order"):
         if select.args.get(clause) is not None:
             merge.set(clause, select.args[clause].transform(merged))
-    merge.set("from_", exp.From(this=exp.to_table(PARTIAL_RELATION)))
+    merge.set("from_", None)
     merge.set("joins", None)
     merge.set("where", None)
     merge.set("group", exp.Group(expressions=list(key_columns.values())) if grouped else None)

@@ -1,4 +1,4 @@
-"""Which catalog tables a statement reads, and a refusal for anything else in FROM.
+"""Rule: which catalog tables a statement reads, and a refusal for anything else in FROM.
 
 User SQL reaches catalog tables only: a name in FROM must be a catalog table (in no
 schema, or in `main`) or a CTE. Table functions that read files or other catalogs
@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from duckfleet.catalog import Catalog
+from duckfleet.planner.context import PlanContext
 from duckfleet.planner.errors import UnknownTableError, UnsupportedStatementError
 
 DEFAULT_SCHEMA = "main"
@@ -19,7 +20,14 @@ _HARMLESS_TABLE_FUNCTIONS = (exp.GenerateSeries,)
 _REFUSAL = "user SQL reaches catalog tables only"
 
 
-def catalog_tables(tree: exp.Expression, catalog: Catalog) -> tuple[str, ...]:
+def catalog_tables(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    """`tree` unchanged, once every name in FROM is known to be allowed; the catalog
+    tables it reads go in `ctx.tables`."""
+    ctx.tables = tables_read(tree, ctx.catalog)
+    return tree
+
+
+def tables_read(tree: exp.Expression, catalog: Catalog) -> tuple[str, ...]:
     """The catalog tables `tree` reads, in order of first reference.
 
     A name that is both a CTE and a catalog table counts as the table: binding a

@@ -1,4 +1,4 @@
-"""Qualify a query against the catalog with sqlglot, and name unknown columns.
+"""Rule: qualify a query against the catalog with sqlglot, and name unknown columns.
 
 sqlglot's `qualify` (not the whole optimizer, so the tree stays close to what the
 user wrote) qualifies every column with its table, expands stars, GROUP BY ordinals
@@ -15,6 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.qualify import qualify as sqlglot_qualify
 
+from duckfleet.planner.context import PlanContext
 from duckfleet.planner.errors import UnknownColumnError
 from duckfleet.planner.fallback import NotDistributable
 from duckfleet.planner.parse import DIALECT
@@ -26,11 +27,15 @@ _UNRESOLVED = re.compile(
 _UNKNOWN = re.compile(r"Unknown column: (?P<name>\S+)")
 
 
-def qualify(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> exp.Expression:
-    """A copy of `tree` qualified against `schema` ({table: {column: type}}).
+def qualify_columns(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    """A copy of `tree` qualified against the catalog.
 
     Raises UnknownColumnError, or NotDistributable when sqlglot cannot qualify it.
     """
+    return qualify(tree, ctx.schema)
+
+
+def qualify(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> exp.Expression:
     try:
         return sqlglot_qualify(tree.copy(), dialect=DIALECT, schema=schema, identify=False)
     except SqlglotError as e:
