@@ -62,6 +62,10 @@ class FrontDoorConfig(CommonConfig):
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )
+    # a split (one task's share of a large table): about this many bytes of Parquet
+    split_bytes: int = field(
+        default_factory=lambda: int(_env("split_bytes", str(16 * 1024 * 1024)))
+    )
 
 
 def override(cfg: CommonConfig, **flags: object) -> None:

@@ -42,7 +42,9 @@ class FleetBackend:
         self.queries = QueryStore(store)
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients()
-        self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
+        self.settings = PlannerSettings(
+            broadcast_max_bytes=cfg.broadcast_max_bytes, split_bytes=cfg.split_bytes
+        )
 
     def close(self) -> None:
         self.status_watch.stop()

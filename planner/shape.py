@@ -25,7 +25,9 @@ from sqlglot import exp
 
 from duckfleet.catalog import Catalog, Table
 from duckfleet.planner.fallback import NotDistributable
+from duckfleet.planner.prune import row_group_filter
 from duckfleet.planner.settings import PlannerSettings
+from duckfleet.planner.splits import split_count
 
 
 class Strategy(StrEnum):
@@ -38,7 +40,7 @@ class Strategy(StrEnum):
 class Shape:
     strategy: Strategy
     reason: str
-    split_table: str | None = None  # the large table (catalog key): one task per file of it
+    split_table: str | None = None  # the large table (catalog key): one task per split of it
 
 
 MERGEABLE_AGGREGATES = (exp.Sum, exp.Count, exp.Min, exp.Max, exp.Avg)
@@ -76,14 +78,14 @@ def shape(
         strategy = _strategy(select)
     except NotDistributable as e:
         return Shape(Strategy.SINGLE, e.reason)
-    files = len(split.files)
+    count = split_count(split, settings, row_group_filter(select, split))
     small = [t for t in tables if t != split.name.lower()]
     broadcast = f"; broadcast: {', '.join(small)}" if small else ""
     if strategy is Strategy.SCAN:
-        reason = f"scan: one task per file of {split.name} ({files} tasks){broadcast}"
+        reason = f"scan: one task per split of {split.name} ({count} tasks){broadcast}"
     else:
         reason = (
-            f"aggregate: partial aggregates per file of {split.name} ({files} tasks), "
+            f"aggregate: partial aggregates per split of {split.name} ({count} tasks), "
             f"merged in one task{broadcast}"
         )
     return Shape(strategy, reason, split.name.lower())
@@ -131,15 +133,15 @@ def _split_table(select: exp.Select, catalog: Catalog, settings: PlannerSettings
     if len(large) > 1:
         raise NotDistributable(f"one task: reads large table {names[0]} twice")
     if not large:
-        splittable = [t for t in scanned if len(t.files) > 1]
+        splittable = [t for t in scanned if split_count(t, settings) > 1]
         if not splittable:
             raise NotDistributable("one task: only one split")
         largest = max(splittable, key=lambda t: t.bytes)
         if sum(t is largest for t in scanned) > 1:
             raise NotDistributable(f"one task: reads largest table {largest.name} twice")
         large = [largest]
-    if len(large[0].files) < 2:
-        raise NotDistributable(f"one task: only one split ({large[0].name} has one file)")
+    if split_count(large[0], settings, row_group_filter(select, large[0])) < 2:
+        raise NotDistributable(f"one task: only one split of {large[0].name} to read")
     return large[0]
 
 
@@ -154,7 +156,7 @@ def _check_broadcast_cost(
         if (t := catalog.get(source.name)) is not None and t.name != split.name
     }
     broadcast = sum(t.bytes for t in small.values())
-    share = split.bytes // len(split.files)
+    share = split.bytes // split_count(split, settings)
     if broadcast > share * settings.broadcast_max_share:
         raise NotDistributable(
             f"one task: broadcasting {', '.join(sorted(small))} ({broadcast:,} bytes) to each "

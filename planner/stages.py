@@ -22,6 +22,7 @@ from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fragment import STAGE_PREFIX, Fragment, has_fragments
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TableBinding, TaskPlan
+from duckfleet.planner.prune import row_group_filter
 from duckfleet.planner.splits import splits_of
 
 
@@ -69,9 +70,9 @@ class _Builder:
         else:
             table = self.ctx.catalog.get(node.split)
             assert table is not None, node.split
-            specs = [
-                (sql, tables, inputs, binding) for binding in splits_of(table, self.ctx.settings)
-            ]
+            keep = row_group_filter(node.query, table)
+            splits = splits_of(table, self.ctx.settings, keep)
+            specs = [(sql, tables, inputs, binding) for binding in splits]
             kind = StageKind.SCAN if output else StageKind.PARTIAL
         stage = self.add_stage(kind, specs)
         self._built[key] = stage

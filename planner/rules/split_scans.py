@@ -4,7 +4,8 @@
 
 becomes `Fragment(<the query>, split=lineitem)`: one task per split of lineitem,
 each reading part whole, each task's result one partition of the answer. The tasks
-run the statement's own text, so DuckDB names the outputs as it always does.
+run the statement's own text, so DuckDB names the outputs as it always does; the
+qualified tree stays in the fragment for what reads it (row-group pruning).
 """
 
 from __future__ import annotations
@@ -23,4 +24,4 @@ def split_scans(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
     if decision.strategy is not Strategy.SCAN:
         return tree
     ctx.decide(decision.reason)
-    return fragment(ctx.original.copy(), split=decision.split_table, text=ctx.text)
+    return fragment(tree, split=decision.split_table, text=ctx.text)
