@@ -26,6 +26,8 @@ class PlanContext:
     tables: tuple[str, ...] = ()  # catalog tables the statement reads
     reasons: list[str] = field(default_factory=list)  # strategy, or why one task
     notes: list[str] = field(default_factory=list)  # more lines for EXPLAIN
+    # why SQL written from the tree would not name the outputs as DuckDB does
+    unnamed: str | None = None
 
     @cached_property
     def schema(self) -> dict[str, dict[str, str]]:
@@ -35,6 +37,11 @@ class PlanContext:
         """Record why a block runs as it does; the first one recorded heads EXPLAIN."""
         if reason not in self.reasons:
             self.reasons.append(reason)
+
+    def note(self, line: str) -> None:
+        """Record how a part of the statement runs (a subquery, a CTE), for EXPLAIN."""
+        if line not in self.notes:
+            self.notes.append(line)
 
     @property
     def reason(self) -> str:

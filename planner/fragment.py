@@ -43,7 +43,7 @@ class Fragment(exp.Expression):
         return split if isinstance(split, str) else None
 
     @property
-    def text(self) -> str | None:
+    def user_text(self) -> str | None:
         text = self.args.get("text")
         return text if isinstance(text, str) else None
 

@@ -125,6 +125,8 @@ class Plan:
     # possible. EXPLAIN prints it.
     reason: str
     tables: tuple[str, ...] = field(default=())  # catalog tables the query reads
+    # How parts of the statement run (a subquery split, a CTE computed once, ...).
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def tasks(self) -> tuple[TaskPlan, ...]:
@@ -147,7 +149,7 @@ class Plan:
         return {k: tuple(v) for k, v in out.items()}
 
     def explain(self) -> str:
-        lines = [f"plan: {self.reason}"]
+        lines = [f"plan: {self.reason}", *(f"note: {n}" for n in self.notes)]
         for s in self.stages:
             lines.append(f"stage {s.index} [{s.kind}] {len(s.tasks)} task(s)")
             for t in s.tasks:

@@ -29,13 +29,28 @@ from duckfleet.planner.splits import splits_of
 def build_plan(tree: exp.Expression, ctx: PlanContext) -> Plan:
     if not has_fragments(tree):
         return single_plan(ctx, ctx.reason)
+    written = not (isinstance(tree, Fragment) and tree.user_text is not None)
+    if written and ctx.unnamed:
+        return single_plan(ctx, ctx.unnamed)
     builder = _Builder(ctx)
     if isinstance(tree, Fragment):
         builder.stage_of(tree, output=True)
     else:
         sql, inputs = builder.render(tree)
         builder.add_stage(StageKind.MERGE, [(sql, _tables_in(tree, ctx), inputs, None)])
-    return Plan(sql=ctx.sql, stages=tuple(builder.stages), reason=ctx.reason, tables=ctx.tables)
+    reason = ctx.reason
+    if not isinstance(tree, Fragment) and reason.startswith(_ONE_TASK):
+        reason = "final task: " + reason.removeprefix(_ONE_TASK)
+    return Plan(
+        sql=ctx.sql,
+        stages=tuple(builder.stages),
+        reason=reason,
+        tables=ctx.tables,
+        notes=tuple(ctx.notes),
+    )
+
+
+_ONE_TASK = "one task: "
 
 
 def single_plan(ctx: PlanContext, reason: str) -> Plan:
@@ -59,7 +74,7 @@ class _Builder:
 
     def stage_of(self, node: Fragment, output: bool = False) -> Stage:
         """The stage computing `node`, built (with the stages it reads) if new."""
-        sql, inputs = self.render(node.query) if node.text is None else (node.text, ())
+        sql, inputs = self.render(node.query) if node.user_text is None else (node.user_text, ())
         key = (sql, node.split)
         if key in self._built and not output:
             return self._built[key]

@@ -23,7 +23,12 @@ from sqlglot import exp
 
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.rules.catalog_tables import catalog_tables
+from duckfleet.planner.rules.decorrelate import decorrelate
+from duckfleet.planner.rules.inline_ctes import inline_ctes
+from duckfleet.planner.rules.merge_derived_tables import merge_derived_tables
+from duckfleet.planner.rules.name_outputs import name_outputs
 from duckfleet.planner.rules.qualify_columns import qualify_columns
+from duckfleet.planner.rules.share_ctes import share_ctes
 from duckfleet.planner.rules.split_aggregates import split_aggregates
 from duckfleet.planner.rules.split_scans import split_scans
 from duckfleet.planner.rules.unqualify_tables import unqualify_tables
@@ -33,9 +38,14 @@ Rule = Callable[[exp.Expression, PlanContext], exp.Expression]
 RULES: tuple[Rule, ...] = (
     unqualify_tables,  # duckfleet.main.t -> t, as BI tools write it
     catalog_tables,  # only catalog tables; ctx.tables
-    qualify_columns,  # columns resolved against the catalog (sqlglot's qualify)
-    split_scans,  # row-by-row queries: one task per split, each a result partition
-    split_aggregates,  # partial aggregates per split + one merge
+    qualify_columns,  # columns resolved against the catalog (sqlglot's qualify), types
+    name_outputs,  # output columns named as DuckDB names them
+    inline_ctes,  # a CTE read once -> a derived table
+    merge_derived_tables,  # simple derived tables merged into their query (sqlglot)
+    decorrelate,  # correlated subqueries -> joins (sqlglot's unnest_subqueries)
+    share_ctes,  # a CTE read twice over a large table -> one stage, read by both
+    split_aggregates,  # every aggregate block: partial aggregates per split + a merge
+    split_scans,  # a row-by-row statement: one task per split, each a result partition
 )
 
 __all__ = ["RULES", "Rule"]

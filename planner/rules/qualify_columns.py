@@ -13,6 +13,7 @@ import re
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify as sqlglot_qualify
 
 from duckfleet.planner.context import PlanContext
@@ -28,11 +29,16 @@ _UNKNOWN = re.compile(r"Unknown column: (?P<name>\S+)")
 
 
 def qualify_columns(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
-    """A copy of `tree` qualified against the catalog.
+    """A copy of `tree` qualified against the catalog, its types annotated (the
+    aggregate rules need to know what AVG is over).
 
     Raises UnknownColumnError, or NotDistributable when sqlglot cannot qualify it.
     """
-    return qualify(tree, ctx.schema)
+    qualified = qualify(tree, ctx.schema)
+    try:
+        return annotate_types(qualified, schema=ctx.schema, dialect=DIALECT)
+    except Exception:  # types stay unknown: what needs them runs as one task
+        return qualified
 
 
 def qualify(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> exp.Expression:

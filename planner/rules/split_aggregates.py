@@ -1,4 +1,4 @@
-"""Rule: split an aggregate query into a partial step per split and one merge.
+"""Rule: split each aggregate block into a partial step per split and one merge.
 
     SELECT g, SUM(x) AS s, AVG(y) AS a FROM t WHERE p GROUP BY g ORDER BY s
 
@@ -7,152 +7,221 @@ becomes a partial query, run once per split of `t`,
     SELECT g AS _g0, SUM(x) AS _a0, SUM(y) AS _a1, COUNT(y) AS _a2
     FROM t WHERE p GROUP BY g
 
-and a merge over the partials' concatenated results (relation `__stage0`),
+and a merge over the partials' concatenated results,
 
     SELECT _g0 AS g, SUM(_a0) AS s, CAST(SUM(_a1) AS DOUBLE) / NULLIF(SUM(_a2), 0) AS a
-    FROM __stage0 GROUP BY _g0 ORDER BY s
+    FROM Fragment(<partial>, split=t) GROUP BY _g0 ORDER BY s
 
-Group expressions become `_g0.._gN`; aggregates become `_a0.._aM`, one per distinct
-partial aggregate (identical aggregates share one). The merge of each aggregate
-gives DuckDB's own result type: SUM -> SUM, COUNT -> CAST(SUM AS BIGINT) (and 0
-over no rows at all), MIN/MAX -> MIN/MAX, AVG -> sum / count as DOUBLE.
+(`FROM __stage0` once the stages are built). Group expressions become `_g0.._gN`;
+aggregates become `_a0.._aM`, one per distinct partial aggregate; how each merges is
+in planner/aggregates.py. GROUPING SETS, ROLLUP and CUBE group the partial by every
+key (the finest grouping) and re-aggregate per set in the merge; DISTINCT
+aggregates add their argument `_d0` to the partial's keys; SELECT DISTINCT without
+aggregates groups by its outputs. Variances add the window columns `_m0..` over the
+partial rows of each group before the merge aggregates them.
 
-In the tree the merge reads a Fragment: `FROM Fragment(<partial>, split=t)`, which
-becomes `FROM __stage0` when the stages are built. The rule applies to a qualified
-SELECT that `shape` finds to be an AGGREGATE; what cannot be split after all raises
-NotDistributable.
+Blocks are visited inner first, so a subquery or derived table splits before the
+query around it; the merge stays where the block was. A block that itself splits
+first gets its nested results that read earlier stages computed once, as stages of
+their own (Fragments without a split), so its tasks fetch them rather than redo them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlglot import exp
-from sqlglot.optimizer.annotate_types import annotate_types
 
+from duckfleet.planner.aggregates import Merger, distinct_argument
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
-from duckfleet.planner.fragment import Fragment, fragment
-from duckfleet.planner.output_names import name_outputs
+from duckfleet.planner.fragment import Fragment, fragment, has_fragments
 from duckfleet.planner.parse import DIALECT
-from duckfleet.planner.shape import Strategy, shape
+from duckfleet.planner.scope import blocks_bottom_up, nested_queries, transform_scope, walk_scope
+from duckfleet.planner.shape import GROUPING_SETS, Shape, Strategy, aggregates_of, shape
 
 _DROPPED_FROM_PARTIAL = ("having", "order", "limit", "offset", "distinct")
 
 
 def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
-    """The merge over a fragment of partial aggregates, if `tree` is an aggregate
-    query over splits; else `tree`."""
-    if isinstance(tree, Fragment):
-        return tree
-    decision = shape(tree, ctx.tables, ctx.catalog, ctx.settings)
-    if decision.strategy is not Strategy.AGGREGATE:
-        if decision.strategy is Strategy.SINGLE:
+    if not isinstance(tree, exp.Select):
+        ctx.decide(shape(tree, ctx).reason)
+    for block in blocks_bottom_up(tree):
+        if block is not tree and block.parent is None:
+            continue  # no longer in the tree
+        decision = shape(block, ctx, root=block is tree)
+        if decision.strategy is not Strategy.AGGREGATE:
+            if block is tree and decision.strategy is Strategy.SINGLE:
+                ctx.decide(decision.reason)
+            continue
+        try:
+            merge = split_block(block, decision)
+        except NotDistributable as e:
+            if block is tree:
+                ctx.decide(e.reason)
+            continue
+        if block is tree:
             ctx.decide(decision.reason)
-        return tree
-    # shape splits a lone SELECT only
-    assert isinstance(tree, exp.Select) and isinstance(ctx.original, exp.Select)
-    named = name_outputs(ctx.original, tree, ctx.sql)
-    partial, merge = partial_and_merge(named, ctx.schema)
-    merge.set("from_", exp.From(this=fragment(partial, split=decision.split_table)))
-    ctx.decide(decision.reason)
-    return merge
+            tree = merge
+        else:
+            ctx.note(f"subquery: {decision.reason}")
+            block.replace(merge)
+    return tree
 
 
-def partial_and_merge(
-    select: exp.Select, schema: dict[str, dict[str, str]]
-) -> tuple[exp.Select, exp.Select]:
-    """The partial and the merge query for `select`; the merge reads no table yet."""
-    select = annotate_types(select.copy(), schema=schema, dialect=DIALECT)
-    keys = _group_keys(select)
-    grouped = bool(keys)
+def split_block(select: exp.Select, decision: Shape) -> exp.Select:
+    """The merge over a Fragment of partial aggregates, for an AGGREGATE block."""
+    select = materialize_inputs(select.copy())
+    keys = group_keys(select)
+    aggregates = aggregates_of(select)
+    grouping = select.args.get("group")
+    sets = grouping is not None and any(isinstance(e, GROUPING_SETS) for e in grouping.expressions)
     key_columns = {key: exp.column(f"_g{i}") for i, key in enumerate(keys)}
-    partials: dict[exp.Expression, exp.Column] = {}
-
-    def partial(agg: exp.Expression) -> exp.Column:
-        return partials.setdefault(agg, exp.column(f"_a{len(partials)}")).copy()
+    distinct = next((d for a in aggregates if (d := distinct_argument(a)) is not None), None)
+    merger = Merger(
+        grouped=bool(keys) and not sets, distinct=exp.column("_d0") if distinct else None
+    )
+    wrappers = set(aggregates)
 
     def merged(node: exp.Expression) -> exp.Expression:
         if node in key_columns:
             return key_columns[node].copy()
-        if isinstance(node, exp.AggFunc):
-            merge = _merge_aggregate(node, partial, grouped)
+        if node in wrappers:
+            merge = merger.merge(node)
             if isinstance(merge, exp.Binary) and not isinstance(node.parent, exp.Alias):
                 merge = exp.Paren(this=merge)
             return merge
         return node
 
     merge = select.copy()
-    merge.set("expressions", [e.transform(merged) for e in select.expressions])
+    merge.set("expressions", [transform_scope(e, merged) for e in select.expressions])
     for clause in ("having", "order"):
         if select.args.get(clause) is not None:
-            merge.set(clause, select.args[clause].transform(merged))
-    merge.set("from_", None)
+            merge.set(clause, transform_scope(select.args[clause], merged))
+    if sets:
+        assert grouping is not None
+        merge.set("group", _renamed_group(grouping, key_columns))
+    elif keys:
+        merge.set("group", exp.Group(expressions=list(key_columns.values())))
+    else:
+        merge.set("group", None)
+    if not aggregates and select.args.get("distinct") and not grouping:
+        merge.set("distinct", None)  # grouping by every output is DISTINCT already
     merge.set("joins", None)
     merge.set("where", None)
-    merge.set("group", exp.Group(expressions=list(key_columns.values())) if grouped else None)
     _check_merged(merge)
 
-    partial_select = select.copy()
+    partial = select.copy()
     for clause in _DROPPED_FROM_PARTIAL:
-        partial_select.set(clause, None)
-    partial_select.set(
-        "expressions",
-        [key.copy().as_(column.name) for key, column in key_columns.items()]
-        + [agg.copy().as_(column.name) for agg, column in partials.items()],
-    )
-    partial_select.set(
-        "group", exp.Group(expressions=[k.copy() for k in keys]) if grouped else None
-    )
-    return partial_select, merge
+        partial.set(clause, None)
+    outputs = [key.copy().as_(column.name) for key, column in key_columns.items()]
+    group = [k.copy() for k in keys]
+    if distinct is not None:
+        outputs.append(distinct.copy().as_("_d0"))
+        group.append(distinct.copy())
+    outputs += [agg.copy().as_(column.name) for agg, column in merger.partials.items()]
+    partial.set("expressions", outputs)
+    partial.set("group", exp.Group(expressions=group) if group else None)
+    source: exp.Expression = fragment(partial, split=decision.split_table)
+    if merger.means:
+        source = _with_means(source, merger, list(key_columns.values()))
+    merge.set("from_", exp.From(this=source))
+    return merge
 
 
-def _group_keys(select: exp.Select) -> list[exp.Expression]:
-    """GROUP BY's expressions, without repeats; for GROUP BY ALL, the outputs that
-    aggregate nothing, as DuckDB defines it."""
+def materialize_inputs(select: exp.Select) -> exp.Select:
+    """`select` with each nested query that reads earlier stages, and is not
+    correlated, made a stage of its own: computed once, read by every task."""
+    for nested in nested_queries(select):
+        if isinstance(nested, Fragment) or not has_fragments(nested) or correlated(nested):
+            continue
+        if isinstance(nested, exp.Subquery) and isinstance(nested.parent, exp.From | exp.Join):
+            alias = nested.args.get("alias")
+            nested.replace(fragment(nested.this, alias=alias.copy() if alias else None))
+        elif isinstance(nested, exp.Subquery):
+            nested.set("this", _read_all(nested.this))
+        else:
+            nested.replace(_read_all(nested))
+    return select
+
+
+def _read_all(query: exp.Expression) -> exp.Select:
+    assert isinstance(query, exp.Query)
+    return exp.select("*").from_(fragment(query))
+
+
+def correlated(query: exp.Expression) -> bool:
+    """Whether `query` names a table it does not itself bring into scope."""
+    defined = {
+        source.alias_or_name.lower()
+        for source in query.find_all(exp.Table, exp.Subquery, Fragment)
+        if source.alias_or_name
+    }
+    defined |= {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    return any(c.table and c.table.lower() not in defined for c in query.find_all(exp.Column))
+
+
+def group_keys(select: exp.Select) -> list[exp.Expression]:
+    """The expressions the block groups by, without repeats: GROUP BY's (every key of
+    its grouping sets, rollups and cubes); for GROUP BY ALL, the outputs that aggregate
+    nothing, as DuckDB defines it; for SELECT DISTINCT without GROUP BY, the outputs."""
     group = select.args.get("group")
     if group is None:
+        if select.args.get("distinct") and not aggregates_of(select):
+            return list(dict.fromkeys(e.unalias() for e in select.expressions))
         return []
     if group.args.get("all"):
-        found = [e.unalias() for e in select.expressions if e.find(exp.AggFunc) is None]
-    else:
-        found = list(group.expressions)
+        found = [e.unalias() for e in select.expressions if not aggregates_of(e.unalias())]
+        return list(dict.fromkeys(found))
+    found = []
+    for e in group.expressions:
+        if isinstance(e, GROUPING_SETS):
+            for item in e.expressions:
+                found += _leaves(item)
+        else:
+            found += _leaves(e)
     return list(dict.fromkeys(found))
 
 
-def _merge_aggregate(
-    agg: exp.AggFunc, partial: Callable[[exp.Expression], exp.Column], grouped: bool
-) -> exp.Expression:
-    if isinstance(agg, exp.Sum | exp.Min | exp.Max):
-        return type(agg)(this=partial(agg))
-    if isinstance(agg, exp.Count):
-        count = exp.cast(exp.Sum(this=partial(agg)), exp.DataType.Type.BIGINT)
-        # A merge of no partial rows at all sums to NULL where COUNT says 0.
-        return count if grouped else exp.Coalesce(this=count, expressions=[exp.Literal.number(0)])
-    if isinstance(agg, exp.Avg):
-        _check_average(agg)
-        total = exp.Sum(this=partial(exp.Sum(this=agg.this.copy())))
-        count = exp.Sum(this=partial(exp.Count(this=agg.this.copy(), big_int=True)))
-        return exp.Div(
-            this=exp.cast(total, exp.DataType.Type.DOUBLE),
-            expression=exp.Nullif(this=count, expression=exp.Literal.number(0)),
-        )
-    raise NotDistributable(f"one task: {agg.sql_name()} cannot be merged yet")
+def _leaves(item: exp.Expression) -> list[exp.Expression]:
+    if isinstance(item, exp.Tuple):
+        return [leaf for e in item.expressions for leaf in _leaves(e)]
+    if isinstance(item, exp.Paren):
+        return _leaves(item.this)
+    return [item]
 
 
-def _check_average(agg: exp.Avg) -> None:
-    """AVG is DOUBLE only over numbers (over dates or intervals it is not)."""
-    argument = agg.this.type
-    if argument is None or not argument.is_type(*exp.DataType.NUMERIC_TYPES):
-        what = argument.sql(dialect=DIALECT) if argument is not None else "unknown"
-        raise NotDistributable(f"one task: AVG over {what} values cannot be merged yet")
+def _renamed_group(group: exp.Group, key_columns: dict[exp.Expression, exp.Column]) -> exp.Group:
+    def rename(node: exp.Expression) -> exp.Expression:
+        return key_columns[node].copy() if node in key_columns else node
+
+    renamed = group.transform(rename)
+    assert isinstance(renamed, exp.Group)
+    return renamed
+
+
+def _with_means(source: exp.Expression, merger: Merger, keys: list[exp.Column]) -> exp.Subquery:
+    """The partial rows, each with its group's overall mean for each variance."""
+    window = exp.Window(partition_by=[k.copy() for k in keys]) if keys else exp.Window()
+    columns: list[exp.Expression] = [exp.Star()]
+    for (n, m), column in merger.means.items():
+        weighted = exp.Sum(this=exp.Mul(this=exp.column(n), expression=exp.column(m)))
+        count = exp.Sum(this=exp.column(n))
+        mean = exp.Div(this=_over(weighted, window), expression=_over(count, window))
+        columns.append(mean.as_(column.name))
+    inner = exp.Select(expressions=columns).from_(source)
+    return inner.subquery("_partials")
+
+
+def _over(agg: exp.Expression, window: exp.Window) -> exp.Window:
+    over = window.copy()
+    over.set("this", agg)
+    return over
 
 
 def _check_merged(merge: exp.Select) -> None:
     """Only partial columns and output aliases may remain: a source column would be
     one that is neither grouped nor inside an aggregate."""
-    for column in merge.find_all(exp.Column):
-        if column.table:
+    for node in walk_scope(merge):
+        if isinstance(node, exp.Column) and node.table:
             raise NotDistributable(
-                f"one task: {column.sql(dialect=DIALECT)} is neither grouped nor aggregated"
+                f"one task: {node.sql(dialect=DIALECT)} is neither grouped nor aggregated"
             )
