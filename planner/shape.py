@@ -45,7 +45,6 @@ from duckfleet.planner.scope import catalog_reads, walk_scope
 from duckfleet.planner.settings import PlannerSettings
 from duckfleet.planner.splits import split_count
 
-
 GROUPING_SETS = (exp.GroupingSets, exp.Rollup, exp.Cube)
 
 
