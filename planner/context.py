@@ -34,7 +34,9 @@ class PlanContext:
         return self.catalog.schema_mapping()
 
     def decide(self, reason: str) -> None:
-        """Record why a block runs as it does; the first one recorded heads EXPLAIN."""
+        """Record how the statement's own block runs (a rule that splits it says so);
+        the first one recorded heads EXPLAIN. Without one, the planner asks `shape`
+        why the block runs as one task."""
         if reason not in self.reasons:
             self.reasons.append(reason)
 

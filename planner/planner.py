@@ -16,6 +16,7 @@ from duckfleet.planner.parse import parse_statement
 from duckfleet.planner.plan import Plan
 from duckfleet.planner.rules import RULES
 from duckfleet.planner.settings import PlannerSettings
+from duckfleet.planner.shape import shape
 from duckfleet.planner.stages import build_plan, single_plan
 
 
@@ -35,4 +36,6 @@ def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = No
             tree = rule(tree, ctx)
     except NotDistributable as e:
         return single_plan(ctx, e.reason)
+    if not ctx.reasons:  # no rule split the statement's own block: say why
+        ctx.decide(shape(tree, ctx).reason)
     return build_plan(tree, ctx)

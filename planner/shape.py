@@ -15,8 +15,8 @@ it depends on seeing all of that table's rows at once:
 * what every task reads whole is no larger than one task's split (times
   `broadcast_max_share`).
 
-Then a block without aggregates, GROUP BY or DISTINCT is a SCAN (when it has no
-ORDER BY, LIMIT, OFFSET or HAVING), and one with them an AGGREGATE when every
+Then a block without aggregates, GROUP BY or DISTINCT is a SCAN, or a SORT when
+it has ORDER BY, LIMIT or OFFSET (numbers); one with them an AGGREGATE when every
 aggregate merges (planner/aggregates.py). Anything else runs as one task, and the
 shape says why.
 """
@@ -52,6 +52,7 @@ class Strategy(StrEnum):
     SINGLE = "single"
     SCAN = "scan"
     AGGREGATE = "aggregate"
+    SORT = "sort"  # ORDER BY and/or LIMIT over a scan: top-N per split, or a final sort
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,18 @@ def shape(block: exp.Expression, ctx: PlanContext, root: bool = True) -> Shape:
     broadcast = f"; broadcast: {', '.join(told)}" if told else ""
     if strategy is Strategy.SCAN:
         reason = f"scan: one task per split of {split.name} ({count} tasks){broadcast}"
+    elif strategy is Strategy.SORT:
+        limit = row_count(select, "limit")
+        if limit is None:
+            what = f"one task per split of {split.name} ({count} tasks), sorted in one task"
+        else:
+            first = limit + (row_count(select, "offset") or 0)
+            rows = f"the first {first} row(s) in order" if select.args.get("order") else None
+            what = (
+                f"{rows or f'any {first} row(s)'} of each split of {split.name} "
+                f"({count} tasks), merged in one task"
+            )
+        reason = f"sort: {what}{broadcast}"
     else:
         reason = (
             f"aggregate: partial aggregates per split of {split.name} ({count} tasks), "
@@ -255,6 +268,15 @@ def _check_expressions(select: exp.Select) -> None:
         raise NotDistributable("one task: DISTINCT ON")
 
 
+def row_count(select: exp.Select, key: str) -> int | None:
+    """The number in LIMIT or OFFSET, when it is one."""
+    clause = select.args.get(key)
+    value = clause.expression if isinstance(clause, exp.Limit | exp.Offset) else None
+    if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
+        return int(str(value.this))
+    return None
+
+
 def aggregates_of(select: exp.Select) -> list[exp.Expression]:
     """The block's own aggregates, each with its FILTER or IGNORE NULLS wrapper."""
     out = []
@@ -271,10 +293,13 @@ def _strategy(select: exp.Select, sql: str) -> Strategy:
     aggregates = aggregates_of(select)
     group = select.args.get("group")
     if not aggregates and group is None and not select.args.get("distinct"):
-        for key in ("order", "limit", "offset", "having"):
-            if select.args.get(key):
-                what = "ORDER BY" if key == "order" else key.upper()
-                raise NotDistributable(f"one task: {what} without aggregates is not split yet")
+        if select.args.get("having"):
+            raise NotDistributable("one task: HAVING without aggregates is not split yet")
+        if any(select.args.get(k) for k in ("order", "limit", "offset")):
+            for key in ("limit", "offset"):
+                if select.args.get(key) is not None and row_count(select, key) is None:
+                    raise NotDistributable(f"one task: {key.upper()} that is not a number")
+            return Strategy.SORT
         return Strategy.SCAN
     for agg in aggregates:
         check_aggregate(agg, sql)

@@ -1,6 +1,6 @@
 """The planner's rules as golden files, in the spirit of sqlglot's optimizer fixtures.
 
-tests/fixtures/planner/split_aggregates.sql and aggregates.sql: per case, the input
+tests/fixtures/planner/split_aggregates.sql, aggregates.sql and top_n.sql: per case, the input
 query, the expected partial fragment (one task per split: 4, or `# splits: n`) and
 the expected merge, checked exactly.
 tests/fixtures/planner/strategies.sql and subqueries.sql: per case, the input query,
@@ -102,7 +102,11 @@ def check_answer(case: Case, catalog: Catalog, sql: str) -> None:
         assert_same_result(execute_plan(plan), reference(catalog, sql), ordered=is_ordered(sql))
 
 
-SPLIT_CASES = load_cases("split_aggregates.sql") + load_cases("aggregates.sql")
+SPLIT_CASES = [
+    *load_cases("split_aggregates.sql"),
+    *load_cases("aggregates.sql"),
+    *load_cases("top_n.sql"),
+]
 STRATEGY_CASES = load_cases("strategies.sql") + load_cases("subqueries.sql")
 
 

@@ -31,6 +31,7 @@ from duckfleet.planner.rules.qualify_columns import qualify_columns
 from duckfleet.planner.rules.share_ctes import share_ctes
 from duckfleet.planner.rules.split_aggregates import split_aggregates
 from duckfleet.planner.rules.split_scans import split_scans
+from duckfleet.planner.rules.top_n import top_n
 from duckfleet.planner.rules.unqualify_tables import unqualify_tables
 
 Rule = Callable[[exp.Expression, PlanContext], exp.Expression]
@@ -45,6 +46,7 @@ RULES: tuple[Rule, ...] = (
     decorrelate,  # correlated subqueries -> joins (sqlglot's unnest_subqueries)
     share_ctes,  # a CTE read twice over a large table -> one stage, read by both
     split_aggregates,  # every aggregate block: partial aggregates per split + a merge
+    top_n,  # ORDER BY / LIMIT over a scan: the first rows per split + a final merge
     split_scans,  # a row-by-row statement: one task per split, each a result partition
 )
 

@@ -42,21 +42,17 @@ _DROPPED_FROM_PARTIAL = ("having", "order", "limit", "offset", "distinct")
 
 
 def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
-    if not isinstance(tree, exp.Select):
-        ctx.decide(shape(tree, ctx).reason)
     for block in blocks_bottom_up(tree):
         if block is not tree and block.parent is None:
             continue  # no longer in the tree
         decision = shape(block, ctx, root=block is tree)
         if decision.strategy is not Strategy.AGGREGATE:
-            if block is tree and decision.strategy is Strategy.SINGLE:
-                ctx.decide(decision.reason)
             continue
         try:
             merge = split_block(block, decision)
         except NotDistributable as e:
             if block is tree:
-                ctx.decide(e.reason)
+                ctx.decide(e.reason)  # what the shape could not see: say it
             continue
         if block is tree:
             ctx.decide(decision.reason)
