@@ -73,6 +73,8 @@ class TaskRecord:
     done_by: MemberId | None
     rows: int | None
     recomputed: tuple[TaskId, ...] = ()  # lost inputs this task recomputed from lineage
+    bytes: int | None = None  # of its result
+    ms: float | None = None  # its worker's time: fetching inputs and running the fragment
 
 
 class QueryStore:
@@ -273,6 +275,8 @@ class QueryStore:
                     MemberId(d["worker"]) if d else None,
                     d["rows"] if d else None,
                     tuple(d.get("recomputed", ())) if d else (),
+                    d.get("bytes") if d else None,
+                    d.get("ms") if d else None,
                 )
             )
         return sorted(out, key=lambda r: int(r.id[1:]))

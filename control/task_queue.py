@@ -183,8 +183,10 @@ class TaskQueue:
         result: ResultInfo,
         lease_id: int,
         recomputed: tuple[TaskId, ...] = (),
+        elapsed_ms: float | None = None,
     ) -> bool:
-        """Commit the task's completion; False if this worker no longer holds it."""
+        """Commit the task's completion; False if this worker no longer holds it.
+        `elapsed_ms`, the worker's time on the task, goes in the task record."""
         k, txn = self.keys, self.store.txn
         q, t, lease = ct.query_id, ct.task_id, ct.record.lease
         done = json.dumps(
@@ -193,6 +195,7 @@ class TaskQueue:
                 "rows": result.rows,
                 "bytes": result.bytes,
                 "recomputed": list(recomputed),
+                **({"ms": round(elapsed_ms, 3)} if elapsed_ms is not None else {}),
             }
         )
         for _ in range(COMPLETE_RETRIES):

@@ -21,9 +21,18 @@ from duckfleet.control.errors import NoWorkers, QueryFailed, QueryTimeout
 from duckfleet.control.queries import StatusWatch
 from duckfleet.control.records import QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.backend import Partition, QueryOutcome
-from duckfleet.flight.tickets import parse_result_ticket, result_ticket
+from duckfleet.flight.explain import explain_table
+from duckfleet.flight.tickets import (
+    ExplainTicket,
+    InvalidTicket,
+    explain_ticket,
+    parse_result_ticket,
+    parse_ticket,
+    result_ticket,
+)
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
+from duckfleet.planner.explain import Explain, explain_statement
 from duckfleet.planner.plan import Plan
 from duckfleet.worker.inputs import FlightClients
 
@@ -54,9 +63,11 @@ class FleetBackend:
         return self.catalog_store.read()
 
     def run(self, sql: str) -> QueryOutcome:
+        explain = explain_statement(sql)
+        if explain is not None:
+            return self._explain(sql, explain)
         started = time.perf_counter()
-        catalog = self.catalog_store.read()
-        plan = plan_query(sql, catalog, self.settings)
+        plan = self._plan(sql)
         planned = time.perf_counter()
         q = new_query_id()
         index = self._execute(q, plan)
@@ -80,6 +91,35 @@ class FleetBackend:
             (time.perf_counter() - started) * 1000,
         )
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
+
+    def _plan(self, sql: str) -> Plan:
+        return plan_query(sql, self.catalog_store.read(), self.settings)
+
+    def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
+        """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
+        each task's run. One endpoint, answered by any front door."""
+        plan = self._plan(explain.sql)
+        q = new_query_id()
+        records = None
+        if explain.analyze:
+            self._execute(q, plan)
+            records = self.queries.task_records(q)
+        table = explain_table(plan, records)
+        ticket = explain_ticket(sql, q if explain.analyze else None)
+        log.info("query=%s explained: %d task(s)%s", q, len(plan.tasks), " (ran)" * bool(records))
+        partition = Partition(ticket=ticket, locations=(), rows=table.num_rows, bytes=table.nbytes)
+        return QueryOutcome(q, table.schema, (partition,))
+
+    def _explain_again(self, ticket: ExplainTicket) -> pa.RecordBatchReader:
+        explain = explain_statement(ticket.sql)
+        if explain is None:
+            raise InvalidTicket("invalid ticket: the explain ticket carries no EXPLAIN")
+        plan = self._plan(explain.sql)
+        records = None
+        if ticket.query_id is not None:
+            self.queries.record(ticket.query_id)  # QueryNotFound once its keys expired
+            records = self.queries.task_records(ticket.query_id)
+        return explain_table(plan, records).to_reader()
 
     def _execute(self, q: QueryId, plan: Plan) -> dict[TaskId, ResultInfo]:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions."""
@@ -111,7 +151,11 @@ class FleetBackend:
         return index
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
-        """Stream a partition from its worker, or recompute it if that worker is gone."""
+        """Stream a partition from its worker, or recompute it if that worker is gone;
+        an EXPLAIN's answer is made again here."""
+        parsed = parse_ticket(ticket)
+        if isinstance(parsed, ExplainTicket):
+            return self._explain_again(parsed)
         q, t = parse_result_ticket(ticket)
         info = self.queries.results(q, [t]).get(t)
         if info is not None:

@@ -15,6 +15,7 @@ Implemented:
                                 GetExportedKeys, GetCrossReference)
     GetSchema                   the metadata commands
     DoGet                       result tickets (fallback path: backend.open_partition),
+                                explain tickets (backend.open_partition makes the answer),
                                 front-door-local tickets (metadata commands)
     DoAction                    CreatePreparedStatement, ClosePreparedStatement,
                                 CloseSession
@@ -189,8 +190,12 @@ class FrontDoorServer(flight.FlightServerBase):
                 return flight.GeneratorStream(
                     table.schema, translate_stream(call, table.to_batches())
                 )
-            call.what = f"task={parsed.task_id}"
-            call.query_id = parsed.query_id
+            if isinstance(parsed, tickets.ExplainTicket):
+                call.what = "explain"
+                call.query_id = parsed.query_id
+            else:
+                call.what = f"task={parsed.task_id}"
+                call.query_id = parsed.query_id
             reader = self._backend.open_partition(ticket.ticket)
             batches = translate_stream(call, _batches(reader, call))
             return flight.GeneratorStream(reader.schema, batches)

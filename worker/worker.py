@@ -229,7 +229,8 @@ class Worker:
             self.results.put(q, t, table)
             info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
             lease = self.membership.lease_id
-            if self.queue.complete(ct, info, lease, tuple(recomputed)):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if self.queue.complete(ct, info, lease, tuple(recomputed), elapsed_ms):
                 log.info(
                     "query=%s task=%s done: %d rows in %.1f ms",
                     q,
