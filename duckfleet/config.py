@@ -62,6 +62,8 @@ class FrontDoorConfig(CommonConfig):
     broadcast_max_bytes: int = field(
         default_factory=lambda: int(_env("broadcast_max_bytes", str(64 * 1024 * 1024)))
     )
+    # plans kept by a front door (the same SQL on the same catalog is planned once)
+    plan_cache: int = field(default_factory=lambda: int(_env("plan_cache", "256")))
     # a split (one task's share of a large table): about this many bytes of Parquet
     split_bytes: int = field(
         default_factory=lambda: int(_env("split_bytes", str(16 * 1024 * 1024)))

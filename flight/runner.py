@@ -9,6 +9,7 @@ front door as the fallback.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ from duckfleet.control.queries import StatusWatch
 from duckfleet.control.records import QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.explain import explain_table
+from duckfleet.flight.plan_cache import PlanCache
 from duckfleet.flight.tickets import (
     ExplainTicket,
     InvalidTicket,
@@ -51,6 +53,9 @@ class FleetBackend:
         self.queries = QueryStore(store)
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients()
+        self.plans = PlanCache(cfg.plan_cache)
+        self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()
         self.settings = PlannerSettings(
             broadcast_max_bytes=cfg.broadcast_max_bytes, split_bytes=cfg.split_bytes
         )
@@ -60,7 +65,16 @@ class FleetBackend:
         self.clients.close()
 
     def catalog(self) -> Catalog:
-        return self.catalog_store.read()
+        """The catalog, read again only when its version moved."""
+        with self._catalog_lock:
+            cached = self._catalog
+        if cached is not None:
+            if self.catalog_store.version() == (cached.version, len(cached.tables)):
+                return cached
+        catalog = self.catalog_store.read()
+        with self._catalog_lock:
+            self._catalog = catalog
+        return catalog
 
     def run(self, sql: str) -> QueryOutcome:
         explain = explain_statement(sql)
@@ -93,7 +107,7 @@ class FleetBackend:
         return QueryOutcome(q, index[outputs[0]].schema, partitions)
 
     def _plan(self, sql: str) -> Plan:
-        return plan_query(sql, self.catalog_store.read(), self.settings)
+        return self.plans.plan(sql, self.catalog(), self.settings, plan_query)
 
     def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with

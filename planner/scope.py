@@ -69,3 +69,14 @@ def catalog_reads(node: exp.Expression, names: set[str]) -> list[str]:
             if not isinstance(child, Fragment):
                 stack.append(child)
     return found
+
+
+def correlated(query: exp.Expression) -> bool:
+    """Whether `query` names a table it does not itself bring into scope."""
+    defined = {
+        source.alias_or_name.lower()
+        for source in query.find_all(exp.Table, exp.Subquery, Fragment)
+        if source.alias_or_name
+    }
+    defined |= {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    return any(c.table and c.table.lower() not in defined for c in query.find_all(exp.Column))

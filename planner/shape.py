@@ -7,9 +7,12 @@ it depends on seeing all of that table's rows at once:
   UNNEST, LATERAL, DISTINCT ON or aggregate the planner cannot merge;
 * it reads the split table once, in FROM or a join; everything else it reads is
   read whole by every task: small catalog tables, Fragments (earlier stages'
-  results), and subqueries or derived tables that read only those;
+  results), and subqueries or derived tables that read only those; an
+  uncorrelated subquery that reads more (a large table, the split table, an
+  earlier stage) becomes a stage of its own, computed once (`needs_stage`);
 * the split table is its one large table, or, with none, the largest of its
-  tables with several splits; it has at least two splits left after pruning;
+  tables with several splits (inside the statement: only one larger than a split);
+  it has at least two splits left after pruning;
 * every join keeps the split table on a side whose rows no other task needs:
   INNER, CROSS, comma, and LEFT (also SEMI, ANTI) joins to the other tables;
 * what every task reads whole is no larger than one task's split (times
@@ -39,9 +42,9 @@ from duckfleet.planner.aggregates import (
 )
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
-from duckfleet.planner.fragment import Fragment
+from duckfleet.planner.fragment import Fragment, has_fragments
 from duckfleet.planner.prune import row_group_filter
-from duckfleet.planner.scope import catalog_reads, walk_scope
+from duckfleet.planner.scope import catalog_reads, correlated, nested_queries, walk_scope
 from duckfleet.planner.settings import PlannerSettings
 from duckfleet.planner.splits import split_count
 
@@ -86,10 +89,8 @@ def shape(block: exp.Expression, ctx: PlanContext, root: bool = True) -> Shape:
     try:
         select = _one_select(block)
         scanned = _sources(select, ctx.catalog)
-        inline = _inline_reads(select, ctx)
         split = _split_table(select, scanned, ctx.catalog, ctx.settings, root)
-        if split.name in inline:
-            raise NotDistributable(f"one task: reads {split.name} in a subquery too")
+        inline = _inline_reads(select, split, ctx)
         small = sorted({t.name for t in scanned if t is not split} | set(inline))
         _check_broadcast_cost(select, split, small, ctx.catalog, ctx.settings)
         _check_joins(select, split)
@@ -162,20 +163,37 @@ def _sources(select: exp.Select, catalog: Catalog) -> list[Table]:
     return scanned
 
 
-def _inline_reads(select: exp.Select, ctx: PlanContext) -> list[str]:
-    """Catalog tables read by the block's subqueries and derived tables (every task
-    runs them whole); refuses a large one."""
+def nested_sources(select: exp.Select) -> list[exp.Expression]:
+    """The queries nested in the block's own scope: subqueries, derived tables."""
+    return [child for child in nested_queries(select) if isinstance(child, exp.Query)]
+
+
+def needs_stage(nested: exp.Expression, split: str, ctx: PlanContext) -> bool:
+    """Whether a query nested in a block that splits over `split` must become a stage
+    of its own, computed once before the block's tasks and read by each: it reads an
+    earlier stage, a large table or the split table itself (which inside a task is
+    only that task's split). Only an uncorrelated query can (see `_inline_reads`)."""
+    if has_fragments(nested):
+        return True
+    for name in catalog_reads(nested, set(ctx.catalog.tables)):
+        table = ctx.catalog.get(name)
+        if name == split or (table is not None and table.bytes > ctx.settings.broadcast_max_bytes):
+            return True
+    return False
+
+
+def _inline_reads(select: exp.Select, split: Table, ctx: PlanContext) -> list[str]:
+    """Catalog tables the block's nested queries read in every task (small ones); the
+    others become stages of their own, except correlated ones, which cannot."""
     names = set(ctx.catalog.tables)
     found: list[str] = []
-    for node in walk_scope(select):
-        for child in node.iter_expressions():
-            if isinstance(child, exp.Query):
-                found += catalog_reads(child, names)
-    for name in dict.fromkeys(found):
-        table = ctx.catalog.get(name)
-        assert table is not None
-        if table.bytes > ctx.settings.broadcast_max_bytes:
-            raise NotDistributable(f"one task: a subquery reads large table {table.name}")
+    for nested in nested_sources(select):
+        if not needs_stage(nested, split.name, ctx):
+            found += catalog_reads(nested, names)
+        elif correlated(nested):
+            reads = set(catalog_reads(nested, names))
+            what = split.name if split.name in reads else "an earlier result or a large table"
+            raise NotDistributable(f"one task: a correlated subquery reads {what}")
     return list(dict.fromkeys(found))
 
 
@@ -193,12 +211,12 @@ def _split_table(
         raise NotDistributable(f"one task: joins two large tables ({', '.join(names)})")
     if len(large) > 1:
         raise NotDistributable(f"one task: reads large table {names[0]} twice")
-    if not large and not root:
-        raise NotDistributable("one task: reads no large table")
     if not scanned:
         raise NotDistributable("one task: reads no catalog table but through subqueries")
     if not large:
-        splittable = [t for t in scanned if split_count(t, settings) > 1]
+        # inside the statement, a table of one split's worth or less is not worth a stage
+        floor = 0 if root else settings.split_bytes
+        splittable = [t for t in scanned if t.bytes > floor and split_count(t, settings) > 1]
         if not splittable:
             raise NotDistributable("one task: only one split")
         largest = max(splittable, key=lambda t: t.bytes)

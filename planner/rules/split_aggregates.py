@@ -33,10 +33,18 @@ from sqlglot import exp
 from duckfleet.planner.aggregates import Merger, distinct_argument
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
-from duckfleet.planner.fragment import Fragment, fragment, has_fragments
+from duckfleet.planner.fragment import fragment
 from duckfleet.planner.parse import DIALECT
-from duckfleet.planner.scope import blocks_bottom_up, nested_queries, transform_scope, walk_scope
-from duckfleet.planner.shape import GROUPING_SETS, Shape, Strategy, aggregates_of, shape
+from duckfleet.planner.scope import blocks_bottom_up, correlated, transform_scope, walk_scope
+from duckfleet.planner.shape import (
+    GROUPING_SETS,
+    Shape,
+    Strategy,
+    aggregates_of,
+    needs_stage,
+    nested_sources,
+    shape,
+)
 
 _DROPPED_FROM_PARTIAL = ("having", "order", "limit", "offset", "distinct")
 
@@ -49,7 +57,7 @@ def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
         if decision.strategy is not Strategy.AGGREGATE:
             continue
         try:
-            merge = split_block(block, decision)
+            merge = split_block(block, decision, ctx)
         except NotDistributable as e:
             if block is tree:
                 ctx.decide(e.reason)  # what the shape could not see: say it
@@ -63,9 +71,10 @@ def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
     return tree
 
 
-def split_block(select: exp.Select, decision: Shape) -> exp.Select:
+def split_block(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Select:
     """The merge over a Fragment of partial aggregates, for an AGGREGATE block."""
-    select = materialize_inputs(select.copy())
+    assert decision.split_table is not None
+    select = materialize_inputs(select.copy(), decision.split_table, ctx)
     keys = group_keys(select)
     aggregates = aggregates_of(select)
     grouping = select.args.get("group")
@@ -123,11 +132,11 @@ def split_block(select: exp.Select, decision: Shape) -> exp.Select:
     return merge
 
 
-def materialize_inputs(select: exp.Select) -> exp.Select:
-    """`select` with each nested query that reads earlier stages, and is not
-    correlated, made a stage of its own: computed once, read by every task."""
-    for nested in nested_queries(select):
-        if isinstance(nested, Fragment) or not has_fragments(nested) or correlated(nested):
+def materialize_inputs(select: exp.Select, split: str, ctx: PlanContext) -> exp.Select:
+    """`select` with each nested query that `needs_stage` made a stage of its own:
+    computed once, before the block's tasks, each of which reads its result."""
+    for nested in nested_sources(select):
+        if not needs_stage(nested, split, ctx) or correlated(nested):
             continue
         if isinstance(nested, exp.Subquery) and isinstance(nested.parent, exp.From | exp.Join):
             alias = nested.args.get("alias")
@@ -142,17 +151,6 @@ def materialize_inputs(select: exp.Select) -> exp.Select:
 def _read_all(query: exp.Expression) -> exp.Select:
     assert isinstance(query, exp.Query)
     return exp.select("*").from_(fragment(query))
-
-
-def correlated(query: exp.Expression) -> bool:
-    """Whether `query` names a table it does not itself bring into scope."""
-    defined = {
-        source.alias_or_name.lower()
-        for source in query.find_all(exp.Table, exp.Subquery, Fragment)
-        if source.alias_or_name
-    }
-    defined |= {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
-    return any(c.table and c.table.lower() not in defined for c in query.find_all(exp.Column))
 
 
 def group_keys(select: exp.Select) -> list[exp.Expression]:

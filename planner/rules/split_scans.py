@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fragment import Fragment, fragment, has_fragments
+from duckfleet.planner.rules.split_aggregates import materialize_inputs
 from duckfleet.planner.shape import Strategy, shape
 
 
@@ -33,6 +34,7 @@ def split_scans(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
         return tree
     assert decision.split_table is not None
     ctx.decide(decision.reason)
+    tree = materialize_inputs(tree, decision.split_table, ctx)
     text = ctx.text if _as_written(tree, ctx, decision.split_table) else None
     return fragment(tree, split=decision.split_table, text=text)
 
@@ -47,8 +49,10 @@ def _split_branches(tree: exp.SetOperation, ctx: PlanContext) -> exp.Expression:
             continue
         decision = shape(branch, ctx, root=False)
         if decision.strategy is Strategy.SCAN:
+            assert decision.split_table is not None
             ctx.note(f"set operation branch: {decision.reason}")
-            branch.replace(exp.select("*").from_(fragment(branch.copy(), decision.split_table)))
+            body = materialize_inputs(branch.copy(), decision.split_table, ctx)
+            branch.replace(exp.select("*").from_(fragment(body, decision.split_table)))
     return tree
 
 

@@ -41,7 +41,7 @@ def top_n(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
         decision = shape(block, ctx, root=root)
         if decision.strategy is not Strategy.SORT:
             continue
-        final = split_sort(block, decision)
+        final = split_sort(block, decision, ctx)
         if root:
             ctx.decide(decision.reason)
             tree = final
@@ -51,8 +51,9 @@ def top_n(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
     return tree
 
 
-def split_sort(select: exp.Select, decision: Shape) -> exp.Select:
-    select = materialize_inputs(select.copy())
+def split_sort(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Select:
+    assert decision.split_table is not None
+    select = materialize_inputs(select.copy(), decision.split_table, ctx)
     limit, offset = row_count(select, "limit"), row_count(select, "offset") or 0
     outputs = list(select.expressions)
     order = select.args.get("order")
