@@ -5,7 +5,7 @@ and named `_a0`, `_a1`, ...; the merge combines those columns over every split:
 
     SUM(x)             SUM(x)                          SUM(_a)
     COUNT(x), COUNT(*) COUNT(x)                        CAST(SUM(_a) AS BIGINT) (0 over nothing)
-    COUNT_IF(p)        COUNT_IF(p)                     SUM(_a) (0 over nothing)
+    COUNT_IF(p)        COUNT_IF(p)                     SUM(_a) (NULL over no rows, as DuckDB)
     MIN, MAX           MIN(x), MAX(x)                  MIN(_a), MAX(_a)
     BOOL_AND, BOOL_OR  the same                        the same over _a
     BIT_AND/OR/XOR     the same                        the same over _a
@@ -159,9 +159,8 @@ class Merger:
             return type(func)(this=self.partial(wrap(func)))
         if isinstance(func, exp.Count):
             return self._count(exp.Sum(this=self.partial(wrap(func))))
-        if isinstance(func, exp.CountIf):
-            total = exp.Sum(this=self.partial(wrap(func)))
-            return total if self.grouped else _zero_if_null(total)
+        if isinstance(func, exp.CountIf):  # NULL over no rows at all, as DuckDB's
+            return exp.Sum(this=self.partial(wrap(func)))
         argument = func.this.copy()
         if isinstance(func, exp.Avg):
             total = exp.Sum(this=self.partial(wrap(exp.Sum(this=argument))))

@@ -140,11 +140,11 @@ def materialize_inputs(select: exp.Select, split: str, ctx: PlanContext) -> exp.
             continue
         if isinstance(nested, exp.Subquery) and isinstance(nested.parent, exp.From | exp.Join):
             alias = nested.args.get("alias")
-            nested.replace(fragment(nested.this, alias=alias.copy() if alias else None))
+            nested.replace(fragment(nested.this.copy(), alias=alias.copy() if alias else None))
         elif isinstance(nested, exp.Subquery):
-            nested.set("this", _read_all(nested.this))
-        else:
-            nested.replace(_read_all(nested))
+            nested.set("this", _read_all(nested.this.copy()))
+        else:  # EXISTS (SELECT ...), x IN (SELECT ...)
+            nested.replace(_read_all(nested.copy()))
     return select
 
 
