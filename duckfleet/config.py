@@ -66,7 +66,7 @@ class FrontDoorConfig(CommonConfig):
     plan_cache: int = field(default_factory=lambda: int(_env("plan_cache", "256")))
     # a split (one task's share of a large table): about this many bytes of Parquet
     split_bytes: int = field(
-        default_factory=lambda: int(_env("split_bytes", str(16 * 1024 * 1024)))
+        default_factory=lambda: int(_env("split_bytes", str(32 * 1024 * 1024)))
     )
 
 

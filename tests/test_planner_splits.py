@@ -84,8 +84,8 @@ def test_default_split_size_spreads_an_sf1_lineitem_file() -> None:
         for n in range(4)
     )
     splits = splits_of(Table("lineitem", (), files), PlannerSettings())
-    assert len(splits) == 16
-    assert {r.end_group - r.first_group for s in splits for r in s.ranges if r} == {3, 4}
+    assert len(splits) == 8
+    assert {r.end_group - r.first_group for s in splits for r in s.ranges if r} == {7}
 
 
 def test_without_row_groups_in_the_catalog_each_file_is_one_split() -> None:
