@@ -1,7 +1,9 @@
-"""duckfleet's benchmark harness: `python -m bench tpch|latency|all`.
+"""duckfleet's benchmark harness: `python -m bench tpch|planning|latency|all`.
 
 * `bench.tpch`: the 22 TPC-H queries through the fleet (ADBC) and through DuckDB
   in-process over the same Parquet files; every fleet answer checked first.
+* `bench.planning`: planning time per TPC-H query, cold and with a warm plan cache,
+  and how each query is planned.
 * `bench.latency`: small-query latency through the fleet, and the bare Flight DoGet
   round trip as the transport floor.
 * `bench.fleet`: the fleet the benchmarks talk to (LocalFleet, real processes).

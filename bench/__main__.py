@@ -1,4 +1,4 @@
-"""python -m bench tpch|latency|all: see bench/__init__.py."""
+"""python -m bench tpch|planning|latency|all: see bench/__init__.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 from bench import RESULTS_DIR
 from bench.latency import run_latency
+from bench.planning import run_planning
 from bench.tpch import run_tpch
 
 
@@ -31,6 +32,11 @@ def parser() -> argparse.ArgumentParser:
     common(t)
     tpch(t)
     t.add_argument("--runs", type=int, default=3, help="warm runs per query and engine")
+
+    pl = sub.add_parser("planning", help="planning time per TPC-H query, cold and warm cache")
+    pl.add_argument("--out", default=str(RESULTS_DIR), help="where results are written")
+    tpch(pl)
+    pl.add_argument("--runs", type=int, default=5, help="timed plans per query and cache")
 
     lat = sub.add_parser("latency", help="small-query latency and the Flight floor")
     common(lat)
@@ -56,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir,
             out=args.out,
             log_dir=args.log_dir,
+            queries=queries,
+        )
+    if args.command == "planning":
+        run_planning(
+            scale=args.scale,
+            data_dir=args.data_dir,
+            out=args.out,
+            runs=args.runs,
             queries=queries,
         )
     if args.command in ("latency", "all"):

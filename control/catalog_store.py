@@ -37,6 +37,16 @@ class CatalogStore:
         return bool(self.store.client.delete(self.store.keys.table(name)))
 
     @translated("reading the catalog")
+    def version(self) -> tuple[int, int]:
+        """(highest mod revision, number of tables), read without the tables: any put
+        raises the first, any delete lowers the second, so it changes with any change."""
+        revisions = [
+            int(meta.mod_revision)
+            for _, meta in self.store.client.get_prefix(self.store.keys.tables(), keys_only=True)
+        ]
+        return max(revisions, default=0), len(revisions)
+
+    @translated("reading the catalog")
     def read(self) -> Catalog:
         """Every table and view, and the highest mod revision among them as the version."""
         tables: dict[str, Table] = {}

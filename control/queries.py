@@ -84,6 +84,8 @@ class TaskRecord:
     recomputed: tuple[TaskId, ...] = ()  # lost inputs this task recomputed from lineage
     by_copy: bool = False  # finished by a speculative second copy
     seconds: float = 0.0  # how long the finishing copy ran
+    bytes: int | None = None  # of its result
+    ms: float | None = None  # its worker's time: fetching inputs and running the fragment
 
 
 class QueryStore:
@@ -341,6 +343,8 @@ class QueryStore:
                     tuple(d.get("recomputed", ())) if d else (),
                     bool(d.get("copy", False)) if d else False,
                     float(d.get("seconds", 0.0)) if d else 0.0,
+                    d.get("bytes") if d else None,
+                    d.get("ms") if d else None,
                 )
             )
         return sorted(out, key=lambda r: int(r.id[1:]))

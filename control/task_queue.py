@@ -207,6 +207,7 @@ class TaskQueue:
                 "recomputed": list(recomputed),
                 "seconds": round(seconds, 4),
                 "copy": ct.copy,
+                "ms": round(seconds * 1000, 3),
             }
         )
         for _ in range(COMPLETE_RETRIES):

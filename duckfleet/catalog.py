@@ -1,13 +1,40 @@
-"""The catalog's data model: tables, their columns and files.
+"""The catalog's data model: tables, their columns, files and row groups.
 
 Pure values. The control plane stores them in etcd as JSON; the planner reads them.
+
+Row groups carry what splits and pruning need: rows, bytes on storage, and for the
+columns where it tells row groups apart (a sorted key, a clustered date) the min
+and max from the Parquet footer, as JSON values: numbers as such, decimals, dates
+and timestamps as strings (`stat_value` reads them back with the column's type).
 """
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+StatValue = int | str  # as stored in JSON
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    rows: int
+    bytes: int  # compressed bytes on storage
+    # column -> (min, max), only where the footer has them and they tell row groups
+    # apart; a column missing here may hold anything.
+    stats: Mapping[str, tuple[StatValue, StatValue]] = field(default_factory=dict)
+
+    def to_list(self) -> list[Any]:
+        return [self.rows, self.bytes, {c: list(v) for c, v in self.stats.items()}]
+
+    @staticmethod
+    def from_list(item: list[Any]) -> RowGroup:
+        rows, size, stats = item
+        return RowGroup(rows, size, {c: (lo, hi) for c, (lo, hi) in stats.items()})
 
 
 @dataclass(frozen=True)
@@ -22,6 +49,7 @@ class DataFile:
     rows: int
     bytes: int
     row_groups: int = 1
+    groups: tuple[RowGroup, ...] = ()  # per row group, when the catalog has them
 
 
 @dataclass(frozen=True)
@@ -45,7 +73,11 @@ class Table:
                 "name": self.name,
                 "format": self.format,
                 "columns": [[c.name, c.type] for c in self.columns],
-                "files": [[f.path, f.rows, f.bytes, f.row_groups] for f in self.files],
+                "files": [
+                    [f.path, f.rows, f.bytes, f.row_groups]
+                    + ([[g.to_list() for g in f.groups]] if f.groups else [])
+                    for f in self.files
+                ],
             }
         )
 
@@ -56,7 +88,12 @@ class Table:
             name=d["name"],
             format=d.get("format", "parquet"),
             columns=tuple(Column(n, t) for n, t in d["columns"]),
-            files=tuple(DataFile(p, r, b, g) for p, r, b, g in d["files"]),
+            files=tuple(
+                DataFile(
+                    p, r, b, g, tuple(RowGroup.from_list(x) for x in (more[0] if more else ()))
+                )
+                for p, r, b, g, *more in d["files"]
+            ),
         )
 
 
@@ -108,3 +145,18 @@ class Catalog:
     def schema_mapping(self) -> dict[str, dict[str, str]]:
         """The shape sqlglot's MappingSchema takes: {table: {column: type}}."""
         return {n: {c.name: c.type for c in t.columns} for n, t in self.tables.items()}
+
+
+def stat_value(column_type: str, raw: StatValue) -> Any:
+    """A stored min or max as a value that compares with others of the column's type:
+    int, Decimal, date, datetime or str."""
+    kind = column_type.upper()
+    if not isinstance(raw, str):
+        return raw
+    if kind.startswith("DECIMAL") or kind.startswith("NUMERIC"):
+        return decimal.Decimal(raw)
+    if kind == "DATE":
+        return datetime.date.fromisoformat(raw)
+    if kind.startswith("TIMESTAMP"):
+        return datetime.datetime.fromisoformat(raw)
+    return raw

@@ -112,6 +112,12 @@ class FrontDoorConfig(CommonConfig):
     admin_password: str = field(default_factory=lambda: _env("admin_password", ""))
     admin_password_file: str = field(default_factory=lambda: _env("admin_password_file", ""))
     users_file: str = field(default_factory=lambda: _env("users_file", ""))
+    # plans kept by a front door (the same SQL on the same catalog is planned once)
+    plan_cache: int = field(default_factory=lambda: int(_env("plan_cache", "256")))
+    # a split (one task's share of a large table): about this many bytes of Parquet
+    split_bytes: int = field(
+        default_factory=lambda: int(_env("split_bytes", str(32 * 1024 * 1024)))
+    )
 
 
 def override(cfg: CommonConfig, **flags: object) -> None:

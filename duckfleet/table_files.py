@@ -1,15 +1,29 @@
-"""Describe Parquet files as a catalog Table: columns, rows, sizes, row groups."""
+"""Describe Parquet files as a catalog Table: columns, rows, sizes, row groups.
+
+Each row group keeps its rows, its bytes on storage and, for the columns where the
+footers tell row groups apart, its min and max: a column is kept when some two row
+groups of the table have disjoint ranges (a sorted or clustered column); where
+every range overlaps every other, the statistics could prune nothing and stay out
+of the catalog. Floating-point columns are left out (NaN is above every number in
+DuckDB but absent from Parquet statistics), and so are strings longer than
+MAX_STAT_CHARS.
+"""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import glob
 import os
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
-from duckfleet.catalog import Column, DataFile, Table
+from duckfleet.catalog import Column, DataFile, RowGroup, StatValue, Table
 from duckfleet.errors import DuckfleetError
+
+MAX_STAT_CHARS = 64
 
 
 class TableFilesError(DuckfleetError):
@@ -45,8 +59,83 @@ def describe_files(name: str, files: list[str], where: str = "") -> Table:
     finally:
         con.close()
     columns = tuple(Column(r[0], r[1]) for r in rows)
-    data = []
-    for f in files:
-        meta = pq.ParquetFile(f).metadata
-        data.append(DataFile(f, meta.num_rows, os.path.getsize(f), meta.num_row_groups))
+    footers = [(f, pq.ParquetFile(f).metadata) for f in files]
+    groups = [_row_groups(meta) for _, meta in footers]
+    useful = _telling_columns([g for file_groups in groups for g in file_groups])
+    data = [
+        DataFile(
+            f,
+            meta.num_rows,
+            os.path.getsize(f),
+            meta.num_row_groups,
+            tuple(_keep(g, useful) for g in file_groups),
+        )
+        for (f, meta), file_groups in zip(footers, groups, strict=True)
+    ]
     return Table(name=name.lower(), columns=columns, files=tuple(data))
+
+
+def _row_groups(meta: pq.FileMetaData) -> list[RowGroup]:
+    out = []
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        stats: dict[str, tuple[StatValue, StatValue]] = {}
+        size = 0
+        for j in range(rg.num_columns):
+            chunk = rg.column(j)
+            size += chunk.total_compressed_size
+            s = chunk.statistics
+            if s is None or not s.has_min_max or "." in chunk.path_in_schema:
+                continue
+            low, high = _json_value(s.min), _json_value(s.max)
+            if low is not None and high is not None:
+                stats[chunk.path_in_schema] = (low, high)
+        out.append(RowGroup(rg.num_rows, size, stats))
+    return out
+
+
+def _json_value(value: Any) -> StatValue | None:
+    if isinstance(value, bool) or isinstance(value, float):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return str(value) if value.is_finite() else None
+    if isinstance(value, datetime.datetime):
+        return None if value.tzinfo is not None else value.isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STAT_CHARS else None
+    return None
+
+
+def _telling_columns(groups: list[RowGroup]) -> set[str]:
+    """Columns with min/max in every row group and two row groups whose ranges are
+    disjoint: the highest min above the lowest max."""
+    if len(groups) < 2:
+        return set()
+    names = set.intersection(*(set(g.stats) for g in groups))
+    kept = set()
+    for name in names:
+        try:
+            lows = [_comparable(g.stats[name][0]) for g in groups]
+            highs = [_comparable(g.stats[name][1]) for g in groups]
+            if max(lows) > min(highs):
+                kept.add(name)
+        except TypeError:  # mixed kinds across files: keep nothing for it
+            continue
+    return kept
+
+
+def _comparable(value: StatValue) -> Any:
+    if isinstance(value, str):
+        try:
+            return decimal.Decimal(value)
+        except decimal.InvalidOperation:
+            return value  # dates and timestamps in ISO form order as text
+    return value
+
+
+def _keep(group: RowGroup, columns: set[str]) -> RowGroup:
+    return RowGroup(group.rows, group.bytes, {c: v for c, v in group.stats.items() if c in columns})

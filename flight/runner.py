@@ -37,11 +37,21 @@ from duckfleet.control.session_store import SessionStore
 from duckfleet.flight.auth import ClientSecurity
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
+from duckfleet.flight.explain import explain_table
 from duckfleet.flight.orphans import adopt
-from duckfleet.flight.tickets import parse_result_ticket, result_ticket
+from duckfleet.flight.plan_cache import PlanCache
+from duckfleet.flight.tickets import (
+    ExplainTicket,
+    InvalidTicket,
+    explain_ticket,
+    parse_result_ticket,
+    parse_ticket,
+    result_ticket,
+)
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
+from duckfleet.planner.explain import Explain, explain_statement
 from duckfleet.planner.plan import Plan
 from duckfleet.worker.inputs import FlightClients
 
@@ -70,7 +80,12 @@ class FleetBackend:
         self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients(client_security)
-        self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
+        self.plans = PlanCache(cfg.plan_cache)
+        self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()
+        self.settings = PlannerSettings(
+            broadcast_max_bytes=cfg.broadcast_max_bytes, split_bytes=cfg.split_bytes
+        )
         self.describer = Describer(self.settings)
         self.writer = TableWriter(
             self.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
@@ -83,10 +98,19 @@ class FleetBackend:
         self.describer.close()
 
     def catalog(self) -> Catalog:
-        return self.catalog_store.read()
+        """The catalog, read again only when its version moved."""
+        with self._catalog_lock:
+            cached = self._catalog
+        if cached is not None:
+            if self.catalog_store.version() == (cached.version, len(cached.tables)):
+                return cached
+        catalog = self.catalog_store.read()
+        with self._catalog_lock:
+            self._catalog = catalog
+        return catalog
 
     def prepare(self, sql: str) -> Prepared:
-        return self.describer.prepare(sql, self.catalog_store.read())
+        return self.describer.prepare(sql, self.catalog())
 
     def update(self, sql: str, *, priority: int = 0) -> int:
         return self.writer.update(sql, priority)
@@ -134,8 +158,10 @@ class FleetBackend:
         adopted = self._adopted(f, cancelled)
         if adopted is not None:
             return adopted
-        catalog = self.catalog_store.read()
-        plan = plan_query(sql, catalog, self.settings)
+        explain = explain_statement(sql)
+        if explain is not None:
+            return self._explain(sql, explain)
+        plan = self._plan(sql)
         planned = time.perf_counter()
         q = new_query_id()
         index = self._execute(q, plan, priority=priority, cancelled=cancelled, fingerprint=f)
@@ -181,6 +207,35 @@ class FleetBackend:
             finally:
                 self._forget(f, q)
         return self._outcome(q, list(record.outputs), self._results(q, record.outputs, status))
+
+    def _plan(self, sql: str) -> Plan:
+        return self.plans.plan(sql, self.catalog(), self.settings, plan_query)
+
+    def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
+        """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
+        each task's run. One endpoint, answered by any front door."""
+        plan = self._plan(explain.sql)
+        q = new_query_id()
+        records = None
+        if explain.analyze:
+            self._execute(q, plan)
+            records = self.queries.task_records(q)
+        table = explain_table(plan, records)
+        ticket = explain_ticket(sql, q if explain.analyze else None)
+        log.info("query=%s explained: %d task(s)%s", q, len(plan.tasks), " (ran)" * bool(records))
+        partition = Partition(ticket=ticket, locations=(), rows=table.num_rows, bytes=table.nbytes)
+        return QueryOutcome(q, table.schema, (partition,))
+
+    def _explain_again(self, ticket: ExplainTicket) -> pa.RecordBatchReader:
+        explain = explain_statement(ticket.sql)
+        if explain is None:
+            raise InvalidTicket("invalid ticket: the explain ticket carries no EXPLAIN")
+        plan = self._plan(explain.sql)
+        records = None
+        if ticket.query_id is not None:
+            self.queries.record(ticket.query_id)  # QueryNotFound once its keys expired
+            records = self.queries.task_records(ticket.query_id)
+        return explain_table(plan, records).to_reader()
 
     def _execute(
         self,
@@ -290,7 +345,11 @@ class FleetBackend:
         return self.queries.end(q, status, finished_too=True)
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
-        """Stream a partition from its worker, or recompute it if that worker is gone."""
+        """Stream a partition from its worker, or recompute it if that worker is gone;
+        an EXPLAIN's answer is made again here."""
+        parsed = parse_ticket(ticket)
+        if isinstance(parsed, ExplainTicket):
+            return self._explain_again(parsed)
         q, t = parse_result_ticket(ticket)
         status = self.queries.status(q)
         if status is not None and status.state != QueryState.FINISHED:

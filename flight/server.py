@@ -19,6 +19,7 @@ Implemented:
                                 GetExportedKeys, GetCrossReference)
     GetSchema                   statements, prepared statements, metadata commands
     DoGet                       result tickets (fallback path: backend.open_partition),
+                                explain tickets (backend.open_partition makes the answer),
                                 front-door-local tickets (metadata commands)
     DoPut                       CommandPreparedStatementQuery (binds parameters: answers
                                 a new handle carrying them), CommandStatementUpdate,
@@ -277,8 +278,12 @@ class FrontDoorServer(flight.FlightServerBase):
                 return flight.GeneratorStream(
                     table.schema, translate_stream(call, table.to_batches())
                 )
-            call.what = f"task={parsed.task_id}"
-            call.query_id = parsed.query_id
+            if isinstance(parsed, tickets.ExplainTicket):
+                call.what = "explain"
+                call.query_id = parsed.query_id
+            else:
+                call.what = f"task={parsed.task_id}"
+                call.query_id = parsed.query_id
             reader = self._backend.open_partition(ticket.ticket)
             batches = translate_stream(call, _batches(reader, call))
             return flight.GeneratorStream(reader.schema, batches)

@@ -11,6 +11,14 @@ the worker that holds it or on any front door)::
     The handle is compact JSON; keys other than "q" and "t" are ignored, so later
     versions may add some. Ids are 1-64 characters of [A-Za-z0-9_-].
 
+Explain ticket (the one endpoint of an EXPLAIN or EXPLAIN ANALYZE, answered by any
+front door)::
+
+    Any(TicketStatementQuery{statement_handle = b'{"explain":"EXPLAIN ...","q":"<id>"}'})
+
+    The whole statement, and for EXPLAIN ANALYZE the query that ran (its task records
+    stay in etcd until its results expire). Up to MAX_EXPLAIN_TICKET_BYTES.
+
 Front-door-local ticket (the endpoint of a metadata command: GetSqlInfo, GetCatalogs,
 GetTables, ...): the Flight SQL command itself, e.g. ``Any(CommandGetTables{...})``, as
 the Flight SQL reference server does. Any front door answers it, from its own
@@ -38,6 +46,7 @@ from duckfleet.flight import sql_messages as sql
 from duckfleet.ids import QueryId, TaskId
 
 MAX_TICKET_BYTES = 4096
+MAX_EXPLAIN_TICKET_BYTES = 256 * 1024  # it carries the statement
 LOCAL_TICKET_COMMANDS = commands.METADATA_COMMANDS  # served by the front door itself
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -54,6 +63,12 @@ class ResultTicket:
 
 
 @dataclass(frozen=True)
+class ExplainTicket:
+    sql: str  # the EXPLAIN statement as sent
+    query_id: QueryId | None  # EXPLAIN ANALYZE: the query that ran
+
+
+@dataclass(frozen=True)
 class LocalTicket:
     command: Message  # e.g. CommandGetTables, answered by the front door itself
 
@@ -64,6 +79,20 @@ def result_ticket(query_id: QueryId, task_id: TaskId) -> bytes:
             raise ValueError(f"{kind} {value!r} cannot go in a ticket: use 1-64 of [A-Za-z0-9_-]")
     handle = json.dumps({"q": query_id, "t": task_id}, separators=(",", ":")).encode()
     return commands.pack(sql.TicketStatementQuery(statement_handle=handle))
+
+
+def explain_ticket(statement: str, query_id: QueryId | None = None) -> bytes:
+    fields: dict[str, str] = {"explain": statement}
+    if query_id is not None:
+        fields["q"] = query_id
+    handle = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    ticket = commands.pack(sql.TicketStatementQuery(statement_handle=handle))
+    if len(ticket) > MAX_EXPLAIN_TICKET_BYTES:
+        raise commands.MalformedRequest(
+            f"the statement is {len(statement)} characters; EXPLAIN answers statements of at most "
+            f"{MAX_EXPLAIN_TICKET_BYTES // 1024} KiB"
+        )
+    return ticket
 
 
 def local_ticket(command: Message) -> bytes:
@@ -79,9 +108,9 @@ def local_ticket(command: Message) -> bytes:
     return ticket
 
 
-def parse_ticket(data: bytes) -> ResultTicket | LocalTicket:
+def parse_ticket(data: bytes) -> ResultTicket | LocalTicket | ExplainTicket:
     """What a ticket refers to; InvalidTicket if duckfleet could not have minted it."""
-    if len(data) > MAX_TICKET_BYTES:
+    if len(data) > MAX_EXPLAIN_TICKET_BYTES:
         raise InvalidTicket(f"invalid ticket: {len(data)} bytes, more than any duckfleet ticket")
     try:
         message = commands.unpack(data, what="ticket")
@@ -89,7 +118,14 @@ def parse_ticket(data: bytes) -> ResultTicket | LocalTicket:
         raise InvalidTicket(f"invalid ticket: {exc}") from None
     name = message.DESCRIPTOR.name
     if name == "TicketStatementQuery":
+        explain = _explain_handle(message.statement_handle)  # type: ignore[attr-defined]
+        if explain is not None:
+            return explain
+        if len(data) > MAX_TICKET_BYTES:
+            raise InvalidTicket(f"invalid ticket: {len(data)} bytes, more than a result ticket")
         return ResultTicket(*_parse_statement_handle(message.statement_handle))  # type: ignore[attr-defined]
+    if len(data) > MAX_TICKET_BYTES:
+        raise InvalidTicket(f"invalid ticket: {len(data)} bytes, more than any duckfleet ticket")
     if name in LOCAL_TICKET_COMMANDS:
         return LocalTicket(message)
     raise InvalidTicket(f"invalid ticket: a {name} is not a ticket duckfleet issues")
@@ -101,6 +137,21 @@ def parse_result_ticket(data: bytes) -> tuple[QueryId, TaskId]:
     if not isinstance(ticket, ResultTicket):
         raise InvalidTicket("invalid ticket: not a result ticket")
     return ticket.query_id, ticket.task_id
+
+
+def _explain_handle(handle: bytes) -> ExplainTicket | None:
+    try:
+        fields = json.loads(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(fields, dict) or "explain" not in fields:
+        return None
+    sql, query_id = fields["explain"], fields.get("q")
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidTicket("invalid ticket: the explain ticket carries no statement")
+    if query_id is not None and (not isinstance(query_id, str) or not _ID.fullmatch(query_id)):
+        raise InvalidTicket("invalid ticket: malformed query id")
+    return ExplainTicket(sql, QueryId(query_id) if query_id is not None else None)
 
 
 def _parse_statement_handle(handle: bytes) -> tuple[QueryId, TaskId]:

@@ -17,8 +17,8 @@ import re
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
+from duckfleet.planner.aggregates import MERGEABLE
 from duckfleet.planner.fallback import NotDistributable
-from duckfleet.planner.shape import MERGEABLE_AGGREGATES
 
 _OPERATORS: dict[type[exp.Expression], str] = {
     exp.Add: "+",
@@ -48,8 +48,13 @@ def name_outputs(original: exp.Select, qualified: exp.Select, sql: str) -> exp.S
     `sql` is the text `original` was parsed from (function names are read from it).
     ORDER BY references to a renamed output follow the new name.
     """
-    if original.is_star or len(original.expressions) != len(qualified.expressions):
-        raise NotDistributable("one task: SELECT * with aggregates")
+    if original.is_star:
+        names = [e.alias_or_name for e in qualified.expressions]
+        if len(set(names)) != len(names):
+            raise NotDistributable("one task: SELECT * with columns of the same name")
+        return qualified.copy()
+    if len(original.expressions) != len(qualified.expressions):
+        raise NotDistributable("one task: cannot match output columns to the query's")
     named = qualified.copy()
     renamed: dict[str, str] = {}
     for source, target in zip(original.expressions, named.expressions, strict=True):
@@ -104,7 +109,7 @@ def duckdb_name(node: exp.Expression, sql: str) -> str | None:
         return _binary(node, operator, sql)
     if isinstance(node, exp.Count) and (node.this is None or isinstance(node.this, exp.Star)):
         return "count_star()"
-    if isinstance(node, MERGEABLE_AGGREGATES):
+    if isinstance(node, MERGEABLE):
         return _aggregate(node, sql)
     return None
 

@@ -4,7 +4,8 @@ A plan is a list of stages. Each stage holds tasks; a task is one DuckDB SQL
 fragment plus what its names mean:
 
 * ``tables``: inside the fragment, a catalog table name stands for these Parquet
-  files (one split of a large table, or every file of a small one);
+  files (one split of a large table, or every file of a small one), or for a range
+  of row groups of each (``ranges``);
 * ``inputs``: a relation name (``__stage0``) stands for the concatenated results of
   these earlier tasks, fetched over Flight from the workers holding them.
 
@@ -29,9 +30,43 @@ class StageKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class RowRange:
+    """Row groups [first_group, end_group) of a file, which are its rows [first_row,
+    end_row): the worker reads those rows (and DuckDB only those row groups)."""
+
+    first_group: int
+    end_group: int
+    first_row: int
+    end_row: int
+
+    def to_list(self) -> list[int]:
+        return [self.first_group, self.end_group, self.first_row, self.end_row]
+
+
+@dataclass(frozen=True)
 class TableBinding:
     table: str
     files: tuple[str, ...]
+    # empty: every file whole; else one entry per file, None for a whole file
+    ranges: tuple[RowRange | None, ...] = ()
+
+    def to_list(self) -> list[object]:
+        out: list[object] = [self.table, list(self.files)]
+        if self.ranges:
+            out.append([r.to_list() if r is not None else None for r in self.ranges])
+        return out
+
+    @staticmethod
+    def from_list(item: list[object]) -> TableBinding:
+        table, files, *more = item
+        assert isinstance(table, str) and isinstance(files, list)
+        ranges = more[0] if more else []
+        assert isinstance(ranges, list)
+        return TableBinding(
+            table,
+            tuple(files),
+            tuple(RowRange(*r) if r is not None else None for r in ranges),
+        )
 
 
 @dataclass(frozen=True)
@@ -61,7 +96,7 @@ class TaskPlan:
                 "id": self.id,
                 "stage": self.stage,
                 "sql": self.sql,
-                "tables": [[b.table, list(b.files)] for b in self.tables],
+                "tables": [b.to_list() for b in self.tables],
                 "inputs": [[b.relation, list(b.tasks)] for b in self.inputs],
                 **({"output_file": self.output_file} if self.output_file else {}),
             }
@@ -74,7 +109,7 @@ class TaskPlan:
             id=TaskId(d["id"]),
             stage=d["stage"],
             sql=d["sql"],
-            tables=tuple(TableBinding(t, tuple(f)) for t, f in d["tables"]),
+            tables=tuple(TableBinding.from_list(b) for b in d["tables"]),
             inputs=tuple(InputBinding(r, tuple(TaskId(t) for t in ts)) for r, ts in d["inputs"]),
             output_file=d.get("output_file", ""),
         )
@@ -95,6 +130,8 @@ class Plan:
     # possible. EXPLAIN prints it.
     reason: str
     tables: tuple[str, ...] = field(default=())  # catalog tables the query reads
+    # How parts of the statement run (a subquery split, a CTE computed once, ...).
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def tasks(self) -> tuple[TaskPlan, ...]:
@@ -117,7 +154,7 @@ class Plan:
         return {k: tuple(v) for k, v in out.items()}
 
     def explain(self) -> str:
-        lines = [f"plan: {self.reason}"]
+        lines = [f"plan: {self.reason}", *(f"note: {n}" for n in self.notes)]
         for s in self.stages:
             lines.append(f"stage {s.index} [{s.kind}] {len(s.tasks)} task(s)")
             for t in s.tasks:

@@ -1,19 +1,27 @@
-"""Decide from the tree how a query splits: SCAN, AGGREGATE or one task (SINGLE).
+"""Decide how one query block splits: SCAN, AGGREGATE or not at all (SINGLE), and why.
 
-A query splits over the files of its one large table when nothing in it depends on
-seeing all of that table's rows at once:
+A block (one SELECT) splits over the splits of its one split table when nothing in
+it depends on seeing all of that table's rows at once:
 
-* it is one SELECT: no set operation, CTE, subquery, window, QUALIFY, sampling,
-  PIVOT, DISTINCT ON, or function the planner does not know (it might aggregate);
-* it scans the large table once; every other table is small (read whole by every
-  task) and joined with INNER, CROSS, comma or SEMI/ANTI joins, or with LEFT joins
-  that keep the large table on the preserved side;
-* the large table has at least two files (splits are files for now).
+* its clauses are those of a plain SELECT: no window, QUALIFY, sampling, PIVOT,
+  UNNEST, LATERAL, DISTINCT ON or aggregate the planner cannot merge;
+* it reads the split table once, in FROM or a join; everything else it reads is
+  read whole by every task: small catalog tables, Fragments (earlier stages'
+  results), and subqueries or derived tables that read only those; an
+  uncorrelated subquery that reads more (a large table, the split table, an
+  earlier stage) becomes a stage of its own, computed once (`needs_stage`);
+* the split table is its one large table, or, with none, the largest of its
+  tables with several splits (inside the statement: only one larger than a split);
+  it has at least two splits left after pruning;
+* every join keeps the split table on a side whose rows no other task needs:
+  INNER, CROSS, comma, and LEFT (also SEMI, ANTI) joins to the other tables;
+* what every task reads whole is no larger than one task's split (times
+  `broadcast_max_share`).
 
-Then a query without aggregates or GROUP BY is a SCAN when it has no DISTINCT,
-ORDER BY, LIMIT or OFFSET; a query with them is an AGGREGATE when every aggregate
-is SUM, COUNT, MIN, MAX or AVG without DISTINCT, FILTER or ORDER BY. Anything
-else runs as one task, and the shape says why.
+Then a block without aggregates, GROUP BY or DISTINCT is a SCAN, or a SORT when
+it has ORDER BY, LIMIT or OFFSET (numbers); one with them an AGGREGATE when every
+aggregate merges (planner/aggregates.py). Anything else runs as one task, and the
+shape says why.
 """
 
 from __future__ import annotations
@@ -24,26 +32,41 @@ from enum import StrEnum
 from sqlglot import exp
 
 from duckfleet.catalog import Catalog, Table
+from duckfleet.planner.aggregates import (
+    DUCKDB_AGGREGATES,
+    VARIANCES,
+    aggregate_name,
+    check_aggregate,
+    distinct_argument,
+    function_of,
+)
+from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
+from duckfleet.planner.fragment import Fragment, has_fragments
+from duckfleet.planner.prune import row_group_filter
+from duckfleet.planner.scope import catalog_reads, correlated, nested_queries, walk_scope
 from duckfleet.planner.settings import PlannerSettings
+from duckfleet.planner.splits import split_count
+
+GROUPING_SETS = (exp.GroupingSets, exp.Rollup, exp.Cube)
 
 
 class Strategy(StrEnum):
     SINGLE = "single"
     SCAN = "scan"
     AGGREGATE = "aggregate"
+    SORT = "sort"  # ORDER BY and/or LIMIT over a scan: top-N per split, or a final sort
 
 
 @dataclass(frozen=True)
 class Shape:
     strategy: Strategy
     reason: str
-    split_table: str | None = None  # the large table (catalog key): one task per file of it
+    split_table: str | None = None  # the split table (catalog key): one task per split
+    broadcast: tuple[str, ...] = ()  # catalog tables every task reads whole
 
 
-MERGEABLE_AGGREGATES = (exp.Sum, exp.Count, exp.Min, exp.Max, exp.Avg)
-
-# Select clauses a split query may have; any other (WINDOW, QUALIFY, sample, ...) is
+# Select clauses a split block may have; any other (WINDOW, QUALIFY, sample, ...) is
 # refused, so a clause sqlglot learns later cannot slip through unnoticed.
 _SPLITTABLE_CLAUSES = frozenset(
     {"expressions", "from_", "joins", "where", "group", "having", "order", "limit", "offset"}
@@ -57,107 +80,168 @@ _FORBIDDEN: tuple[tuple[type[exp.Expression], str], ...] = (
     (exp.Lateral, "LATERAL"),
     (exp.Columns, "COLUMNS(...)"),
 )
-_UNKNOWN_FUNCTIONS = (exp.Anonymous, exp.AnonymousAggFunc)
 
 
-def shape(
-    tree: exp.Expression,
-    tables: tuple[str, ...],
-    catalog: Catalog,
-    settings: PlannerSettings,
-) -> Shape:
-    """How `tree` (qualified) splits, reading catalog `tables`."""
+def shape(block: exp.Expression, ctx: PlanContext, root: bool = True) -> Shape:
+    """How `block` (qualified, types annotated) splits. A block inside the statement
+    (`root` false) splits over a large table only: splitting a small one saves less
+    than the stage costs."""
     try:
-        select = _one_select(tree)
-        split = _split_table(select, catalog, settings)
-        _check_broadcast_cost(select, split, catalog, settings)
+        select = _one_select(block)
+        scanned = _sources(select, ctx.catalog)
+        split = _split_table(select, scanned, ctx.catalog, ctx.settings, root)
+        inline = _inline_reads(select, split, ctx)
+        small = sorted({t.name for t in scanned if t is not split} | set(inline))
+        _check_broadcast_cost(select, split, small, ctx.catalog, ctx.settings)
         _check_joins(select, split)
         _check_expressions(select)
-        strategy = _strategy(select)
+        strategy = _strategy(select, ctx.sql)
     except NotDistributable as e:
         return Shape(Strategy.SINGLE, e.reason)
-    files = len(split.files)
-    small = [t for t in tables if t != split.name.lower()]
-    broadcast = f"; broadcast: {', '.join(small)}" if small else ""
+    count = split_count(split, ctx.settings, row_group_filter(select, split))
+    inputs = sum(1 for s in _source_nodes(select) if isinstance(s, Fragment))
+    told = [", ".join(small)] if small else []
+    told += [f"{inputs} earlier result(s)"] if inputs else []
+    broadcast = f"; broadcast: {', '.join(told)}" if told else ""
     if strategy is Strategy.SCAN:
-        reason = f"scan: one task per file of {split.name} ({files} tasks){broadcast}"
+        reason = f"scan: one task per split of {split.name} ({count} tasks){broadcast}"
+    elif strategy is Strategy.SORT:
+        limit = row_count(select, "limit")
+        if limit is None:
+            what = f"one task per split of {split.name} ({count} tasks), sorted in one task"
+        else:
+            first = limit + (row_count(select, "offset") or 0)
+            rows = f"the first {first} row(s) in order" if select.args.get("order") else None
+            what = (
+                f"{rows or f'any {first} row(s)'} of each split of {split.name} "
+                f"({count} tasks), merged in one task"
+            )
+        reason = f"sort: {what}{broadcast}"
     else:
         reason = (
-            f"aggregate: partial aggregates per file of {split.name} ({files} tasks), "
+            f"aggregate: partial aggregates per split of {split.name} ({count} tasks), "
             f"merged in one task{broadcast}"
         )
-    return Shape(strategy, reason, split.name.lower())
+    return Shape(strategy, reason, split.name.lower(), tuple(small))
 
 
-def _one_select(tree: exp.Expression) -> exp.Select:
-    if isinstance(tree, exp.SetOperation):
-        raise NotDistributable(f"one task: {tree.key.upper()}")
-    if not isinstance(tree, exp.Select):
-        raise NotDistributable(f"one task: {tree.key.upper()} is not split yet")
-    if tree.args.get("with_"):
+def _one_select(block: exp.Expression) -> exp.Select:
+    if isinstance(block, exp.SetOperation):
+        raise NotDistributable(f"one task: {block.key.upper()}")
+    if not isinstance(block, exp.Select):
+        raise NotDistributable(f"one task: {block.key.upper()} is not split yet")
+    if block.args.get("with_"):
         raise NotDistributable("one task: WITH (common table expressions)")
-    if any(node is not tree for node in tree.find_all(exp.Query)):
-        raise NotDistributable("one task: subquery")
-    for key, value in tree.args.items():
+    for key, value in block.args.items():
         if value and key not in _SPLITTABLE_CLAUSES:
             what = "sampling" if key == "sample" else f"{key.rstrip('_').upper()} clause"
             raise NotDistributable(f"one task: {what}")
-    return tree
+    return block
 
 
-def _scans(select: exp.Select) -> list[exp.Expression]:
+def _source_nodes(select: exp.Select) -> list[exp.Expression]:
     from_ = select.args.get("from_")
     if from_ is None:
         raise NotDistributable("one task: reads no table")
     return [from_.this, *(join.this for join in select.args.get("joins") or ())]
 
 
-def _split_table(select: exp.Select, catalog: Catalog, settings: PlannerSettings) -> Table:
-    """The one large table, scanned once, whose files become the tasks."""
+def _sources(select: exp.Select, catalog: Catalog) -> list[Table]:
+    """The catalog tables in FROM and the joins; refuses what cannot be split around."""
     scanned: list[Table] = []
-    for source in _scans(select):
+    for source in _source_nodes(select):
+        if isinstance(source, Fragment | exp.Subquery):
+            continue  # an earlier result, or a derived table checked with the subqueries
         if not isinstance(source, exp.Table):
             raise NotDistributable(f"one task: {source.key.upper()} in FROM")
         if isinstance(source.this, exp.Func):
             raise NotDistributable(f"one task: table function {source.this.sql_name()} in FROM")
         table = catalog.get(source.name)
-        if table is None:  # not reached: a CTE was refused, an unknown name raised
+        if table is None:
             raise NotDistributable(f"one task: reads {source.name}, not a catalog table")
         scanned.append(table)
+    return scanned
+
+
+def nested_sources(select: exp.Select) -> list[exp.Expression]:
+    """The queries nested in the block's own scope: subqueries, derived tables."""
+    return [child for child in nested_queries(select) if isinstance(child, exp.Query)]
+
+
+def needs_stage(nested: exp.Expression, split: str, ctx: PlanContext) -> bool:
+    """Whether a query nested in a block that splits over `split` must become a stage
+    of its own, computed once before the block's tasks and read by each: it reads an
+    earlier stage, a large table or the split table itself (which inside a task is
+    only that task's split). Only an uncorrelated query can (see `_inline_reads`)."""
+    if has_fragments(nested):
+        return True
+    for name in catalog_reads(nested, set(ctx.catalog.tables)):
+        table = ctx.catalog.get(name)
+        if name == split or (table is not None and table.bytes > ctx.settings.broadcast_max_bytes):
+            return True
+    return False
+
+
+def _inline_reads(select: exp.Select, split: Table, ctx: PlanContext) -> list[str]:
+    """Catalog tables the block's nested queries read in every task (small ones); the
+    others become stages of their own, except correlated ones, which cannot."""
+    names = set(ctx.catalog.tables)
+    found: list[str] = []
+    for nested in nested_sources(select):
+        if not needs_stage(nested, split.name, ctx):
+            found += catalog_reads(nested, names)
+        elif correlated(nested):
+            reads = set(catalog_reads(nested, names))
+            what = split.name if split.name in reads else "an earlier result or a large table"
+            raise NotDistributable(f"one task: a correlated subquery reads {what}")
+    return list(dict.fromkeys(found))
+
+
+def _split_table(
+    select: exp.Select,
+    scanned: list[Table],
+    catalog: Catalog,
+    settings: PlannerSettings,
+    root: bool,
+) -> Table:
+    """The one large table, scanned once, whose splits become the tasks."""
     large = [t for t in scanned if t.bytes > settings.broadcast_max_bytes]
     names = list(dict.fromkeys(t.name for t in large))
     if len(names) > 1:
         raise NotDistributable(f"one task: joins two large tables ({', '.join(names)})")
     if len(large) > 1:
         raise NotDistributable(f"one task: reads large table {names[0]} twice")
+    if not scanned:
+        raise NotDistributable("one task: reads no catalog table but through subqueries")
     if not large:
-        splittable = [t for t in scanned if len(t.files) > 1]
+        # inside the statement, a table of one split's worth or less is not worth a stage
+        floor = 0 if root else settings.split_bytes
+        splittable = [t for t in scanned if t.bytes > floor and split_count(t, settings) > 1]
         if not splittable:
             raise NotDistributable("one task: only one split")
         largest = max(splittable, key=lambda t: t.bytes)
         if sum(t is largest for t in scanned) > 1:
             raise NotDistributable(f"one task: reads largest table {largest.name} twice")
         large = [largest]
-    if len(large[0].files) < 2:
-        raise NotDistributable(f"one task: only one split ({large[0].name} has one file)")
+    if split_count(large[0], settings, row_group_filter(select, large[0])) < 2:
+        raise NotDistributable(f"one task: only one split of {large[0].name} to read")
     return large[0]
 
 
 def _check_broadcast_cost(
-    select: exp.Select, split: Table, catalog: Catalog, settings: PlannerSettings
+    select: exp.Select,
+    split: Table,
+    small: list[str],
+    catalog: Catalog,
+    settings: PlannerSettings,
 ) -> None:
     """Every task reads the broadcast tables whole: worth it only while they are no
     larger than the task's own split, or the fleet re-reads more than it divides."""
-    small = {
-        t.name: t
-        for source in _scans(select)
-        if (t := catalog.get(source.name)) is not None and t.name != split.name
-    }
-    broadcast = sum(t.bytes for t in small.values())
-    share = split.bytes // len(split.files)
+    broadcast = sum(t.bytes for name in small if (t := catalog.get(name)) is not None)
+    share = split.bytes // split_count(split, settings)
     if broadcast > share * settings.broadcast_max_share:
         raise NotDistributable(
-            f"one task: broadcasting {', '.join(sorted(small))} ({broadcast:,} bytes) to each "
+            f"one task: broadcasting {', '.join(small)} ({broadcast:,} bytes) to each "
             f"task would read more than the task's own split of {split.name} ({share:,} bytes)"
         )
 
@@ -166,7 +250,7 @@ def _check_joins(select: exp.Select, split: Table) -> None:
     """No join puts the split table on a side whose rows every task would see.
 
     INNER, CROSS and comma joins distribute over a union of splits; so do LEFT, SEMI
-    and ANTI joins whose right side is a small table.
+    and ANTI joins whose right side is not the split table.
     """
     for join in select.args.get("joins") or ():
         side, kind, method = join.side.upper(), join.kind.upper(), join.method.upper()
@@ -189,42 +273,60 @@ def _names(source: exp.Expression, split: Table) -> bool:
 
 
 def _check_expressions(select: exp.Select) -> None:
-    for kind, what in _FORBIDDEN:
-        if select.find(kind) is not None:
-            raise NotDistributable(f"one task: {what}")
-    unknown = select.find(*_UNKNOWN_FUNCTIONS)
-    if unknown is not None:
-        # It may be an aggregate (DuckDB has many sqlglot does not know): never split.
-        raise NotDistributable(f"one task: function {unknown.name}() is unknown to the planner")
+    for node in walk_scope(select):
+        for kind, what in _FORBIDDEN:
+            if isinstance(node, kind):
+                raise NotDistributable(f"one task: {what}")
+        if isinstance(node, exp.AnonymousAggFunc):
+            raise NotDistributable(f"one task: {node.name}() cannot be merged exactly")
+        if isinstance(node, exp.Anonymous) and node.name.lower() in DUCKDB_AGGREGATES:
+            raise NotDistributable(f"one task: {node.name}() cannot be merged exactly")
     distinct = select.args.get("distinct")
     if distinct is not None and distinct.args.get("on"):
         raise NotDistributable("one task: DISTINCT ON")
 
 
-def _strategy(select: exp.Select) -> Strategy:
-    aggregates = list(select.find_all(exp.AggFunc))
+def row_count(select: exp.Select, key: str) -> int | None:
+    """The number in LIMIT or OFFSET, when it is one."""
+    clause = select.args.get(key)
+    value = clause.expression if isinstance(clause, exp.Limit | exp.Offset) else None
+    if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
+        return int(str(value.this))
+    return None
+
+
+def aggregates_of(select: exp.Select) -> list[exp.Expression]:
+    """The block's own aggregates, each with its FILTER or IGNORE NULLS wrapper."""
+    out = []
+    for node in walk_scope(select):
+        if isinstance(node, exp.AggFunc) and not isinstance(node, exp.Grouping):
+            top: exp.Expression = node
+            while isinstance(top.parent, exp.Filter | exp.IgnoreNulls):
+                top = top.parent
+            out.append(top)
+    return list(dict.fromkeys(out))
+
+
+def _strategy(select: exp.Select, sql: str) -> Strategy:
+    aggregates = aggregates_of(select)
     group = select.args.get("group")
-    if not aggregates and group is None:
-        for key in ("distinct", "order", "limit", "offset", "having"):
-            if select.args.get(key):
-                what = "ORDER BY" if key == "order" else key.upper()
-                raise NotDistributable(f"one task: {what} without aggregates is not split yet")
+    if not aggregates and group is None and not select.args.get("distinct"):
+        if select.args.get("having"):
+            raise NotDistributable("one task: HAVING without aggregates is not split yet")
+        if any(select.args.get(k) for k in ("order", "limit", "offset")):
+            for key in ("limit", "offset"):
+                if select.args.get(key) is not None and row_count(select, key) is None:
+                    raise NotDistributable(f"one task: {key.upper()} that is not a number")
+            return Strategy.SORT
         return Strategy.SCAN
-    if group is not None and any(group.args.get(k) for k in ("grouping_sets", "cube", "rollup")):
-        raise NotDistributable("one task: GROUPING SETS, CUBE or ROLLUP")
     for agg in aggregates:
-        _check_aggregate(agg)
+        check_aggregate(agg, sql)
+    distinct = {d.sql() for a in aggregates if (d := distinct_argument(a)) is not None}
+    if len(distinct) > 1:
+        raise NotDistributable("one task: DISTINCT aggregates over different expressions")
+    if group is not None and any(isinstance(e, GROUPING_SETS) for e in group.expressions):
+        variances = [a for a in aggregates if isinstance(function_of(a), VARIANCES)]
+        if variances:
+            name = aggregate_name(variances[0])
+            raise NotDistributable(f"one task: {name} with GROUPING SETS, CUBE or ROLLUP")
     return Strategy.AGGREGATE
-
-
-def _check_aggregate(agg: exp.AggFunc) -> None:
-    name = agg.sql_name()
-    if not isinstance(agg, MERGEABLE_AGGREGATES):
-        raise NotDistributable(f"one task: {name} cannot be merged yet")
-    if isinstance(agg.this, exp.Distinct):
-        raise NotDistributable(f"one task: {name}(DISTINCT) cannot be merged yet")
-    if isinstance(agg.parent, exp.Filter):
-        raise NotDistributable(f"one task: {name}(...) FILTER cannot be merged yet")
-    extra = {k for k, v in agg.args.items() if v and k not in ("this", "big_int")}
-    if extra or isinstance(agg.this, exp.Order):
-        raise NotDistributable(f"one task: {agg.sql(dialect='duckdb')} cannot be merged yet")

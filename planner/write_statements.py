@@ -26,8 +26,8 @@ from sqlglot.errors import SqlglotError
 from duckfleet.catalog import Column
 from duckfleet.planner.errors import UnsupportedStatementError
 from duckfleet.planner.parse import DIALECT
-from duckfleet.planner.unqualify_tables import CATALOG as CATALOG_NAME
-from duckfleet.planner.unqualify_tables import SCHEMA as DEFAULT_SCHEMA
+from duckfleet.planner.rules.unqualify_tables import CATALOG as CATALOG_NAME
+from duckfleet.planner.rules.unqualify_tables import SCHEMA as DEFAULT_SCHEMA
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 

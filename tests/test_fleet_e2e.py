@@ -127,7 +127,7 @@ def test_every_endpoint_lists_its_worker_then_the_front_door_which_also_serves_i
     sql = "select l_orderkey, l_linenumber from lineitem where l_quantity > 45"
     with fl.connect(fleet.uri) as client:
         info = client.get_flight_info(statement_descriptor(sql))
-        assert len(info.endpoints) == 4  # a SCAN: one partition per file
+        assert len(info.endpoints) == 4  # a SCAN: one partition per split (a file here)
         parts = []
         for ep in info.endpoints:
             uris = [loc.uri.decode() for loc in ep.locations]

@@ -82,18 +82,21 @@ def is_ordered(sql: str) -> bool:
     return sqlglot.parse_one(sql, dialect="duckdb").args.get("order") is not None
 
 
-def execute_plan(plan: Plan) -> pa.Table:
-    """Run `plan` as workers would, stage by stage; the output tasks' results, in order."""
+def execute_plan(plan: Plan, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Run `plan` as workers would, stage by stage, each task on a fresh cursor of `con`
+    (a new in-memory database by default); the output tasks' results, in order."""
+    if con is None:
+        with duckdb.connect() as own:
+            return execute_plan(plan, own)
     results: dict[str, pa.Table] = {}
-    with duckdb.connect() as con:
-        for stage in plan.stages:
-            for task in stage.tasks:
-                inputs = {
-                    b.relation: pa.concat_tables([results[t] for t in b.tasks]) for b in task.inputs
-                }
-                cursor = con.cursor()
-                try:
-                    results[task.id] = run_fragment(cursor, task, inputs)
-                finally:
-                    cursor.close()
+    for stage in plan.stages:
+        for task in stage.tasks:
+            inputs = {
+                b.relation: pa.concat_tables([results[t] for t in b.tasks]) for b in task.inputs
+            }
+            cursor = con.cursor()
+            try:
+                results[task.id] = run_fragment(cursor, task, inputs)
+            finally:
+                cursor.close()
     return pa.concat_tables([results[t.id] for t in plan.output_tasks])

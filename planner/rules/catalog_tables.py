@@ -1,4 +1,4 @@
-"""Which catalog tables a statement reads, and a refusal for anything else: the
+"""Rule: which catalog tables a statement reads, and a refusal for anything else: the
 planner's half of the SQL sandbox (workers run DuckDB shut in as well:
 worker/sandbox.py).
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from duckfleet.catalog import Catalog
+from duckfleet.planner.context import PlanContext
 from duckfleet.planner.errors import UnknownTableError, UnsupportedStatementError
 
 DEFAULT_SCHEMA = "main"
@@ -59,7 +60,14 @@ def refuse_system_access(tree: exp.Expression) -> None:
                 )
 
 
-def catalog_tables(tree: exp.Expression, catalog: Catalog) -> tuple[str, ...]:
+def catalog_tables(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    """`tree` unchanged, once every name in FROM is known to be allowed; the catalog
+    tables it reads go in `ctx.tables`."""
+    ctx.tables = tables_read(tree, ctx.catalog)
+    return tree
+
+
+def tables_read(tree: exp.Expression, catalog: Catalog) -> tuple[str, ...]:
     """The catalog tables `tree` reads, in order of first reference.
 
     A name that is both a CTE and a catalog table counts as the table: binding a

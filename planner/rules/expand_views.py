@@ -1,4 +1,4 @@
-"""Replace each view a query reads by the view's own query, as a subquery.
+"""Rule: replace each view a query reads by the view's own query, as a subquery.
 
 ``FROM v`` becomes ``FROM (<v's query>) AS v`` (its alias kept, ``CREATE VIEW v (a, b)``
 names kept as column aliases), again for views inside views, up to a depth that
@@ -11,26 +11,26 @@ from __future__ import annotations
 from sqlglot import exp
 
 from duckfleet.catalog import Catalog
+from duckfleet.planner.context import PlanContext
 from duckfleet.planner.errors import UnsupportedStatementError
-from duckfleet.planner.parse import DIALECT, Statement
-from duckfleet.planner.unqualify_tables import unqualify_tables
+from duckfleet.planner.parse import DIALECT
+from duckfleet.planner.rules.unqualify_tables import bare_tables
 
 MAX_DEPTH = 32
 
 
-def expand_views(statement: Statement, catalog: Catalog) -> Statement:
-    """``statement`` with every view replaced by its query (the same object if it
-    reads no view)."""
-    if not catalog.views:
-        return statement
-    tree = statement.tree
+def expand_views(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    """The tree with every view replaced by its query; if anything changed, the
+    statement's text and original tree follow (a single task runs them)."""
+    if not ctx.catalog.views:
+        return tree
     for _ in range(MAX_DEPTH):
-        expanded, changed = _expand_once(tree, catalog)
+        expanded, changed = _expand_once(tree, ctx.catalog)
         if not changed:
-            if tree is statement.tree:
-                return statement
-            return Statement(tree, tree.sql(dialect=DIALECT))
+            return tree
         tree = expanded
+        ctx.original = tree
+        ctx.text = tree.sql(dialect=DIALECT)
     raise UnsupportedStatementError(
         f"views nest deeper than {MAX_DEPTH} levels: a view reads itself through other views"
     )
@@ -50,7 +50,7 @@ def _expand_once(tree: exp.Expression, catalog: Catalog) -> tuple[exp.Expression
         if view is None:
             return node
         changed = True
-        query, _ = unqualify_tables(exp.maybe_parse(view.sql, dialect=DIALECT))
+        query = bare_tables(exp.maybe_parse(view.sql, dialect=DIALECT))
         alias = node.args.get("alias")
         if alias is None:
             alias = exp.TableAlias(this=exp.to_identifier(node.name))

@@ -1,4 +1,4 @@
-"""Qualify a query against the catalog with sqlglot, and name unknown columns.
+"""Rule: qualify a query against the catalog with sqlglot, and name unknown columns.
 
 sqlglot's `qualify` (not the whole optimizer, so the tree stays close to what the
 user wrote) qualifies every column with its table, expands stars, GROUP BY ordinals
@@ -13,8 +13,10 @@ import re
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify as sqlglot_qualify
 
+from duckfleet.planner.context import PlanContext
 from duckfleet.planner.errors import UnknownColumnError
 from duckfleet.planner.fallback import NotDistributable
 from duckfleet.planner.parse import DIALECT
@@ -26,11 +28,20 @@ _UNRESOLVED = re.compile(
 _UNKNOWN = re.compile(r"Unknown column: (?P<name>\S+)")
 
 
-def qualify(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> exp.Expression:
-    """A copy of `tree` qualified against `schema` ({table: {column: type}}).
+def qualify_columns(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    """A copy of `tree` qualified against the catalog, its types annotated (the
+    aggregate rules need to know what AVG is over).
 
     Raises UnknownColumnError, or NotDistributable when sqlglot cannot qualify it.
     """
+    qualified = qualify(tree, ctx.schema)
+    try:
+        return annotate_types(qualified, schema=ctx.schema, dialect=DIALECT)
+    except Exception:  # types stay unknown: what needs them runs as one task
+        return qualified
+
+
+def qualify(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> exp.Expression:
     try:
         return sqlglot_qualify(tree.copy(), dialect=DIALECT, schema=schema, identify=False)
     except SqlglotError as e:

@@ -1,0 +1,221 @@
+"""Rule: split each aggregate block into a partial step per split and one merge.
+
+    SELECT g, SUM(x) AS s, AVG(y) AS a FROM t WHERE p GROUP BY g ORDER BY s
+
+becomes a partial query, run once per split of `t`,
+
+    SELECT g AS _g0, SUM(x) AS _a0, SUM(y) AS _a1, COUNT(y) AS _a2
+    FROM t WHERE p GROUP BY g
+
+and a merge over the partials' concatenated results,
+
+    SELECT _g0 AS g, SUM(_a0) AS s, CAST(SUM(_a1) AS DOUBLE) / NULLIF(SUM(_a2), 0) AS a
+    FROM Fragment(<partial>, split=t) GROUP BY _g0 ORDER BY s
+
+(`FROM __stage0` once the stages are built). Group expressions become `_g0.._gN`;
+aggregates become `_a0.._aM`, one per distinct partial aggregate; how each merges is
+in planner/aggregates.py. GROUPING SETS, ROLLUP and CUBE group the partial by every
+key (the finest grouping) and re-aggregate per set in the merge; DISTINCT
+aggregates add their argument `_d0` to the partial's keys; SELECT DISTINCT without
+aggregates groups by its outputs. Variances add the window columns `_m0..` over the
+partial rows of each group before the merge aggregates them.
+
+Blocks are visited inner first, so a subquery or derived table splits before the
+query around it; the merge stays where the block was. A block that itself splits
+first gets its nested results that read earlier stages computed once, as stages of
+their own (Fragments without a split), so its tasks fetch them rather than redo them.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from duckfleet.planner.aggregates import Merger, distinct_argument
+from duckfleet.planner.context import PlanContext
+from duckfleet.planner.fallback import NotDistributable
+from duckfleet.planner.fragment import fragment
+from duckfleet.planner.parse import DIALECT
+from duckfleet.planner.scope import blocks_bottom_up, correlated, transform_scope, walk_scope
+from duckfleet.planner.shape import (
+    GROUPING_SETS,
+    Shape,
+    Strategy,
+    aggregates_of,
+    needs_stage,
+    nested_sources,
+    shape,
+)
+
+_DROPPED_FROM_PARTIAL = ("having", "order", "limit", "offset", "distinct")
+
+
+def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    for block in blocks_bottom_up(tree):
+        if block is not tree and block.parent is None:
+            continue  # no longer in the tree
+        decision = shape(block, ctx, root=block is tree)
+        if decision.strategy is not Strategy.AGGREGATE:
+            continue
+        try:
+            merge = split_block(block, decision, ctx)
+        except NotDistributable as e:
+            if block is tree:
+                ctx.decide(e.reason)  # what the shape could not see: say it
+            continue
+        if block is tree:
+            ctx.decide(decision.reason)
+            tree = merge
+        else:
+            ctx.note(f"subquery: {decision.reason}")
+            block.replace(merge)
+    return tree
+
+
+def split_block(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Select:
+    """The merge over a Fragment of partial aggregates, for an AGGREGATE block."""
+    assert decision.split_table is not None
+    select = materialize_inputs(select.copy(), decision.split_table, ctx)
+    keys = group_keys(select)
+    aggregates = aggregates_of(select)
+    grouping = select.args.get("group")
+    sets = grouping is not None and any(isinstance(e, GROUPING_SETS) for e in grouping.expressions)
+    key_columns = {key: exp.column(f"_g{i}") for i, key in enumerate(keys)}
+    distinct = next((d for a in aggregates if (d := distinct_argument(a)) is not None), None)
+    merger = Merger(
+        grouped=bool(keys) and not sets, distinct=exp.column("_d0") if distinct else None
+    )
+    wrappers = set(aggregates)
+
+    def merged(node: exp.Expression) -> exp.Expression:
+        if node in key_columns:
+            return key_columns[node].copy()
+        if node in wrappers:
+            merge = merger.merge(node)
+            if isinstance(merge, exp.Binary) and not isinstance(node.parent, exp.Alias):
+                merge = exp.Paren(this=merge)
+            return merge
+        return node
+
+    merge = select.copy()
+    merge.set("expressions", [transform_scope(e, merged) for e in select.expressions])
+    for clause in ("having", "order"):
+        if select.args.get(clause) is not None:
+            merge.set(clause, transform_scope(select.args[clause], merged))
+    if sets:
+        assert grouping is not None
+        merge.set("group", _renamed_group(grouping, key_columns))
+    elif keys:
+        merge.set("group", exp.Group(expressions=list(key_columns.values())))
+    else:
+        merge.set("group", None)
+    if not aggregates and select.args.get("distinct") and not grouping:
+        merge.set("distinct", None)  # grouping by every output is DISTINCT already
+    merge.set("joins", None)
+    merge.set("where", None)
+    _check_merged(merge)
+
+    partial = select.copy()
+    for clause in _DROPPED_FROM_PARTIAL:
+        partial.set(clause, None)
+    outputs = [key.copy().as_(column.name) for key, column in key_columns.items()]
+    group = [k.copy() for k in keys]
+    if distinct is not None:
+        outputs.append(distinct.copy().as_("_d0"))
+        group.append(distinct.copy())
+    outputs += [agg.copy().as_(column.name) for agg, column in merger.partials.items()]
+    partial.set("expressions", outputs)
+    partial.set("group", exp.Group(expressions=group) if group else None)
+    source: exp.Expression = fragment(partial, split=decision.split_table)
+    if merger.means:
+        source = _with_means(source, merger, list(key_columns.values()))
+    merge.set("from_", exp.From(this=source))
+    return merge
+
+
+def materialize_inputs(select: exp.Select, split: str, ctx: PlanContext) -> exp.Select:
+    """`select` with each nested query that `needs_stage` made a stage of its own:
+    computed once, before the block's tasks, each of which reads its result."""
+    for nested in nested_sources(select):
+        if not needs_stage(nested, split, ctx) or correlated(nested):
+            continue
+        if isinstance(nested, exp.Subquery) and isinstance(nested.parent, exp.From | exp.Join):
+            alias = nested.args.get("alias")
+            nested.replace(fragment(nested.this.copy(), alias=alias.copy() if alias else None))
+        elif isinstance(nested, exp.Subquery):
+            nested.set("this", _read_all(nested.this.copy()))
+        else:  # EXISTS (SELECT ...), x IN (SELECT ...)
+            nested.replace(_read_all(nested.copy()))
+    return select
+
+
+def _read_all(query: exp.Expression) -> exp.Select:
+    assert isinstance(query, exp.Query)
+    return exp.select("*").from_(fragment(query))
+
+
+def group_keys(select: exp.Select) -> list[exp.Expression]:
+    """The expressions the block groups by, without repeats: GROUP BY's (every key of
+    its grouping sets, rollups and cubes); for GROUP BY ALL, the outputs that aggregate
+    nothing, as DuckDB defines it; for SELECT DISTINCT without GROUP BY, the outputs."""
+    group = select.args.get("group")
+    if group is None:
+        if select.args.get("distinct") and not aggregates_of(select):
+            return list(dict.fromkeys(e.unalias() for e in select.expressions))
+        return []
+    if group.args.get("all"):
+        found = [e.unalias() for e in select.expressions if not aggregates_of(e.unalias())]
+        return list(dict.fromkeys(found))
+    found = []
+    for e in group.expressions:
+        if isinstance(e, GROUPING_SETS):
+            for item in e.expressions:
+                found += _leaves(item)
+        else:
+            found += _leaves(e)
+    return list(dict.fromkeys(found))
+
+
+def _leaves(item: exp.Expression) -> list[exp.Expression]:
+    if isinstance(item, exp.Tuple):
+        return [leaf for e in item.expressions for leaf in _leaves(e)]
+    if isinstance(item, exp.Paren):
+        return _leaves(item.this)
+    return [item]
+
+
+def _renamed_group(group: exp.Group, key_columns: dict[exp.Expression, exp.Column]) -> exp.Group:
+    def rename(node: exp.Expression) -> exp.Expression:
+        return key_columns[node].copy() if node in key_columns else node
+
+    renamed = group.transform(rename)
+    assert isinstance(renamed, exp.Group)
+    return renamed
+
+
+def _with_means(source: exp.Expression, merger: Merger, keys: list[exp.Column]) -> exp.Subquery:
+    """The partial rows, each with its group's overall mean for each variance."""
+    window = exp.Window(partition_by=[k.copy() for k in keys]) if keys else exp.Window()
+    columns: list[exp.Expression] = [exp.Star()]
+    for (n, m), column in merger.means.items():
+        weighted = exp.Sum(this=exp.Mul(this=exp.column(n), expression=exp.column(m)))
+        count = exp.Sum(this=exp.column(n))
+        mean = exp.Div(this=_over(weighted, window), expression=_over(count, window))
+        columns.append(mean.as_(column.name))
+    inner = exp.Select(expressions=columns).from_(source)
+    return inner.subquery("_partials")
+
+
+def _over(agg: exp.Expression, window: exp.Window) -> exp.Window:
+    over = window.copy()
+    over.set("this", agg)
+    return over
+
+
+def _check_merged(merge: exp.Select) -> None:
+    """Only partial columns and output aliases may remain: a source column would be
+    one that is neither grouped nor inside an aggregate."""
+    for node in walk_scope(merge):
+        if isinstance(node, exp.Column) and node.table:
+            raise NotDistributable(
+                f"one task: {node.sql(dialect=DIALECT)} is neither grouped nor aggregated"
+            )
