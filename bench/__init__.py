@@ -11,7 +11,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-QUERIES_DIR = Path(__file__).resolve().parents[2] / "shared" / "tpch" / "queries"
+
+def _queries_dir() -> Path:
+    """shared/tpch/queries beside the repository or a folder above it (worktrees), or
+    where DUCKFLEET_TPCH_QUERIES says."""
+    if os.environ.get("DUCKFLEET_TPCH_QUERIES"):
+        return Path(os.environ["DUCKFLEET_TPCH_QUERIES"]).resolve()
+    for parent in Path(__file__).resolve().parents[1:]:
+        candidate = parent / "shared" / "tpch" / "queries"
+        if candidate.is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / "tpch" / "queries"
+
+
+QUERIES_DIR = _queries_dir()
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# `python -m bench NAME` -> the module that runs it (each has HELP, add_arguments, main)
+EXPERIMENTS = {
+    "tpch": "tpch",
+    "latency": "latency",
+}
