@@ -34,4 +34,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EXPERIMENTS = {
     "tpch": "tpch",
     "latency": "latency",
+    "elasticity": "elasticity",
+    "skew": "skew",
+    "faults": "faults",
+    "streaming": "streaming",
 }

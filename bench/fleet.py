@@ -4,6 +4,7 @@ started with the real CLI), on free loopback ports, always stopped."""
 from __future__ import annotations
 
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -109,3 +110,18 @@ def adbc_connect(uri: str, timeout: float | None = None) -> flightsql.Connection
 def fetch(cur: flightsql.Cursor, sql: str) -> pa.Table:
     cur.execute(sql)
     return cur.fetch_arrow_table()
+
+
+def set_workers(fleet: LocalFleet, n: int, timeout: float = 60.0) -> None:
+    """Stop (SIGTERM, drained) or start workers until exactly `n` are members."""
+    live = [p for p in fleet.worker_procs if p.poll() is None]
+    for p in live[n:]:
+        p.terminate()
+        p.wait(timeout)
+    for _ in range(n - len(live)):
+        fleet.start_worker()
+    deadline = time.monotonic() + timeout
+    while len(fleet.members("worker")) != n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the fleet did not settle at {n} worker(s)")
+        time.sleep(0.05)
