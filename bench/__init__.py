@@ -34,8 +34,10 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EXPERIMENTS = {
     "tpch": "tpch",
     "latency": "latency",
+    "concurrency": "concurrency",
     "elasticity": "elasticity",
     "skew": "skew",
     "faults": "faults",
     "streaming": "streaming",
+    "queue": "queue",
 }
