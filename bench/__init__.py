@@ -40,4 +40,5 @@ EXPERIMENTS = {
     "faults": "faults",
     "streaming": "streaming",
     "queue": "queue",
+    "chaos": "chaos",
 }

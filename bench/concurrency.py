@@ -194,16 +194,17 @@ def run_concurrency(args: argparse.Namespace) -> dict[str, Path]:
             register(fleet, root, **{LONG_TABLE: folder})
             if mode == "fair":
                 for k in ks:
-                    throughput(fleet, k, min(2.0, args.seconds), mix)  # warm-up
+                    throughput(fleet, k, min(2.0, args.seconds / 2), mix)  # warm-up
                     per_k[k] = throughput(fleet, k, args.seconds, mix)
                     s, errors, elapsed = per_k[k]
                     say(f"{k} client(s): {len(s) / elapsed:.1f} queries/s, {errors} error(s)")
-            short_arrivals(fleet, 1.0, args.rate, short_expected, 0)  # warm-up
+            settle = min(1.0, args.window / 3)
+            short_arrivals(fleet, settle, args.rate, short_expected, 0)  # warm-up
             promise[f"idle fleet ({mode})"] = short_arrivals(
                 fleet, args.window, args.rate, short_expected, 1
             )
             with long_query_loop(fleet, long_sql, long_expected) as times:
-                time.sleep(1.0)  # the long query's tasks fill the slots
+                time.sleep(settle)  # the long query's tasks fill the slots
                 promise[f"long query running, {mode}"] = short_arrivals(
                     fleet, args.window, args.rate, short_expected, 2
                 )
@@ -254,7 +255,7 @@ def run_concurrency(args: argparse.Namespace) -> dict[str, Path]:
     header["setup"] = setup + "; the workers schedule fair share, then FIFO (a fleet each)"
     header["throughput"] = (
         f"TPC-H SF{args.scale:g} queries {', '.join(mix)} in turn, each client on its own "
-        f"ADBC connection, {args.seconds:g} s per client count after a 2 s warm-up; "
+        f"ADBC connection, {args.seconds:g} s per client count after a warm-up; "
         "latency of answers equal to DuckDB's"
     )
     header["latency promise"] = (

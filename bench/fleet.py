@@ -3,6 +3,7 @@ started with the real CLI), on free loopback ports, always stopped."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import warnings
@@ -53,6 +54,7 @@ def running_fleet(
     (default: this machine's cores shared out); logs kept under `log_dir` (a fresh
     /tmp/bench-logs-* directory if not given)."""
     log_dir = log_dir or tempfile.mkdtemp(prefix="bench-logs-")
+    os.makedirs(log_dir, exist_ok=True)
     fleet = LocalFleet(
         frontdoors=frontdoors,
         workers=workers,

@@ -129,7 +129,7 @@ def run_queue(args: argparse.Namespace) -> dict[str, Path]:
         ntasks = 0
         for w in counts:
             set_workers(fleet, w)
-            hammer(fleet, sql, expected, args.clients, min(2.0, args.seconds))  # warm-up
+            hammer(fleet, sql, expected, args.clients, min(2.0, args.seconds / 2))  # warm-up
             ms, wrong, errors, elapsed = hammer(fleet, sql, expected, args.clients, args.seconds)
             ntasks = tasks_of(fleet, sql) or 0
             rate = len(ms) * ntasks / elapsed
