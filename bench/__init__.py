@@ -1,12 +1,26 @@
-"""duckfleet's benchmark harness: `python -m bench tpch|latency|all`.
+"""duckfleet's benchmark harness: `python -m bench <experiment>|all`.
 
-* `bench.tpch`: the 22 TPC-H queries through the fleet (ADBC) and through DuckDB
-  in-process over the same Parquet files; every fleet answer checked first.
-* `bench.latency`: small-query latency through the fleet, and the bare Flight DoGet
-  round trip as the transport floor.
-* `bench.fleet`: the fleet the benchmarks talk to (LocalFleet, real processes).
-* `bench.report`: tables as text, Markdown and CSV; plots; run statistics.
-* `bench.machine`: what the numbers were measured on.
+Each experiment prints its table and writes <name>.md, .csv and .png under
+bench/results/ (or --out); every answer is compared with DuckDB in-process before a
+timing counts; every report records the machine and its load when it started.
+
+Experiments (one module each):
+
+* `tpch`: the 22 TPC-H queries through duckfleet (ADBC), DuckDB, DataFusion and
+  PySpark on the same Parquet files (`bench.engines`).
+* `latency`: SELECT 1 and a 10-row table through ADBC; raw Flight DoGet floor.
+* `concurrency`: K clients' throughput; short queries under a long one, fair vs FIFO.
+* `elasticity`: a second worker joining at 25% of a query of many tasks.
+* `skew`: one file eight times the others; makespan against the ideal.
+* `faults`: a worker killed at half of a query, against an undisturbed run.
+* `streaming`: SELECT * of lineitem through ADBC vs raw Flight DoGet, MB/s.
+* `queue`: trivial tasks per second with 1, 2, 4 workers; etcd calls per query.
+* `chaos`: the soak of issue 5 (kills under load; wrong and hung must be 0).
+
+Helpers: `bench.fleet` (LocalFleet, real processes), `bench.one_query` and
+`bench.timeline` (a query of many tasks, traced from the claims in etcd),
+`bench.datasets` (derived tables, cached), `bench.report` (tables, plots),
+`bench.machine` (what the numbers were measured on).
 """
 
 from __future__ import annotations

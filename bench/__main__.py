@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         common = ["--out", args.out, "--data-dir", args.data_dir]
         common += ["--log-dir", args.log_dir] if args.log_dir else []
         common += ["--scale", str(args.scale)] if name == "tpch" else []
-        status |= int(module(name).main(parser().parse_args([name, *common])))
+        try:
+            status |= int(module(name).main(parser().parse_args([name, *common])))
+        except Exception:  # the other experiments still run; the exit status says so
+            logging.exception("experiment %s failed", name)
+            status = 1
     return status
 
 

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="lineitem scale (default 1)")
     p.add_argument("--files", type=int, default=32, help="files, so tasks (default 32)")
     p.add_argument("--work", type=int, default=16, help="md5 calls per row (default 16)")
-    p.add_argument("--runs", type=int, default=1, help="runs of each case (median)")
+    p.add_argument("--runs", type=int, default=3, help="rounds of the three cases (median)")
     p.add_argument("--join-at", type=float, default=0.25, help="fraction (default 0.25)")
 
 

@@ -96,10 +96,17 @@ def tasks_of(fleet: LocalFleet, sql: str) -> int | None:
     return max(records, key=lambda r: r.created).ntasks if records else None
 
 
-def adbc_connect(uri: str, timeout: float | None = None) -> flightsql.Connection:
+def adbc_connect(
+    uri: str, timeout: float | None = None, max_message_bytes: int | None = None
+) -> flightsql.Connection:
     """An ADBC Flight SQL connection (without the driver's autocommit warning);
-    `timeout`: seconds each RPC may take before the driver gives up."""
+    `timeout`: seconds each RPC may take before the driver gives up;
+    `max_message_bytes`: the largest gRPC message it accepts (the driver's default
+    is 16 MiB)."""
     kwargs: dict[str, str] = {}
+    if max_message_bytes is not None:
+        key = adbc_driver_flightsql.DatabaseOptions.WITH_MAX_MSG_SIZE.value
+        kwargs[key] = str(max_message_bytes)
     if timeout is not None:
         for option in ("TIMEOUT_QUERY", "TIMEOUT_FETCH"):
             key = getattr(adbc_driver_flightsql.DatabaseOptions, option).value

@@ -241,7 +241,8 @@ def grouped_bars(
 ) -> None:
     """One group of bars per label, one bar per series; None draws no bar."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(labels) * max(1, len(series))), 4.5))
+    wide = 0.22 * len(labels) * max(1, len(series)) + 2
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, wide)), 4.5))
     width = 0.8 / max(1, len(series))
     for i, (name, values) in enumerate(series.items()):
         xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
@@ -251,8 +252,9 @@ def grouped_bars(
     if log:
         ax.set_yscale("log")
     ax.set_xticks(list(range(len(labels))), list(labels), fontsize=8)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", linewidth=0.3)
     fig.tight_layout()

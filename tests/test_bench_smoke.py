@@ -129,7 +129,11 @@ def test_concurrency_measures_throughput_and_fair_vs_fifo(tmp_path):
 def test_elasticity_traces_a_joining_worker(tmp_path):
     tpchgen_cli()
     out = tmp_path / "out"
-    bench("elasticity", "--scale", "0.01", "--files", "8", "--work", "1", *tiny(tmp_path))
+    bench(
+        "elasticity",
+        *("--scale", "0.01", "--files", "8", "--work", "1", "--runs", "1"),
+        *tiny(tmp_path),
+    )
     outputs(out, "elasticity")
     rows = read_csv(out / "elasticity.csv")
     assert [r["case"] for r in rows] == [
