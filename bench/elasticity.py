@@ -79,8 +79,10 @@ def run_elasticity(args: argparse.Namespace) -> dict[str, Path]:
     t1 = median([r.seconds for r in one])
     t2 = median([r.seconds for r in two])
     tj = median([r.seconds for r, *_ in joined])
-    run, started, member, claim = joined[len(joined) // 2]
+    run, started, member, claim = sorted(joined, key=lambda j: j[0].seconds)[len(joined) // 2]
     ideal = t1 * args.join_at + t1 * (1 - args.join_at) / 2
+    one = [sorted(one, key=lambda r: r.seconds)[len(one) // 2]]  # the median runs
+    two = [sorted(two, key=lambda r: r.seconds)[len(two) // 2]]
     table = Table(
         ["case", "seconds", "x one worker", "ideal s", "tasks", "tasks on the 2nd worker"],
         digits={"seconds": 2, "x one worker": 2, "ideal s": 2},

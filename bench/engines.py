@@ -137,7 +137,21 @@ class SparkEngine(Engine):
         return self.spark.sql(self.translate(sql)).toArrow()
 
     def close(self) -> None:
+        """Stop Spark and its JVM (stopping the session alone leaves the JVM and its
+        heap alive until this process exits, under the experiments that follow)."""
+        from pyspark import SparkContext
+
         self.spark.stop()
+        gateway = SparkContext._gateway
+        if gateway is None:
+            return
+        gateway.shutdown()
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
+        SparkContext._gateway = None
+        SparkContext._jvm = None
 
 
 def make_engine(name: str, root: str, threads: int, uri: str | None = None) -> Engine:

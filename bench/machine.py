@@ -66,7 +66,11 @@ def git_revision() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            # results being written by this very run do not count as changes
+            [
+                *("git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"),
+                *("--", ".", ":!bench/results"),
+            ],
             capture_output=True,
             text=True,
             check=True,
