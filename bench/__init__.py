@@ -1,19 +1,60 @@
-"""duckfleet's benchmark harness: `python -m bench tpch|planning|latency|all`.
+"""duckfleet's benchmark harness: `python -m bench <experiment>|all`.
 
-* `bench.tpch`: the 22 TPC-H queries through the fleet (ADBC) and through DuckDB
-  in-process over the same Parquet files; every fleet answer checked first.
-* `bench.planning`: planning time per TPC-H query, cold and with a warm plan cache,
-  and how each query is planned.
-* `bench.latency`: small-query latency through the fleet, and the bare Flight DoGet
-  round trip as the transport floor.
-* `bench.fleet`: the fleet the benchmarks talk to (LocalFleet, real processes).
-* `bench.report`: tables as text, Markdown and CSV; plots; run statistics.
-* `bench.machine`: what the numbers were measured on.
+Each experiment prints its table and writes <name>.md, .csv and .png under
+bench/results/ (or --out); every answer is compared with DuckDB in-process before a
+timing counts; every report records the machine and its load when it started.
+
+Experiments (one module each):
+
+* `tpch`: the 22 TPC-H queries through duckfleet (ADBC), DuckDB, DataFusion and
+  PySpark on the same Parquet files (`bench.engines`).
+* `planning`: planning time per TPC-H query, cold and with a warm plan cache.
+* `latency`: SELECT 1 and a 10-row table through ADBC; raw Flight DoGet floor.
+* `concurrency`: K clients' throughput; short queries under a long one, fair vs FIFO.
+* `elasticity`: a second worker joining at 25% of a query of many tasks.
+* `skew`: one file eight times the others; makespan against the ideal.
+* `faults`: a worker killed at half of a query, against an undisturbed run.
+* `streaming`: SELECT * of lineitem through ADBC vs raw Flight DoGet, MB/s.
+* `queue`: trivial tasks per second with 1, 2, 4 workers; etcd calls per query.
+* `chaos`: the soak of issue 5 (kills under load; wrong and hung must be 0).
+
+Helpers: `bench.fleet` (LocalFleet, real processes), `bench.one_query` and
+`bench.timeline` (a query of many tasks, traced from the claims in etcd),
+`bench.datasets` (derived tables, cached), `bench.report` (tables, plots),
+`bench.machine` (what the numbers were measured on).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-QUERIES_DIR = Path(__file__).resolve().parents[2] / "shared" / "tpch" / "queries"
+
+def _queries_dir() -> Path:
+    """shared/tpch/queries beside the repository or a folder above it (worktrees), or
+    where DUCKFLEET_TPCH_QUERIES says."""
+    if os.environ.get("DUCKFLEET_TPCH_QUERIES"):
+        return Path(os.environ["DUCKFLEET_TPCH_QUERIES"]).resolve()
+    for parent in Path(__file__).resolve().parents[1:]:
+        candidate = parent / "shared" / "tpch" / "queries"
+        if candidate.is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / "tpch" / "queries"
+
+
+QUERIES_DIR = _queries_dir()
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# `python -m bench NAME` -> the module that runs it (each has HELP, add_arguments, main)
+EXPERIMENTS = {
+    "tpch": "tpch",
+    "planning": "planning",
+    "latency": "latency",
+    "concurrency": "concurrency",
+    "elasticity": "elasticity",
+    "skew": "skew",
+    "faults": "faults",
+    "streaming": "streaming",
+    "queue": "queue",
+    "chaos": "chaos",
+}

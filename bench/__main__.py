@@ -1,15 +1,19 @@
-"""python -m bench tpch|planning|latency|all: see bench/__init__.py."""
+"""python -m bench <experiment>|all: see bench/__init__.py."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+from types import ModuleType
 
-from bench import RESULTS_DIR
-from bench.latency import run_latency
-from bench.planning import run_planning
-from bench.tpch import run_tpch
+from bench import EXPERIMENTS, RESULTS_DIR
+from bench.progress import say
+
+
+def module(name: str) -> ModuleType:
+    return importlib.import_module(f"bench.{EXPERIMENTS[name]}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,69 +21,44 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
         sp.add_argument("--out", default=str(RESULTS_DIR), help="where results are written")
         sp.add_argument("--log-dir", help="fleet logs (default: a new /tmp/bench-logs-*)")
-
-    def tpch(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor")
-        sp.add_argument("--data-dir", default="/tmp/bench-tpch", help="TPC-H Parquet cache")
         sp.add_argument(
-            "--queries", help="comma-separated query numbers (default: all 22)", default=None
+            "--data-dir", default="/tmp/bench-tpch", help="TPC-H Parquet and derived tables"
         )
 
-    t = sub.add_parser("tpch", help="TPC-H: duckfleet vs DuckDB in-process")
-    common(t)
-    tpch(t)
-    t.add_argument("--runs", type=int, default=3, help="warm runs per query and engine")
-
-    pl = sub.add_parser("planning", help="planning time per TPC-H query, cold and warm cache")
-    pl.add_argument("--out", default=str(RESULTS_DIR), help="where results are written")
-    tpch(pl)
-    pl.add_argument("--runs", type=int, default=5, help="timed plans per query and cache")
-
-    lat = sub.add_parser("latency", help="small-query latency and the Flight floor")
-    common(lat)
-    lat.add_argument("--runs", type=int, default=1000, help="requests per case")
-
-    a = sub.add_parser("all", help="tpch, then latency")
+    for name in EXPERIMENTS:
+        m = module(name)
+        sp = sub.add_parser(name, help=m.HELP, description=m.HELP)
+        common(sp)
+        m.add_arguments(sp)
+    a = sub.add_parser("all", help="every experiment with its defaults, one after another")
     common(a)
-    tpch(a)
-    a.add_argument("--runs", type=int, default=3, help="warm runs per TPC-H query and engine")
-    a.add_argument("--latency-runs", type=int, default=1000, help="requests per latency case")
+    a.add_argument("--scale", type=float, default=1.0, help="TPC-H scale of `tpch` (default 1)")
+    a.add_argument("--skip", default="", help="comma-separated experiments not to run")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    queries = [int(q) for q in args.queries.split(",")] if getattr(args, "queries", None) else None
-    if args.command in ("tpch", "all"):
-        run_tpch(
-            scale=args.scale,
-            workers=args.workers,
-            runs=args.runs,
-            data_dir=args.data_dir,
-            out=args.out,
-            log_dir=args.log_dir,
-            queries=queries,
-        )
-    if args.command == "planning":
-        run_planning(
-            scale=args.scale,
-            data_dir=args.data_dir,
-            out=args.out,
-            runs=args.runs,
-            queries=queries,
-        )
-    if args.command in ("latency", "all"):
-        run_latency(
-            runs=args.runs if args.command == "latency" else args.latency_runs,
-            workers=args.workers,
-            out=args.out,
-            log_dir=args.log_dir,
-        )
-    return 0
+    if args.command != "all":
+        return int(module(args.command).main(args))
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    status = 0
+    for name in EXPERIMENTS:
+        if name in skip:
+            continue
+        say(f"=== {name}")
+        common = ["--out", args.out, "--data-dir", args.data_dir]
+        common += ["--log-dir", args.log_dir] if args.log_dir else []
+        common += ["--scale", str(args.scale)] if name == "tpch" else []
+        try:
+            status |= int(module(name).main(parser().parse_args([name, *common])))
+        except Exception:  # the other experiments still run; the exit status says so
+            logging.exception("experiment %s failed", name)
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Cases, each `runs` times after a few uncounted warm-up runs:
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import shutil
 import sys
@@ -23,12 +24,10 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pyarrow.parquet as pq
 
-from bench.fleet import adbc_connect, cores_per_worker, running_fleet, tasks_of
+from bench.fleet import adbc_connect, cores_per_worker, register, running_fleet, tasks_of
 from bench.machine import environment
 from bench.progress import say
 from bench.report import Table, latency_cdf, percentile, write_markdown
-from duckfleet.control import CatalogStore
-from duckfleet.table_files import describe_table
 
 SELECT_1 = "SELECT 1"
 TINY_TABLE = "bench_tiny"
@@ -92,6 +91,7 @@ def run_latency(
     log_dir: str | None = None,
 ) -> dict[str, Path]:
     """Run the latency cases; write latency.md, .csv and .png under `out`."""
+    header = environment()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[float]] = {}
@@ -100,11 +100,7 @@ def run_latency(
     try:
         tiny = write_tiny_table(scratch)
         with running_fleet(workers, log_dir) as fleet:
-            store = fleet.store()
-            try:
-                CatalogStore(store).put_table(describe_table(TINY_TABLE, str(tiny)))
-            finally:
-                store.close()
+            register(fleet, **{TINY_TABLE: str(tiny)})
             with adbc_connect(fleet.uri) as conn, conn.cursor() as cur:
                 for case, sql in (
                     ("SELECT 1, ADBC", SELECT_1),
@@ -146,7 +142,6 @@ def run_latency(
     paths = {"md": out / f"{NAME}.md", "csv": out / f"{NAME}.csv", "png": out / f"{NAME}.png"}
     table.write_csv(paths["csv"])
     latency_cdf(paths["png"], f"Small-query latency, {runs} runs each", samples)
-    header = environment()
     header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
     header["setup"] = (
         f"duckfleet: 1 front door, {workers} worker(s) x {cores_per_worker(workers)} core(s), "
@@ -167,3 +162,16 @@ def run_latency(
     )
     say("wrote " + ", ".join(str(p) for p in paths.values()))
     return paths
+
+
+HELP = "small-query latency through ADBC, and the pyarrow.flight floor"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--runs", type=int, default=1000, help="requests per case (default 1000)")
+
+
+def main(args: argparse.Namespace) -> int:
+    run_latency(runs=args.runs, workers=args.workers, out=args.out, log_dir=args.log_dir)
+    return 0

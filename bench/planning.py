@@ -10,6 +10,7 @@ tables in more than one task.
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 import time
@@ -91,3 +92,18 @@ def run_planning(
     table.write_csv(path.with_suffix(".csv"))
     say(f"wrote {path}")
     return path
+
+
+HELP = "planning time per TPC-H query, cold and with a warm plan cache"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor (default 1)")
+    p.add_argument("--runs", type=int, default=5, help="timed plans per query and cache")
+    p.add_argument("--queries", help="comma-separated query numbers (default: all 22)")
+
+
+def main(args: argparse.Namespace) -> int:
+    queries = [int(q) for q in args.queries.split(",")] if args.queries else None
+    run_planning(args.scale, args.data_dir, args.out, args.runs, queries)
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,10 +105,13 @@ def write_markdown(
     table: Table,
     notes: Sequence[str] = (),
     image: str | None = None,
+    sections: Sequence[tuple[str, Table]] = (),
 ) -> None:
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in header.items()]
     lines += ["", table.markdown(), ""]
+    for heading, more in sections:
+        lines += [f"## {heading}", "", more.markdown(), ""]
     if notes:
         lines += [*notes, ""]
     if image:
@@ -194,6 +197,155 @@ def latency_cdf(path: Path, title: str, samples: Mapping[str, Sequence[float]]) 
     ax.grid(True, which="both", axis="x", linewidth=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def publish(
+    out: Path,
+    name: str,
+    title: str,
+    header: Mapping[str, str],
+    table: Table,
+    plot: Callable[[Path], None],
+    *,
+    csv_table: Table | None = None,
+    sections: Sequence[tuple[str, Table]] = (),
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Print `table` (and `sections`), write <name>.md, <name>.csv (`csv_table`, else
+    `table`) and <name>.png (drawn by `plot`) under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"\n{title}\n{table.text()}")
+    for heading, more in sections:
+        print(f"\n{heading}\n{more.text()}")
+    paths = {"md": out / f"{name}.md", "csv": out / f"{name}.csv", "png": out / f"{name}.png"}
+    (csv_table or table).write_csv(paths["csv"])
+    plot(paths["png"])
+    write_markdown(
+        paths["md"], title, header, table, notes, image=paths["png"].name, sections=sections
+    )
+    return paths
+
+
+def grouped_bars(
+    path: Path,
+    title: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    ylabel: str,
+    *,
+    log: bool = False,
+    hline: float | None = None,
+) -> None:
+    """One group of bars per label, one bar per series; None draws no bar."""
+    plt = _pyplot()
+    wide = 0.22 * len(labels) * max(1, len(series)) + 2
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, wide)), 4.5))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
+        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
+    if hline is not None:
+        ax.axhline(hline, color="black", linewidth=0.8)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(list(range(len(labels))), list(labels), fontsize=8)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", linewidth=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def lines(
+    path: Path,
+    title: str,
+    xs: Sequence[float],
+    series: Mapping[str, Sequence[float | None]],
+    xlabel: str,
+    ylabel: str,
+    *,
+    right: Mapping[str, Sequence[float | None]] | None = None,
+    right_label: str = "",
+) -> None:
+    """One line per series over `xs`; `right` series on a second y axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, values in series.items():
+        ax.plot(xs, [math.nan if v is None else v for v in values], marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, linewidth=0.3)
+    handles, names = ax.get_legend_handles_labels()
+    if right:
+        ax2 = ax.twinx()
+        for name, values in right.items():
+            ax2.plot(
+                xs, [math.nan if v is None else v for v in values], "--", marker="s", label=name
+            )
+        ax2.set_ylabel(right_label)
+        h2, n2 = ax2.get_legend_handles_labels()
+        handles, names = handles + h2, names + n2
+    ax.legend(handles, names, fontsize=8, loc="upper left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of time on one lane (a worker), seconds from a common start."""
+
+    lane: str
+    start: float
+    end: float
+    label: str = ""
+    lost: bool = False  # its work was thrown away (worker killed)
+
+
+def timelines(
+    path: Path,
+    panels: Sequence[tuple[str, Sequence[Span], Sequence[tuple[float, str]]]],
+) -> None:
+    """One Gantt panel per (title, spans, markers): a row per lane, a bar per span,
+    a vertical line per (time, label) marker."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.2 + 1.6 * len(panels)), squeeze=False)
+    end = max((s.end for _, spans, _ in panels for s in spans), default=1.0)
+    end = max([end] + [t for _, _, marks in panels for t, _ in marks])
+    for ax, (title, spans, marks) in zip(axes[:, 0], panels, strict=True):
+        lanes = sorted({s.lane for s in spans})
+        for row, lane in enumerate(lanes):
+            mine = [s for s in spans if s.lane == lane]
+            ax.broken_barh(
+                [(s.start, max(s.end - s.start, 0.002)) for s in mine],
+                (row - 0.35, 0.7),
+                facecolors=["tab:red" if s.lost else "tab:blue" for s in mine],
+                edgecolor="white",
+                linewidth=0.5,
+            )
+        for t, label in marks:
+            ax.axvline(t, color="tab:orange", linestyle="--", linewidth=1)
+            ax.annotate(
+                label,
+                (t, len(lanes) - 0.5),
+                fontsize=7,
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="top",
+            )
+        ax.set_yticks(list(range(len(lanes))), lanes, fontsize=8)
+        ax.set_xlim(0, end * 1.02)
+        ax.set_ylim(-0.6, max(len(lanes), 1) - 0.4)
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, axis="x", linewidth=0.3)
+    axes[-1, 0].set_xlabel("seconds since the query was sent")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

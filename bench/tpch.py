@@ -1,35 +1,37 @@
-"""TPC-H through the fleet against DuckDB in-process, on the same Parquet files.
+"""TPC-H on the same Parquet files through duckfleet (ADBC), DuckDB in-process,
+DataFusion in-process and PySpark in local mode.
 
-Per query: one run through each engine, compared with duckfleet.verify.difference
-(a query whose answers differ is WRONG and its timing does not count); then `runs`
-warm runs, interleaved (fleet, DuckDB, fleet, DuckDB, ...) so drift hits both; the
-median of each counts.
+Per query: one run through each engine, its answer compared with DuckDB's
+(bench.engines.engine_difference); an engine whose answer differs is WRONG, one that
+cannot run the query is ERROR, and neither timing counts. Then `runs` warm runs,
+interleaved (every engine once, then again, ...) so drift hits all alike; the
+median of each counts. Totals are sums of medians over the queries an engine got
+right, and its ratio is to DuckDB's sum over the same queries.
 """
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import sqlglot
 
 from bench import QUERIES_DIR
-from bench.fleet import adbc_connect, cores_per_worker, running_fleet, tasks_of
-from bench.machine import cores, environment
+from bench.engines import DIALECT, ENGINES, Engine, engine_difference, make_engine
+from bench.fleet import fleet_setup, register, running_fleet, tasks_of
+from bench.machine import cores, environment, java_version
 from bench.progress import say
-from bench.report import Table, median, ratio_bars, write_markdown
-from duckfleet.local_fleet import TPCH_TABLES, LocalFleet, generate_tpch, register_tables
-from duckfleet.table_files import expand_paths
-from duckfleet.verify import difference
-from duckfleet.worker.fragment import quote_ident, quote_literal
+from bench.report import Table, grouped_bars, median, publish
+from duckfleet.local_fleet import LocalFleet, generate_tpch
 
 OK, WRONG, ERROR = "OK", "WRONG", "ERROR"
+NAME = "tpch"
 
 
 def query_text(n: int) -> str:
@@ -46,45 +48,32 @@ def experiment_name(scale: float, workers: int) -> str:
 
 
 @dataclass
-class QueryResult:
-    n: int
+class Outcome:
+    """One query on one engine."""
+
     status: str = OK
     detail: str = ""  # what differed, or the error
-    tasks: int | None = None
-    duckdb_first_ms: float | None = None
-    fleet_first_ms: float | None = None
-    duckdb_ms: list[float] = field(default_factory=list)
-    fleet_ms: list[float] = field(default_factory=list)
+    first_ms: float | None = None  # the checked run
+    runs_ms: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float | None:
+        return median(self.runs_ms) if self.status == OK and self.runs_ms else None
+
+
+@dataclass
+class QueryResult:
+    n: int
+    tasks: int | None = None  # duckfleet's tasks for the query
+    by_engine: dict[str, Outcome] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return f"q{self.n:02d}"
 
-    @property
-    def counts(self) -> bool:
-        return self.status == OK and bool(self.duckdb_ms) and bool(self.fleet_ms)
-
-    @property
-    def duckdb_median(self) -> float | None:
-        return median(self.duckdb_ms) if self.duckdb_ms else None
-
-    @property
-    def fleet_median(self) -> float | None:
-        return median(self.fleet_ms) if self.fleet_ms else None
-
-    @property
-    def ratio(self) -> float | None:
-        d, f = self.duckdb_median, self.fleet_median
-        return f / d if self.counts and d and f is not None else None
-
-
-def duckdb_reference(root: str, threads: int) -> duckdb.DuckDBPyConnection:
-    """DuckDB in-process: a view per TPC-H table over all of its Parquet files."""
-    con = duckdb.connect(config={"threads": str(threads)})
-    for name in TPCH_TABLES:
-        files = ", ".join(quote_literal(f) for f in expand_paths(str(Path(root) / name)))
-        con.execute(f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM read_parquet([{files}])")
-    return con
+    def ratio(self, engine: str) -> float | None:
+        e, d = self.by_engine[engine].median, self.by_engine["duckdb"].median
+        return e / d if e is not None and d else None
 
 
 def timed(run: Callable[[], pa.Table]) -> tuple[pa.Table, float]:
@@ -93,107 +82,105 @@ def timed(run: Callable[[], pa.Table]) -> tuple[pa.Table, float]:
     return table, (time.perf_counter() - started) * 1000
 
 
+def first_line(exc: BaseException) -> str:
+    return (f"{type(exc).__name__}: {exc}".strip().splitlines() or [""])[0][:300]
+
+
 def run_queries(
-    fleet: LocalFleet, con: duckdb.DuckDBPyConnection, runs: int, queries: list[int]
+    engines: dict[str, Engine], fleet: LocalFleet | None, runs: int, queries: list[int]
 ) -> list[QueryResult]:
     results = []
-    with adbc_connect(fleet.uri) as conn, conn.cursor() as cur:
-
-        def on_fleet(sql: str) -> Callable[[], pa.Table]:
-            def run() -> pa.Table:
-                cur.execute(sql)
-                return cur.fetch_arrow_table()
-
-            return run
-
-        for n in queries:
-            sql = query_text(n)
-            r = QueryResult(n)
-            results.append(r)
-            say(f"{r.name}: checking the fleet's answer against DuckDB")
-            expected, r.duckdb_first_ms = timed(lambda sql=sql: con.sql(sql).to_arrow_table())
+    reference = engines["duckdb"]
+    for n in queries:
+        sql = query_text(n)
+        r = QueryResult(n)
+        results.append(r)
+        expected, ms = timed(lambda sql=sql: reference.run(sql))
+        r.by_engine["duckdb"] = Outcome(first_ms=ms)
+        for name, engine in engines.items():
+            if name == "duckdb":
+                continue
+            o = r.by_engine[name] = Outcome()
             try:
-                actual, r.fleet_first_ms = timed(on_fleet(sql))
+                actual, o.first_ms = timed(lambda e=engine, sql=sql: e.run(sql))
             except Exception as exc:  # reported as ERROR, the run goes on
-                r.status, r.detail = ERROR, f"{type(exc).__name__}: {exc}".splitlines()[0]
-                say(f"{r.name}: ERROR {r.detail}")
+                o.status, o.detail = ERROR, first_line(exc)
+                say(f"{r.name} {name}: ERROR {o.detail}")
                 continue
-            r.tasks = tasks_of(fleet, sql)
-            diff = difference(actual, expected, ordered=is_ordered(sql))
+            diff = engine_difference(
+                actual, expected, ordered=is_ordered(sql), exact=name == "duckfleet"
+            )
             if diff is not None:
-                r.status, r.detail = WRONG, diff
-                say(f"{r.name}: WRONG {diff}")
-                continue
-            for i in range(runs):
+                o.status, o.detail = WRONG, diff
+                say(f"{r.name} {name}: WRONG {diff}")
+        if fleet is not None and "duckfleet" in engines:
+            r.tasks = tasks_of(fleet, sql)
+        for i in range(runs):
+            line = []
+            for name, engine in engines.items():
+                o = r.by_engine[name]
+                if o.status != OK:
+                    continue
                 try:
-                    _, ms_fleet = timed(on_fleet(sql))
+                    _, ms = timed(lambda e=engine, sql=sql: e.run(sql))
                 except Exception as exc:
-                    r.status, r.detail = ERROR, f"{type(exc).__name__}: {exc}".splitlines()[0]
-                    say(f"{r.name}: ERROR in run {i + 1}: {r.detail}")
-                    break
-                _, ms_duck = timed(lambda sql=sql: con.sql(sql).to_arrow_table())
-                r.fleet_ms.append(ms_fleet)
-                r.duckdb_ms.append(ms_duck)
-                say(
-                    f"{r.name}: run {i + 1}/{runs}: duckfleet {ms_fleet:.1f} ms, "
-                    f"duckdb {ms_duck:.1f} ms"
-                )
+                    o.status, o.detail = ERROR, f"in warm run {i + 1}: {first_line(exc)}"
+                    say(f"{r.name} {name}: ERROR {o.detail}")
+                    continue
+                o.runs_ms.append(ms)
+                line.append(f"{name} {ms:.1f} ms")
+            say(f"{r.name}: run {i + 1}/{runs}: " + ", ".join(line))
     return results
 
 
-def result_table(results: list[QueryResult]) -> Table:
+def totals(results: list[QueryResult], engines: Sequence[str]) -> Table:
+    """Per engine: queries right, sum of medians, DuckDB's sum over the same queries."""
     table = Table(
-        ["query", "duckdb ms", "duckfleet ms", "ratio", "tasks", "status"],
+        ["engine", "queries OK", "total ms", "duckdb ms (same queries)", "ratio"],
         digits={"ratio": 2},
     )
-    for r in results:
-        table.add(r.name, r.duckdb_median, r.fleet_median, r.ratio, r.tasks, r.status)
-    counted = [r for r in results if r.counts]
-    d = sum(r.duckdb_median or 0.0 for r in counted)
-    f = sum(r.fleet_median or 0.0 for r in counted)
-    status = f"{len(counted)}/{len(results)} OK"
-    table.add("total", d, f, f / d if d else None, sum(r.tasks or 0 for r in results), status)
+    for name in engines:
+        ok = [r for r in results if r.by_engine[name].median is not None]
+        ok = [r for r in ok if r.by_engine["duckdb"].median is not None]
+        mine = sum(r.by_engine[name].median or 0.0 for r in ok)
+        base = sum(r.by_engine["duckdb"].median or 0.0 for r in ok)
+        table.add(name, f"{len(ok)}/{len(results)}", mine, base, mine / base if base else None)
     return table
 
 
-def detail_table(results: list[QueryResult]) -> Table:
-    """Every run, for the CSV: first (checked) run and each warm run of both engines."""
-    table = Table(
-        [
-            "query",
-            "duckdb_ms",
-            "duckfleet_ms",
-            "ratio",
-            "tasks",
-            "status",
-            "duckdb_first_ms",
-            "duckfleet_first_ms",
-            "duckdb_runs_ms",
-            "duckfleet_runs_ms",
-            "detail",
-        ],
-        digits={"ratio": 3},
-    )
-
-    def runs(values: list[float]) -> str:
-        return " ".join(f"{v:.2f}" for v in values)
-
+def per_query(results: list[QueryResult], engines: Sequence[str]) -> Table:
+    columns = ["query"]
+    for name in engines:
+        columns += [f"{name} ms"] + ([] if name == "duckdb" else [f"{name} x"])
+    if "duckfleet" in engines:
+        columns.append("duckfleet tasks")
+    table = Table(columns, digits={c: 2 for c in columns if c.endswith(" x")})
     for r in results:
-        table.add(
-            r.name,
-            r.duckdb_median,
-            r.fleet_median,
-            r.ratio,
-            r.tasks,
-            r.status,
-            r.duckdb_first_ms,
-            r.fleet_first_ms,
-            runs(r.duckdb_ms),
-            runs(r.fleet_ms),
-            r.detail,
-        )
-    total = result_table(results).rows[-1]
-    table.add(*total, None, None, "", "", "")
+        row: list[str | float | int | None] = [r.name]
+        for name in engines:
+            o = r.by_engine[name]
+            row.append(o.median if o.status == OK else o.status)
+            if name != "duckdb":
+                row.append(r.ratio(name))
+        if "duckfleet" in engines:
+            row.append(r.tasks)
+        table.add(*row)
+    return table
+
+
+def detail_table(results: list[QueryResult], engines: Sequence[str]) -> Table:
+    """Every run, for the CSV: one row per query and engine."""
+    table = Table(
+        "query engine status median_ms ratio_to_duckdb first_ms runs_ms tasks detail".split(),
+        digits={"median_ms": 2, "ratio_to_duckdb": 3, "first_ms": 2},
+    )
+    for r in results:
+        for name in engines:
+            o = r.by_engine[name]
+            runs = " ".join(f"{v:.2f}" for v in o.runs_ms)
+            ratio = None if name == "duckdb" else r.ratio(name)
+            tasks = r.tasks if name == "duckfleet" else None
+            table.add(r.name, name, o.status, o.median, ratio, o.first_ms, runs, tasks, o.detail)
     return table
 
 
@@ -205,71 +192,130 @@ def run_tpch(
     out: str | Path = "bench/results",
     log_dir: str | None = None,
     queries: list[int] | None = None,
+    engines: Sequence[str] = ENGINES,
 ) -> dict[str, Path]:
     """Run the TPC-H comparison; write <name>.md, .csv and .png under `out`."""
+    header = environment()
     queries = queries or list(range(1, 23))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    names = ["duckdb"] + [e for e in ENGINES if e in engines and e != "duckdb"]
     name = experiment_name(scale, workers)
     say(f"TPC-H scale {scale:g}: data in {data_dir} (generated if missing)")
     started = time.perf_counter()
     root = generate_tpch(data_dir, scale, parts=4)
     say(f"data ready in {time.perf_counter() - started:.1f} s: {root}")
     threads = cores()
-    con = duckdb_reference(root, threads)
+    opened: dict[str, Engine] = {}
+    setup = ""
     try:
-        with running_fleet(workers, log_dir) as fleet:
-            store = fleet.store()
-            try:
-                register_tables(store, root)
-            finally:
-                store.close()
-            results = run_queries(fleet, con, runs, queries)
+        for e in names:
+            if e != "duckfleet":
+                say(f"starting {e}")
+                opened[e] = make_engine(e, root, threads)
+        if "duckfleet" in names:
+            with running_fleet(workers, log_dir) as fleet:
+                register(fleet, root)
+                setup = fleet_setup(fleet)
+                opened["duckfleet"] = make_engine("duckfleet", root, threads, fleet.uri)
+                ordered = {e: opened[e] for e in names}
+                results = run_queries(ordered, fleet, runs, queries)
+                opened.pop("duckfleet").close()
+        else:
+            results = run_queries({e: opened[e] for e in names}, None, runs, queries)
     finally:
-        con.close()
+        for engine in opened.values():
+            engine.close()
 
-    table = result_table(results)
-    print(table.text())
-    paths = {
-        "md": out / f"{name}.md",
-        "csv": out / f"{name}.csv",
-        "png": out / f"{name}.png",
-    }
-    detail_table(results).write_csv(paths["csv"])
-    total_ratio = table.rows[-1][3]
-    ratio_bars(
-        paths["png"],
-        f"TPC-H SF{scale:g}: duckfleet ({workers} workers) time / DuckDB in-process time",
-        [r.name for r in results],
-        [r.ratio for r in results],
-        [r.status for r in results],
-        total_ratio if isinstance(total_ratio, float) else None,
-        [r.tasks for r in results],
-    )
-    header = environment()
+    summary = totals(results, names)
+    table = per_query(results, names)
     header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
-    header["setup"] = (
-        f"TPC-H SF{scale:g} from tpchgen-cli, Parquet, 4 files per table; duckfleet: "
-        f"1 front door, {workers} worker(s) x {cores_per_worker(workers)} core(s), "
-        f"etcd, all on this machine, client ADBC Flight SQL (one connection); "
-        f"DuckDB in-process: views over the same files, threads={threads}"
-    )
+    header["data"] = f"TPC-H SF{scale:g} from tpchgen-cli, Parquet, 4 files per table"
+    described = {
+        "duckdb": f"duckdb in this process, {threads} threads",
+        "duckfleet": f"duckfleet: {setup}, client ADBC Flight SQL (one connection)",
+        "datafusion": f"datafusion in this process, {threads} target partitions",
+        "spark": f"spark: local[{threads}], driver memory 4g, {java_version()}",
+    }
+    header["engines"] = "; ".join(described[e] for e in names)
+    header["dialects"] = "; ".join(f"{e}: {DIALECT[e]}" for e in names)
     header["method"] = (
-        f"per query one checked run of each engine (answers compared with "
-        f"duckfleet.verify), then median of {runs} warm run(s), interleaved; "
-        "times include fetching the whole result as Arrow; ratio = duckfleet / DuckDB; "
-        "total = sums of the medians of the OK queries"
+        f"per query one checked run of each engine (answer compared with DuckDB's: "
+        f"duckfleet exactly, the others by column position with numbers as doubles to a "
+        f"relative 1e-6 or an absolute 1e-6), then median of {runs} warm run(s), "
+        "interleaved; times include fetching the whole result as Arrow; x = engine / "
+        "DuckDB; totals over the queries an engine answered right"
     )
-    notes = [f"- {r.name} {r.status}: {r.detail}" for r in results if r.status != OK]
+    notes = [
+        f"- {r.name} {e} {r.by_engine[e].status}: {r.by_engine[e].detail}"
+        for r in results
+        for e in names
+        if r.by_engine[e].status != OK
+    ]
     if notes:
-        notes.insert(0, "Queries whose timings do not count:\n")
-    write_markdown(
-        paths["md"],
-        f"TPC-H SF{scale:g}: duckfleet vs DuckDB in-process",
+        notes.insert(0, "Queries an engine could not run or got wrong (times not counted):\n")
+
+    def plot(path: Path) -> None:
+        others = [e for e in names if e != "duckdb"]
+        labels = [r.name for r in results] + ["total"]
+        total_ratio = {row[0]: row[4] for row in summary.rows}
+        grouped_bars(
+            path,
+            f"TPC-H SF{scale:g}: time / DuckDB in-process time (log scale; no bar: not OK)",
+            labels,
+            {
+                f"{e} (total {total_ratio[e]:.2f}x)" if isinstance(total_ratio[e], float) else e: [
+                    r.ratio(e) for r in results
+                ]
+                + [total_ratio[e] if isinstance(total_ratio[e], float) else None]
+                for e in others
+            },
+            "time / DuckDB time",
+            log=True,
+            hline=1.0,
+        )
+
+    paths = publish(
+        Path(out),
+        name,
+        f"TPC-H SF{scale:g}: " + ", ".join(names) + " on the same Parquet files",
         header,
-        table,
-        notes,
-        image=paths["png"].name,
+        summary,
+        plot,
+        csv_table=detail_table(results, names),
+        sections=[("Per query: median ms, and x = time / DuckDB's", table)],
+        notes=notes,
     )
     say("wrote " + ", ".join(str(p) for p in paths.values()))
     return paths
+
+
+HELP = "TPC-H: duckfleet, DuckDB, DataFusion and PySpark on the same files"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor (default 1)")
+    p.add_argument("--workers", type=int, default=2, help="duckfleet workers (default 2)")
+    p.add_argument("--runs", type=int, default=3, help="warm runs per query and engine")
+    p.add_argument("--queries", help="comma-separated query numbers (default: all 22)")
+    p.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated, from {','.join(ENGINES)} (duckdb always runs: the reference)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        raise SystemExit(f"unknown engine(s) {sorted(unknown)}; choose from {ENGINES}")
+    run_tpch(
+        scale=args.scale,
+        workers=args.workers,
+        runs=args.runs,
+        data_dir=args.data_dir,
+        out=args.out,
+        log_dir=args.log_dir,
+        queries=[int(q) for q in args.queries.split(",")] if args.queries else None,
+        engines=engines,
+    )
+    return 0

@@ -126,6 +126,16 @@ class LocalFleet:
         self.worker_procs.append(proc)
         return proc
 
+    def restart_frontdoor(self, index: int) -> subprocess.Popen[bytes]:
+        """Start front door `index` again on its own port, after it exited or was killed
+        (the chaos soak does this)."""
+        old = self.frontdoor_procs[index]
+        if old.poll() is None:
+            raise DuckfleetError(f"front door {index} (pid {old.pid}) is still running")
+        port = self.frontdoor_ports[index]
+        self.frontdoor_procs[index] = self._spawn("frontdoor", ["--port", str(port)], index)
+        return self.frontdoor_procs[index]
+
     def start(self, timeout: float = 60.0) -> LocalFleet:
         if self.etcd_url is None:
             self.etcd = EtcdServer(

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 REL_TOL = 1e-9
+ABS_TOL = 1e-12
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:
@@ -31,16 +32,18 @@ def _sort_key(v: Any) -> tuple[int, Any]:
     return (4, str(v))
 
 
-def _same_value(a: Any, b: Any) -> bool:
+def _same_value(a: Any, b: Any, rel_tol: float = REL_TOL, abs_tol: float = ABS_TOL) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, float) or isinstance(b, float):
         fa, fb = float(a), float(b)
         if math.isnan(fa) or math.isnan(fb):
             return math.isnan(fa) and math.isnan(fb)
-        return math.isclose(fa, fb, rel_tol=REL_TOL, abs_tol=1e-12)
+        return math.isclose(fa, fb, rel_tol=rel_tol, abs_tol=abs_tol)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(
+            _same_value(x, y, rel_tol, abs_tol) for x, y in zip(a, b, strict=True)
+        )
     return bool(a == b)
 
 
@@ -56,9 +59,17 @@ def _normal_type(t: pa.DataType) -> str:
 
 
 def difference(
-    actual: pa.Table, expected: pa.Table, *, ordered: bool, check_types: bool = True
+    actual: pa.Table,
+    expected: pa.Table,
+    *,
+    ordered: bool,
+    check_types: bool = True,
+    rel_tol: float = REL_TOL,
+    abs_tol: float = ABS_TOL,
 ) -> str | None:
-    """None if the tables hold the same result, else what differs first."""
+    """None if the tables hold the same result, else what differs first. `rel_tol`
+    and `abs_tol` loosen the float comparison (other engines round decimal averages
+    to another scale)."""
     if actual.column_names != expected.column_names:
         return f"columns differ: {actual.column_names} != {expected.column_names}"
     if check_types:
@@ -74,7 +85,7 @@ def difference(
         ra.sort(key=lambda r: [_sort_key(v) for v in r])
         re.sort(key=lambda r: [_sort_key(v) for v in r])
     for i, (x, y) in enumerate(zip(ra, re, strict=True)):
-        if not all(_same_value(a, b) for a, b in zip(x, y, strict=True)):
+        if not all(_same_value(a, b, rel_tol, abs_tol) for a, b in zip(x, y, strict=True)):
             return f"row {i} differs: {x} != expected {y}"
     return None
 

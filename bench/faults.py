@@ -1,0 +1,145 @@
+"""Fault cost: a worker killed (SIGKILL) at half of a query of many tasks, against
+the same query undisturbed.
+
+The query's tasks held by the killed worker are claimed again by the other worker
+once the claims expire with the killed worker's lease (DUCKFLEET_LEASE_TTL), so the
+extra time is about the lease TTL plus the work that was lost. A replacement
+worker is started between runs (not during: this measures the fleet shrinking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+from bench.datasets import lineitem_parts
+from bench.fleet import fleet_setup, register, running_fleet, set_workers
+from bench.machine import environment
+from bench.one_query import Traced, heavy_sql, reference, run_traced
+from bench.progress import say
+from bench.report import Table, median, publish, timelines
+from bench.timeline import Timeline
+
+HELP = "fault cost: a worker killed at half of a query, against an undisturbed run"
+NAME = "faults"
+TABLE = "lineitem_many"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=float, default=1.0, help="lineitem scale (default 1)")
+    p.add_argument("--files", type=int, default=32, help="files, so tasks (default 32)")
+    p.add_argument("--work", type=int, default=16, help="md5 calls per row (default 16)")
+    p.add_argument("--runs", type=int, default=3, help="runs of each case (median)")
+    p.add_argument("--lease-ttl", type=int, default=5, help="DUCKFLEET_LEASE_TTL (default 5)")
+
+
+def run_faults(args: argparse.Namespace) -> dict[str, Path]:
+    header = environment()
+    folder = lineitem_parts(args.data_dir, args.scale, f"lineitem_{args.files}", [1] * args.files)
+    sql = heavy_sql(TABLE, args.work)
+    say("computing the answer with DuckDB in-process")
+    expected = reference(sql, {TABLE: folder})
+    calm: list[Traced] = []
+    killed: list[tuple[Traced, float, str, int]] = []  # run, kill time, worker, lost runs
+    with running_fleet(2, args.log_dir, per_worker=1, lease_ttl=args.lease_ttl) as fleet:
+        setup = fleet_setup(fleet)
+        register(fleet, **{TABLE: folder})
+        with Timeline(fleet) as tl:
+            run_traced(fleet, tl, sql, expected)  # warm-up
+            for i in range(args.runs):
+                calm.append(run_traced(fleet, tl, sql, expected))
+                say(f"undisturbed run {i + 1}/{args.runs}: {calm[-1].seconds:.2f} s")
+            half = median([r.seconds for r in calm]) / 2
+            for i in range(args.runs):
+                set_workers(fleet, 2)
+                victim: dict[str, object] = {}
+
+                def kill(started: float, victim: dict[str, object] = victim) -> None:
+                    time.sleep(max(0.0, started + half - time.monotonic()))
+                    while not (running := tl.running()):
+                        time.sleep(0.005)
+                    worker = running[0].worker
+                    pid = fleet.pid_of(worker)
+                    assert pid is not None, worker
+                    os.kill(pid, signal.SIGKILL)
+                    victim.update(worker=worker, at=time.monotonic() - started)
+
+                run = run_traced(fleet, tl, sql, expected, during=kill)
+                at, worker = float(victim["at"]), str(victim["worker"])  # type: ignore[arg-type]
+                lost = sum(1 for s in run.spans({worker: at}) if s.lost)
+                killed.append((run, at, worker, lost))
+                say(f"killed run {i + 1}/{args.runs}: {run.seconds:.2f} s (kill at {at:.2f} s)")
+            set_workers(fleet, 2)  # reap the last victim's member key before stopping
+
+    t = median([r.seconds for r in calm])
+    tk = median([r.seconds for r, *_ in killed])
+    table = Table(
+        ["case", "seconds", "extra s", "x undisturbed", "tasks", "task runs lost"],
+        digits={"seconds": 2, "extra s": 2, "x undisturbed": 2},
+    )
+    table.add("undisturbed", t, 0.0, 1.0, calm[0].ntasks, 0)
+    table.add(
+        f"a worker SIGKILLed at half ({half:.1f} s)",
+        tk,
+        tk - t,
+        tk / t,
+        killed[0][0].ntasks,
+        median([float(lost) for *_, lost in killed]),
+    )
+    each = Table(
+        ["run", "killed at s", "seconds", "extra s", "task runs lost"],
+        digits={"killed at s": 2, "seconds": 2, "extra s": 2},
+    )
+    for i, (r, at, _, lost) in enumerate(killed):
+        each.add(i + 1, at, r.seconds, r.seconds - t, lost)
+    header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
+    header["setup"] = setup
+    header["query"] = (
+        f"a grouped aggregate with {args.work} md5 calls per row (bench/one_query.py "
+        f"heavy_sql) over lineitem SF{args.scale:g} in {args.files} equal files: "
+        f"{calm[0].ntasks} tasks"
+    )
+    header["method"] = (
+        f"one uncounted warm-up, {args.runs} undisturbed runs, then {args.runs} runs in "
+        "which a worker holding a claim is sent SIGKILL at half the undisturbed median; a "
+        "new worker is started between runs; every answer checked against DuckDB "
+        "in-process; 'task runs lost': claims of the killed worker that ended (expired) "
+        "after the kill"
+    )
+    mid_calm = sorted(calm, key=lambda r: r.seconds)[len(calm) // 2]
+    mid_run, mid_at, mid_worker, _ = sorted(killed, key=lambda k: k[0].seconds)[len(killed) // 2]
+
+    def plot(path: Path) -> None:
+        timelines(
+            path,
+            [
+                (f"undisturbed: {mid_calm.seconds:.1f} s", mid_calm.spans(), []),
+                (
+                    f"worker killed at {mid_at:.1f} s: {mid_run.seconds:.1f} s (red: lost)",
+                    mid_run.spans({mid_worker: mid_at}),
+                    [(mid_at, "SIGKILL"), (mid_at + args.lease_ttl, "lease TTL later")],
+                ),
+            ],
+        )
+
+    paths = publish(
+        Path(args.out),
+        NAME,
+        "Fault cost: a worker killed at half of a query",
+        header,
+        table,
+        plot,
+        sections=[("Each killed run", each)],
+    )
+    say("wrote " + ", ".join(str(p) for p in paths.values()))
+    return paths
+
+
+def main(args: argparse.Namespace) -> int:
+    run_faults(args)
+    return 0
