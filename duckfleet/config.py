@@ -52,6 +52,9 @@ class CommonConfig:
     tls_key_file: str = field(default_factory=lambda: _env("tls_key_file", ""))
     # roots this process's own clients trust; default: the certificate file itself
     tls_ca_file: str = field(default_factory=lambda: _env("tls_ca_file", ""))
+    # the name this process's own clients check other members' certificates against,
+    # when members are reached by names no certificate lists (compose: container ids)
+    tls_server_name: str = field(default_factory=lambda: _env("tls_server_name", ""))
 
     @property
     def scheme(self) -> str:

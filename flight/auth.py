@@ -231,11 +231,14 @@ class ClientSecurity:
 
     root_certs: bytes | None = None
     token: ServiceToken | None = None
+    server_name: str = ""  # checked against certificates instead of the location's host
 
     def connect(self, location: str) -> fl.FlightClient:
         kwargs: dict[str, Any] = {}
         if self.root_certs is not None:
             kwargs["tls_root_certs"] = self.root_certs
+            if self.server_name:
+                kwargs["override_hostname"] = self.server_name
         if self.token is not None:
             kwargs["middleware"] = [_BearerFactory(self.token)]
         return fl.connect(location, **kwargs)
@@ -251,13 +254,14 @@ class ProcessSecurity:
     signer: TokenSigner | None  # None: auth off
     tls: TlsFiles | None  # None: plaintext
     users: UserDirectory | None = None  # front doors only
+    tls_server_name: str = ""  # DUCKFLEET_TLS_SERVER_NAME
 
     @staticmethod
     def from_config(cfg: CommonConfig) -> ProcessSecurity:
         """A front door's (FrontDoorConfig: with its users) or a worker's."""
         signer = setup.token_signer(cfg)
         users = setup.user_directory(cfg) if isinstance(cfg, FrontDoorConfig) else None
-        return ProcessSecurity(signer, setup.tls(cfg), users)
+        return ProcessSecurity(signer, setup.tls(cfg), users, cfg.tls_server_name)
 
     def server_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for a pyarrow.flight server: TLS pair, auth middleware."""
@@ -273,6 +277,7 @@ class ProcessSecurity:
         return ClientSecurity(
             root_certs=self.tls.root_certs() if self.tls is not None else None,
             token=ServiceToken(self.signer, member) if self.signer is not None else None,
+            server_name=self.tls_server_name,
         )
 
     def describe(self) -> str:

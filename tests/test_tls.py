@@ -25,6 +25,7 @@ from secure_fleet import ADMIN, ADMIN_PASSWORD
 from duckfleet.auth.local import FleetSecurity
 from duckfleet.auth.tls import make_self_signed
 from duckfleet.client import statement_descriptor
+from duckfleet.flight.auth import ClientSecurity
 from duckfleet.local_fleet import LocalFleet
 from duckfleet.netutil import free_port
 from duckfleet.verify import assert_same_result
@@ -164,3 +165,28 @@ def test_up_with_tls_prints_how_to_connect_and_serves_duckfleet_query(tmp_path: 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_members_check_certificates_against_the_configured_server_name(tmp_path: Path):
+    """Compose workers advertise container ids no certificate lists; with
+    DUCKFLEET_TLS_SERVER_NAME the fleet's own clients verify the certificate's name
+    instead of the location's host, and without it they refuse the connection."""
+    files = make_self_signed(str(tmp_path), hosts=("members.duckfleet",), local_names=False)
+    cert, key = files.server_pair()
+
+    class Tiny(fl.FlightServerBase):
+        def list_actions(self, context):
+            return [("ping", "answers")]
+
+    server = Tiny("grpc+tls://127.0.0.1:0", tls_certificates=[(cert, key)])
+    try:
+        location = f"grpc+tls://127.0.0.1:{server.port}"
+        roots = files.root_certs()
+        named = ClientSecurity(root_certs=roots, server_name="members.duckfleet")
+        with named.connect(location) as client:
+            assert [a.type for a in client.list_actions()] == ["ping"]
+        with ClientSecurity(root_certs=roots).connect(location) as client:
+            with pytest.raises(fl.FlightUnavailableError):
+                client.list_actions()
+    finally:
+        server.shutdown()

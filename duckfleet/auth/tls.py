@@ -62,10 +62,13 @@ def _read(path: str, setting: str) -> bytes:
     return data
 
 
-def make_self_signed(directory: str, hosts: tuple[str, ...] = (), days: int = 30) -> TlsFiles:
+def make_self_signed(
+    directory: str, hosts: tuple[str, ...] = (), days: int = 30, local_names: bool = True
+) -> TlsFiles:
     """A self-signed certificate (also its own CA) and key under ``directory``.
 
-    Valid for localhost, 127.0.0.1, ::1, this machine's host name and ``hosts``.
+    Valid for ``hosts`` and, with ``local_names``, localhost, 127.0.0.1, ::1 and this
+    machine's host name.
     For local use: clients must trust ``cert.pem`` (it is no public CA's).
     """
     from cryptography import x509
@@ -73,7 +76,8 @@ def make_self_signed(directory: str, hosts: tuple[str, ...] = (), days: int = 30
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    names = dict.fromkeys(("localhost", "127.0.0.1", "::1", socket.gethostname(), *hosts))
+    local = ("localhost", "127.0.0.1", "::1", socket.gethostname()) if local_names else ()
+    names = dict.fromkeys((*local, *hosts))
     alt: list[x509.GeneralName] = []
     for name in names:
         try:
