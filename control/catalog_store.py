@@ -38,11 +38,15 @@ class CatalogStore:
 
     @translated("reading the catalog")
     def version(self) -> tuple[int, int]:
-        """(highest mod revision, number of tables), read without the tables: any put
-        raises the first, any delete lowers the second, so it changes with any change."""
+        """(highest mod revision, number of tables and views), read without their
+        values: any put raises the first, any delete lowers the second, so it changes
+        with any change."""
+        keys = self.store.keys
+        prefixes = (keys.tables().encode(), keys.views().encode())
         revisions = [
             int(meta.mod_revision)
-            for _, meta in self.store.client.get_prefix(self.store.keys.tables(), keys_only=True)
+            for _, meta in self.store.client.get_prefix(keys.catalog(), keys_only=True)
+            if meta.key.startswith(prefixes)
         ]
         return max(revisions, default=0), len(revisions)
 

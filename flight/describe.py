@@ -22,10 +22,13 @@ import pyarrow as pa
 
 from duckfleet.catalog import Catalog, Column
 from duckfleet.flight.binding import parameter_schema
+from duckfleet.flight.explain import ANALYZE_SCHEMA
+from duckfleet.flight.explain import SCHEMA as EXPLAIN_SCHEMA
 from duckfleet.flight.statements import ClientStatement, parse_statement_text
 from duckfleet.flight.types import arrow_type
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.errors import PlanError
+from duckfleet.planner.explain import explain_statement
 from duckfleet.planner.parameters import ParameterValue, bind, parameter_types
 from duckfleet.planner.parse import DIALECT
 from duckfleet.worker.fragment import quote_ident
@@ -67,6 +70,11 @@ class Describer:
                 self._db = None
 
     def prepare(self, sql: str, catalog: Catalog) -> Prepared:
+        explain = explain_statement(sql)
+        if explain is not None:  # a fixed schema; the query itself must plan
+            plan_query(explain.sql, catalog, self.settings)
+            schema = ANALYZE_SCHEMA if explain.analyze else EXPLAIN_SCHEMA
+            return Prepared(schema, parameter_schema([]), False)
         statement = parse_statement_text(sql)
         types = self.parameter_types(statement, catalog)
         if statement.is_update:

@@ -102,7 +102,8 @@ class FleetBackend:
         with self._catalog_lock:
             cached = self._catalog
         if cached is not None:
-            if self.catalog_store.version() == (cached.version, len(cached.tables)):
+            entries = len(cached.tables) + len(cached.views)
+            if self.catalog_store.version() == (cached.version, entries):
                 return cached
         catalog = self.catalog_store.read()
         with self._catalog_lock:
