@@ -430,6 +430,8 @@ class QueryGenerator:
         ]
         outer, inner, on = self.rng.choice(pairs)
         extra = f" AND {self.predicate([inner], 2)}" if self.chance(0.6) else ""
+        if self.chance(0.15):  # a correlation sqlglot cannot unnest: it stays correlated
+            extra = f" OR {self.predicate([inner], 2)}"
         roll = self.rng.random()
         if roll < 0.5:
             negated = "NOT " if self.chance(0.4) else ""
