@@ -21,7 +21,6 @@ from sqlglot.errors import TokenError
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.plan import Plan, TableBinding, TaskPlan
 
-COLUMNS = ("stage", "kind", "task", "detail", "reads", "inputs", "sql")
 # after EXPLAIN (which sqlglot reads as a command with the rest as text): ANALYZE,
 # behind any white space and comments
 _ANALYZE = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*\n)*ANALY[SZ]E\b", re.IGNORECASE | re.DOTALL)

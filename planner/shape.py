@@ -88,6 +88,8 @@ def shape(block: exp.Expression, ctx: PlanContext, root: bool = True) -> Shape:
     than the stage costs."""
     try:
         select = _one_select(block)
+        if not root and correlated(select):
+            raise NotDistributable("one task: a correlated subquery runs where it is used")
         scanned = _sources(select, ctx.catalog)
         split = _split_table(select, scanned, ctx.catalog, ctx.settings, root)
         inline = _inline_reads(select, split, ctx)
@@ -164,8 +166,26 @@ def _sources(select: exp.Select, catalog: Catalog) -> list[Table]:
 
 
 def nested_sources(select: exp.Select) -> list[exp.Expression]:
-    """The queries nested in the block's own scope: subqueries, derived tables."""
-    return [child for child in nested_queries(select) if isinstance(child, exp.Query)]
+    """The queries nested in the block's own scope that its split tasks run:
+    subqueries, derived tables; not those in the HAVING or ORDER BY of an aggregate
+    block, which only its merge evaluates (every table whole, every stage's result)."""
+    merge_only: list[exp.Expression] = []
+    if aggregates_of(select) or select.args.get("group") or select.args.get("distinct"):
+        merge_only = [c for k in ("having", "order") if (c := select.args.get(k)) is not None]
+    return [
+        child
+        for child in nested_queries(select)
+        if isinstance(child, exp.Query) and not any(_inside(child, clause) for clause in merge_only)
+    ]
+
+
+def _inside(node: exp.Expression, ancestor: exp.Expression) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return False
 
 
 def needs_stage(nested: exp.Expression, split: str, ctx: PlanContext) -> bool:

@@ -139,6 +139,18 @@ NUMBERS: dict[str, tuple[int, int]] = {
     "r_regionkey": (0, 4),
 }
 HUNDREDTHS = {"l_discount", "l_tax"}
+# A column each table's rows spread over evenly, not in file order (so filtering on
+# it keeps a few rows of every split, and prunes none)
+NARROW = {
+    "lineitem": "l_partkey",
+    "orders": "o_custkey",
+    "partsupp": "ps_suppkey",
+    "customer": "c_nationkey",
+    "part": "p_size",
+    "supplier": "s_nationkey",
+    "nation": "n_regionkey",
+    "region": "r_regionkey",
+}
 MERGED = ("SUM", "MIN", "MAX", "AVG", "COUNT", "STDDEV", "VAR_POP", "VAR_SAMP", "STDDEV_POP")
 EXACT_ONLY = ("MEDIAN", "QUANTILE_DISC")
 
@@ -288,8 +300,15 @@ class QueryGenerator:
             tables.append(table)
         return tables, text
 
-    def where(self, tables: list[str]) -> str:
+    def where(self, tables: list[str], narrow: bool = False) -> str:
+        """A WHERE clause, maybe none; `narrow` keeps about 3% of the first table's
+        rows (on its first key), so that queries returning rows return few."""
         parts = [self.predicate(tables) for _ in range(self.rng.choice([0, 1, 1, 2]))]
+        if narrow:
+            key = NARROW[tables[0]]
+            low, high = NUMBERS.get(key, (0, 100))
+            start = self.rng.randint(low, high)
+            parts.append(f"{key} BETWEEN {start} AND {start + (high - low) // 30}")
         return f" WHERE {' AND '.join(parts)}" if parts else ""
 
     def order_all(self, outputs: int, limit: bool = True) -> str:
@@ -340,7 +359,7 @@ class QueryGenerator:
         outputs = [self.output(c.name) for c in picked]
         if self.chance(0.4):
             outputs.append(self.output(self.value(tables)))
-        sql = f"SELECT {', '.join(outputs)} FROM {source}{self.where(tables)}"
+        sql = f"SELECT {', '.join(outputs)} FROM {source}{self.where(tables, narrow=True)}"
         if self.chance(0.6):
             sql += self.order_all(len(outputs))
         return sql
@@ -395,7 +414,11 @@ class QueryGenerator:
             return f"SELECT {', '.join(outputs)} FROM {source} WHERE {condition}"
         picked = self.rng.sample(self.columns(tables), k=2)
         outputs = [self.output(c.name) for c in picked]
-        return f"SELECT {', '.join(outputs)} FROM {source} WHERE {condition}" + self.order_all(2)
+        narrow = self.where(tables, narrow=True).replace(" WHERE ", " AND ", 1)
+        return (
+            f"SELECT {', '.join(outputs)} FROM {source} WHERE {condition}{narrow}"
+            + self.order_all(2)
+        )
 
     def _correlated(self) -> str:
         pairs = [
@@ -407,6 +430,8 @@ class QueryGenerator:
         ]
         outer, inner, on = self.rng.choice(pairs)
         extra = f" AND {self.predicate([inner], 2)}" if self.chance(0.6) else ""
+        if self.chance(0.15):  # a correlation sqlglot cannot unnest: it stays correlated
+            extra = f" OR {self.predicate([inner], 2)}"
         roll = self.rng.random()
         if roll < 0.5:
             negated = "NOT " if self.chance(0.4) else ""
@@ -427,8 +452,9 @@ class QueryGenerator:
                 f"GROUP BY {key}" + self.order_all(2)
             )
         picked = self.rng.sample(self.columns([outer]), k=2)
+        narrow = self.where([outer], narrow=True).replace(" WHERE ", " AND ", 1)
         return (
-            f"SELECT {', '.join(c.name for c in picked)} FROM {outer} WHERE {condition}"
+            f"SELECT {', '.join(c.name for c in picked)} FROM {outer} WHERE {condition}{narrow}"
             + self.order_all(2)
         )
 
@@ -487,4 +513,5 @@ class QueryGenerator:
         window = f"{function}({value}) OVER (PARTITION BY {key})"
         picked = self.column(tables, "key").name
         outputs = [f"{key} AS k", f"{picked} AS id", f"{window} AS w"]
-        return f"SELECT {', '.join(outputs)} FROM {source}{self.where(tables)}" + self.order_all(3)
+        where = self.where(tables, narrow=True)
+        return f"SELECT {', '.join(outputs)} FROM {source}{where}" + self.order_all(3)
