@@ -12,6 +12,7 @@ from duckfleet.flight.auth import EmptyHandshake
 from duckfleet.flight.status import flight_call
 from duckfleet.flight.tickets import parse_result_ticket
 from duckfleet.worker.results import ResultStore
+from duckfleet.worker.wire import wire_sized
 
 log = logging.getLogger("duckfleet.worker")
 
@@ -37,7 +38,7 @@ class WorkerFlightServer(fl.FlightServerBase):
                     f"this worker holds no result {t} of query {q}: fetch it from a front door"
                 )
             log.info("query=%s task=%s serving %d rows", q, t, table.num_rows)
-            return fl.RecordBatchStream(table)
+            return fl.RecordBatchStream(wire_sized(table))
 
     def list_actions(self, context: fl.ServerCallContext) -> list[tuple[str, str]]:
         with flight_call("ListActions", context):
