@@ -50,3 +50,8 @@ class QueryNotFound(ControlError):
 
 class NoWorkers(ControlError):
     pass
+
+
+class ResultsLost(ControlError):
+    """A finished query's output partitions vanished with their worker before the
+    client was answered: running it again succeeds."""

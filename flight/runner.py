@@ -29,6 +29,7 @@ from duckfleet.control.errors import (
     QueryCancelled,
     QueryFailed,
     QueryTimeout,
+    ResultsLost,
 )
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
 from duckfleet.control.queries import StatusWatch, timeout_status
@@ -295,7 +296,7 @@ class FleetBackend:
         index = self.queries.results(q, outputs)
         missing = [t for t in outputs if t not in index]
         if missing:
-            raise QueryFailed(
+            raise ResultsLost(
                 f"query {q}: result partition(s) {missing} were lost with their worker; "
                 "run the query again"
             )

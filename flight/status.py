@@ -38,7 +38,7 @@ duckfleet error -> Flight status::
     MalformedRequest, InvalidTicket                     INVALID_ARGUMENT   ArrowInvalid
     UnsupportedRequest                                  UNIMPLEMENTED      ArrowNotImplementedError
     QueryNotFound                                       NOT_FOUND          ArrowKeyError
-    StoreUnavailable, LeaseLost, NoWorkers              UNAVAILABLE        FlightUnavailableError
+    StoreUnavailable, LeaseLost, NoWorkers, ResultsLost UNAVAILABLE        FlightUnavailableError
     QueryTimeout                                        DEADLINE_EXCEEDED  FlightTimedOutError
     QueryCancelled                                      CANCELLED          FlightCancelledError
     LimitExceeded (a resource limit; see below)         INVALID_ARGUMENT   ArrowInvalid
@@ -76,6 +76,7 @@ from duckfleet.control.errors import (
     QueryFailed,
     QueryNotFound,
     QueryTimeout,
+    ResultsLost,
     StoreUnavailable,
 )
 from duckfleet.flight.auth import identity_of
@@ -126,7 +127,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
             "UNAVAILABLE",
             f"{STORE_UNAVAILABLE_HINT} ({message})" if message else STORE_UNAVAILABLE_HINT,
         )
-    if isinstance(exc, NoWorkers):
+    if isinstance(exc, (NoWorkers, ResultsLost)):
         return "UNAVAILABLE", message
     if isinstance(exc, LeaseLost):
         return (

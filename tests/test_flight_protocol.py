@@ -30,6 +30,7 @@ from duckfleet.control.errors import (
     QueryFailed,
     QueryNotFound,
     QueryTimeout,
+    ResultsLost,
     StoreUnavailable,
 )
 from duckfleet.control.records import QueryState, QueryStatus
@@ -555,6 +556,7 @@ def test_sql_info_covers_every_union_member():
         (commands.UnsupportedRequest("u"), "UNIMPLEMENTED", pa.ArrowNotImplementedError),
         (QueryNotFound("gone"), "NOT_FOUND", pa.ArrowKeyError),
         (StoreUnavailable("down"), "UNAVAILABLE", flight.FlightUnavailableError),
+        (ResultsLost("lost"), "UNAVAILABLE", flight.FlightUnavailableError),
         (QueryTimeout("slow"), "DEADLINE_EXCEEDED", flight.FlightTimedOutError),
         (QueryFailed("boom"), "INTERNAL", flight.FlightInternalError),
         (RuntimeError("bug"), "", flight.FlightInternalError),
