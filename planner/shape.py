@@ -207,6 +207,7 @@ def _inline_reads(select: exp.Select, split: Table, ctx: PlanContext) -> list[st
     others become stages of their own, except correlated ones, which cannot."""
     names = set(ctx.catalog.tables)
     found: list[str] = []
+    staged = [s for s in _source_nodes(select) if isinstance(s, Fragment)]
     for nested in nested_sources(select):
         if not needs_stage(nested, split.name, ctx):
             found += catalog_reads(nested, names)
@@ -214,7 +215,87 @@ def _inline_reads(select: exp.Select, split: Table, ctx: PlanContext) -> list[st
             reads = set(catalog_reads(nested, names))
             what = split.name if split.name in reads else "an earlier result or a large table"
             raise NotDistributable(f"one task: a correlated subquery reads {what}")
+        else:
+            staged.append(nested)
+    for source in staged:
+        if not bounded_result(source, ctx):
+            raise NotDistributable(
+                "one task: every task would fetch the whole result of a subquery whose size "
+                "grows with a large table (rows or groups of it)"
+            )
     return list(dict.fromkeys(found))
+
+
+BOUNDED = "duckfleet_bounded"  # meta key: whether a rewritten block's result is small
+
+
+def bounded_result(node: exp.Expression, ctx: PlanContext) -> bool:
+    """Whether a query's result stays small whatever the size of the large tables, so
+    that every task of a split block may fetch it whole: a LIMIT, an aggregate without
+    GROUP BY, a GROUP BY over small tables' columns only, or a query of small tables.
+    Rewritten blocks carry the answer in their meta (BOUNDED)."""
+    query = node.this if isinstance(node, Fragment | exp.Subquery) else node
+    if isinstance(query, exp.SetOperation):
+        return bounded_result(query.this, ctx) and bounded_result(query.expression, ctx)
+    if not isinstance(query, exp.Select):
+        return False
+    if BOUNDED in query.meta:
+        return bool(query.meta[BOUNDED])
+    if row_count(query, "limit") is not None:
+        return True
+    grouped = query.args.get("group") is not None or bool(query.args.get("distinct"))
+    if not grouped and aggregates_of(query):
+        return True
+    from_ = query.args.get("from_")
+    if not grouped and not query.args.get("joins") and from_ is not None:
+        if isinstance(from_.this, Fragment | exp.Subquery):  # rows of one earlier result
+            return bounded_result(from_.this, ctx)
+    small = {
+        source.alias_or_name.lower()
+        for source in query.find_all(exp.Table)
+        if (t := ctx.catalog.get(source.name)) is not None
+        and t.bytes <= ctx.settings.broadcast_max_bytes
+    }
+    if grouped:
+        keys = group_keys(query)
+        return all(
+            c.table and c.table.lower() in small for k in keys for c in k.find_all(exp.Column)
+        )
+    tables = catalog_reads(query, set(ctx.catalog.tables))
+    return not has_fragments(query) and all(
+        (t := ctx.catalog.get(n)) is not None and t.bytes <= ctx.settings.broadcast_max_bytes
+        for n in tables
+    )
+
+
+def group_keys(select: exp.Select) -> list[exp.Expression]:
+    """The expressions the block groups by, without repeats: GROUP BY's (every key of
+    its grouping sets, rollups and cubes); for GROUP BY ALL, the outputs that aggregate
+    nothing, as DuckDB defines it; for SELECT DISTINCT without GROUP BY, the outputs."""
+    group = select.args.get("group")
+    if group is None:
+        if select.args.get("distinct") and not aggregates_of(select):
+            return list(dict.fromkeys(e.unalias() for e in select.expressions))
+        return []
+    if group.args.get("all"):
+        found = [e.unalias() for e in select.expressions if not aggregates_of(e.unalias())]
+        return list(dict.fromkeys(found))
+    found = []
+    for e in group.expressions:
+        if isinstance(e, GROUPING_SETS):
+            for item in e.expressions:
+                found += _leaves(item)
+        else:
+            found += _leaves(e)
+    return list(dict.fromkeys(found))
+
+
+def _leaves(item: exp.Expression) -> list[exp.Expression]:
+    if isinstance(item, exp.Tuple):
+        return [leaf for e in item.expressions for leaf in _leaves(e)]
+    if isinstance(item, exp.Paren):
+        return _leaves(item.this)
+    return [item]
 
 
 def _split_table(

@@ -37,10 +37,13 @@ from duckfleet.planner.fragment import fragment
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.scope import blocks_bottom_up, correlated, transform_scope, walk_scope
 from duckfleet.planner.shape import (
+    BOUNDED,
     GROUPING_SETS,
     Shape,
     Strategy,
     aggregates_of,
+    bounded_result,
+    group_keys,
     needs_stage,
     nested_sources,
     shape,
@@ -74,6 +77,7 @@ def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
 def split_block(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Select:
     """The merge over a Fragment of partial aggregates, for an AGGREGATE block."""
     assert decision.split_table is not None
+    bounded = bounded_result(select, ctx)
     select = materialize_inputs(select.copy(), decision.split_table, ctx)
     keys = group_keys(select)
     aggregates = aggregates_of(select)
@@ -129,6 +133,7 @@ def split_block(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Se
     if merger.means:
         source = _with_means(source, merger, list(key_columns.values()))
     merge.set("from_", exp.From(this=source))
+    merge.meta[BOUNDED] = bounded
     return merge
 
 
@@ -151,36 +156,6 @@ def materialize_inputs(select: exp.Select, split: str, ctx: PlanContext) -> exp.
 def _read_all(query: exp.Expression) -> exp.Select:
     assert isinstance(query, exp.Query)
     return exp.select("*").from_(fragment(query))
-
-
-def group_keys(select: exp.Select) -> list[exp.Expression]:
-    """The expressions the block groups by, without repeats: GROUP BY's (every key of
-    its grouping sets, rollups and cubes); for GROUP BY ALL, the outputs that aggregate
-    nothing, as DuckDB defines it; for SELECT DISTINCT without GROUP BY, the outputs."""
-    group = select.args.get("group")
-    if group is None:
-        if select.args.get("distinct") and not aggregates_of(select):
-            return list(dict.fromkeys(e.unalias() for e in select.expressions))
-        return []
-    if group.args.get("all"):
-        found = [e.unalias() for e in select.expressions if not aggregates_of(e.unalias())]
-        return list(dict.fromkeys(found))
-    found = []
-    for e in group.expressions:
-        if isinstance(e, GROUPING_SETS):
-            for item in e.expressions:
-                found += _leaves(item)
-        else:
-            found += _leaves(e)
-    return list(dict.fromkeys(found))
-
-
-def _leaves(item: exp.Expression) -> list[exp.Expression]:
-    if isinstance(item, exp.Tuple):
-        return [leaf for e in item.expressions for leaf in _leaves(e)]
-    if isinstance(item, exp.Paren):
-        return _leaves(item.this)
-    return [item]
 
 
 def _renamed_group(group: exp.Group, key_columns: dict[exp.Expression, exp.Column]) -> exp.Group:

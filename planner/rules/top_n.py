@@ -28,7 +28,7 @@ from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fragment import fragment
 from duckfleet.planner.rules.split_aggregates import materialize_inputs
 from duckfleet.planner.scope import blocks_bottom_up
-from duckfleet.planner.shape import Shape, Strategy, row_count, shape
+from duckfleet.planner.shape import BOUNDED, Shape, Strategy, row_count, shape
 
 
 def top_n(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
@@ -83,6 +83,7 @@ def split_sort(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Sel
         final.set("limit", exp.Limit(expression=exp.Literal.number(limit)))
     if offset:
         final.set("offset", exp.Offset(expression=exp.Literal.number(offset)))
+    final.meta[BOUNDED] = limit is not None
     return final
 
 
