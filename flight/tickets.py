@@ -8,8 +8,10 @@ the worker that holds it or on any front door)::
 
     Any(TicketStatementQuery{statement_handle = b'{"q":"<query id>","t":"<task id>"}'})
 
-    The handle is compact JSON; keys other than "q" and "t" are ignored, so later
-    versions may add some. Ids are 1-64 characters of [A-Za-z0-9_-].
+    The handle is compact JSON; keys other than "q", "t" and "b" are ignored, so
+    later versions may add some. Ids are 1-64 characters of [A-Za-z0-9_-]. "b", a
+    bucket number, names one bucket of a partitioned (exchange) result: workers
+    fetch it from each other; clients never see such tickets.
 
 Front-door-local ticket (the endpoint of a metadata command: GetSqlInfo, GetCatalogs,
 GetTables, ...): the Flight SQL command itself, e.g. ``Any(CommandGetTables{...})``, as
@@ -49,6 +51,7 @@ class InvalidTicket(DuckfleetError):
 class ResultTicket:
     query_id: QueryId
     task_id: TaskId
+    bucket: int | None = None  # one bucket of a partitioned result
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,14 @@ class LocalTicket:
     command: Message  # e.g. CommandGetTables, answered by the front door itself
 
 
-def result_ticket(query_id: QueryId, task_id: TaskId) -> bytes:
+def result_ticket(query_id: QueryId, task_id: TaskId, bucket: int | None = None) -> bytes:
     for kind, value in (("query id", query_id), ("task id", task_id)):
         if not _ID.fullmatch(value):
             raise ValueError(f"{kind} {value!r} cannot go in a ticket: use 1-64 of [A-Za-z0-9_-]")
-    handle = json.dumps({"q": query_id, "t": task_id}, separators=(",", ":")).encode()
+    fields: dict[str, object] = {"q": query_id, "t": task_id}
+    if bucket is not None:
+        fields["b"] = bucket
+    handle = json.dumps(fields, separators=(",", ":")).encode()
     return commands.pack(sql.TicketStatementQuery(statement_handle=handle))
 
 
@@ -87,7 +93,7 @@ def parse_ticket(data: bytes) -> ResultTicket | LocalTicket:
         raise InvalidTicket(f"invalid ticket: {exc}") from None
     name = message.DESCRIPTOR.name
     if name == "TicketStatementQuery":
-        return ResultTicket(*_parse_statement_handle(message.statement_handle))  # type: ignore[attr-defined]
+        return _parse_statement_handle(message.statement_handle)  # type: ignore[attr-defined]
     if name in LOCAL_TICKET_COMMANDS:
         return LocalTicket(message)
     raise InvalidTicket(f"invalid ticket: a {name} is not a ticket duckfleet issues")
@@ -95,13 +101,19 @@ def parse_ticket(data: bytes) -> ResultTicket | LocalTicket:
 
 def parse_result_ticket(data: bytes) -> tuple[QueryId, TaskId]:
     """``(query id, task id)`` of a result ticket; InvalidTicket on anything else."""
-    ticket = parse_ticket(data)
-    if not isinstance(ticket, ResultTicket):
-        raise InvalidTicket("invalid ticket: not a result ticket")
+    ticket = parse_result_ticket_bucket(data)
     return ticket.query_id, ticket.task_id
 
 
-def _parse_statement_handle(handle: bytes) -> tuple[QueryId, TaskId]:
+def parse_result_ticket_bucket(data: bytes) -> ResultTicket:
+    """A result ticket with its bucket, if it names one; InvalidTicket on anything else."""
+    ticket = parse_ticket(data)
+    if not isinstance(ticket, ResultTicket):
+        raise InvalidTicket("invalid ticket: not a result ticket")
+    return ticket
+
+
+def _parse_statement_handle(handle: bytes) -> ResultTicket:
     try:
         fields = json.loads(handle)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -114,7 +126,10 @@ def _parse_statement_handle(handle: bytes) -> tuple[QueryId, TaskId]:
     for kind, value in (("query id", query_id), ("task id", task_id)):
         if not isinstance(value, str) or not _ID.fullmatch(value):
             raise InvalidTicket(f"invalid ticket: missing or malformed {kind}")
-    return QueryId(query_id), TaskId(task_id)  # type: ignore[arg-type]
+    bucket = fields.get("b")
+    if bucket is not None and (type(bucket) is not int or bucket < 0):
+        raise InvalidTicket("invalid ticket: malformed bucket")
+    return ResultTicket(QueryId(query_id), TaskId(task_id), bucket)  # type: ignore[arg-type]
 
 
 def prepared_statement_handle(sql_text: str) -> bytes:

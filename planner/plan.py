@@ -6,7 +6,13 @@ fragment plus what its names mean:
 * ``tables``: inside the fragment, a catalog table name stands for these Parquet
   files (one split of a large table, or every file of a small one);
 * ``inputs``: a relation name (``__stage0``) stands for the concatenated results of
-  these earlier tasks, fetched over Flight from the workers holding them.
+  these earlier tasks, fetched over Flight from the workers holding them — or, for
+  an input with a ``bucket``, the concatenation of that one bucket of each.
+
+Exchange (shuffle): a task with ``partition_by`` and ``buckets`` splits its result
+by ``hash(partition_by) % buckets`` into that many buckets, each kept and served on
+its own; a consumer names ``(producer tasks, bucket)`` and reads bucket b of every
+producer. Rows with equal keys (of one type) land in the same bucket everywhere.
 
 The tasks of the last stage are the result partitions, one FlightEndpoint each,
 in order.
@@ -26,6 +32,8 @@ class StageKind(StrEnum):
     PARTIAL = "partial"  # one task per split; partial aggregates for a merge
     MERGE = "merge"  # one task over the partial results
     SINGLE = "single"  # one task over all the data
+    # exchange: one task per split whose result is hash-partitioned into buckets
+    SHUFFLE = "shuffle"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class TableBinding:
 class InputBinding:
     relation: str
     tasks: tuple[TaskId, ...]
+    # exchange: -1 reads each producer's whole result; b >= 0 reads bucket b of each
+    # (the producers are partitioned tasks)
+    bucket: int = -1
 
 
 @dataclass(frozen=True)
@@ -47,21 +58,30 @@ class TaskPlan:
     sql: str
     tables: tuple[TableBinding, ...] = ()
     inputs: tuple[InputBinding, ...] = ()
+    # exchange: split the result by hash of these columns into `buckets` buckets
+    partition_by: tuple[str, ...] = ()
+    buckets: int = 0
+
+    @property
+    def partitioned(self) -> bool:
+        return self.buckets > 0
 
     @property
     def input_tasks(self) -> tuple[TaskId, ...]:
         return tuple(t for b in self.inputs for t in b.tasks)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "stage": self.stage,
-                "sql": self.sql,
-                "tables": [[b.table, list(b.files)] for b in self.tables],
-                "inputs": [[b.relation, list(b.tasks)] for b in self.inputs],
-            }
-        )
+        d = {
+            "id": self.id,
+            "stage": self.stage,
+            "sql": self.sql,
+            "tables": [[b.table, list(b.files)] for b in self.tables],
+            "inputs": [_input_json(b) for b in self.inputs],
+        }
+        if self.partitioned:  # exchange fields only when set: older readers ignore them
+            d["partition_by"] = list(self.partition_by)
+            d["buckets"] = self.buckets
+        return json.dumps(d)
 
     @staticmethod
     def from_json(text: str | bytes) -> TaskPlan:
@@ -71,8 +91,18 @@ class TaskPlan:
             stage=d["stage"],
             sql=d["sql"],
             tables=tuple(TableBinding(t, tuple(f)) for t, f in d["tables"]),
-            inputs=tuple(InputBinding(r, tuple(TaskId(t) for t in ts)) for r, ts in d["inputs"]),
+            inputs=tuple(
+                InputBinding(b[0], tuple(TaskId(t) for t in b[1]), b[2] if len(b) > 2 else -1)
+                for b in d["inputs"]
+            ),
+            partition_by=tuple(d.get("partition_by", ())),
+            buckets=d.get("buckets", 0),
         )
+
+
+def _input_json(b: InputBinding) -> list[object]:
+    out: list[object] = [b.relation, list(b.tasks)]
+    return out if b.bucket < 0 else [*out, b.bucket]
 
 
 @dataclass(frozen=True)
@@ -117,7 +147,13 @@ class Plan:
             lines.append(f"stage {s.index} [{s.kind}] {len(s.tasks)} task(s)")
             for t in s.tasks:
                 binds = [f"{b.table}={len(b.files)} file(s)" for b in t.tables]
-                binds += [f"{b.relation}<-{','.join(b.tasks)}" for b in t.inputs]
+                binds += [
+                    f"{b.relation}<-{','.join(b.tasks)}"
+                    + (f"[bucket {b.bucket}]" if b.bucket >= 0 else "")
+                    for b in t.inputs
+                ]
+                if t.partitioned:
+                    binds.append(f"-> {t.buckets} buckets by hash({', '.join(t.partition_by)})")
                 lines.append(f"  {t.id}: {' '.join(binds)}")
                 lines.append(f"    {t.sql}")
         return "\n".join(lines)

@@ -25,6 +25,7 @@ from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, Resul
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.worker.buckets import split_buckets
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.fragment import run_fragment
 from duckfleet.worker.inputs import FlightClients, InputFetcher
@@ -46,7 +47,7 @@ class Worker:
         self.queue = TaskQueue(self.store, fifo=cfg.scheduling == "fifo")
         self.queries = QueryStore(self.store)
         self.clients = FlightClients()
-        self.inputs = InputFetcher(self.queries, self.results, self.clients, self._execute)
+        self.inputs = InputFetcher(self.queries, self.results, self.clients, self._produce)
         db_config = {"threads": str(cfg.cores)}
         if cfg.memory_limit:
             db_config["memory_limit"] = cfg.memory_limit
@@ -225,16 +226,15 @@ class Worker:
         try:
             recomputed: list[TaskId] = []
             inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
-            table = self._execute(ct.task.plan, inputs)
-            self.results.put(q, t, table)
-            info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
+            info = self._keep(q, t, self._produce(ct.task.plan, inputs))
             lease = self.membership.lease_id
             if self.queue.complete(ct, info, lease, tuple(recomputed)):
                 log.info(
-                    "query=%s task=%s done: %d rows in %.1f ms",
+                    "query=%s task=%s done: %d rows%s in %.1f ms",
                     q,
                     t,
-                    table.num_rows,
+                    info.rows,
+                    f" in {len(info.bucket_rows)} buckets" if info.bucket_rows else "",
                     (time.perf_counter() - started) * 1000,
                 )
             else:
@@ -255,10 +255,25 @@ class Worker:
             self._idle.set()
             self._wake.set()
 
-    def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
+    def _keep(self, q: QueryId, t: TaskId, out: pa.Table | list[pa.Table]) -> ResultInfo:
+        """Hold a task's result; its results index entry (one per task, listing the
+        buckets of a partitioned one)."""
+        if isinstance(out, list):
+            self.results.put_buckets(q, t, out)
+            rows = tuple(b.num_rows for b in out)
+            nbytes = sum(b.nbytes for b in out)
+            return ResultInfo(self.id, self.location, sum(rows), nbytes, out[0].schema, rows)
+        self.results.put(q, t, out)
+        return ResultInfo(self.id, self.location, out.num_rows, out.nbytes, out.schema)
+
+    def _produce(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table | list[pa.Table]:
+        """Run `task`: its result, or for a partitioned task its buckets."""
         cur = self.db.cursor()
         try:
-            return run_fragment(cur, task, inputs)
+            table = run_fragment(cur, task, inputs)
+            if task.partitioned:
+                return split_buckets(cur, table, task.partition_by, task.buckets)
+            return table
         finally:
             cur.close()
 
