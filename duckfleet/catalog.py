@@ -17,11 +17,30 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ColumnRange:
+    """Min and max of one column over a file, from its Parquet statistics.
+
+    Kept for integer columns (Python ints) and dates (ISO text): the planner lines
+    up the splits of tables joined on such a key. min/max are None when every
+    value is NULL.
+    """
+
+    column: str
+    min: int | str | None
+    max: int | str | None
+    nulls: int
+
+
+@dataclass(frozen=True)
 class DataFile:
     path: str  # absolute path on storage every worker reaches
     rows: int
     bytes: int
     row_groups: int = 1
+    ranges: tuple[ColumnRange, ...] = ()  # per column, where the statistics allow
+
+    def range_of(self, column: str) -> ColumnRange | None:
+        return next((r for r in self.ranges if r.column == column), None)
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,7 @@ class Table:
                 "name": self.name,
                 "format": self.format,
                 "columns": [[c.name, c.type] for c in self.columns],
-                "files": [[f.path, f.rows, f.bytes, f.row_groups] for f in self.files],
+                "files": [_file_json(f) for f in self.files],
             }
         )
 
@@ -56,8 +75,21 @@ class Table:
             name=d["name"],
             format=d.get("format", "parquet"),
             columns=tuple(Column(n, t) for n, t in d["columns"]),
-            files=tuple(DataFile(p, r, b, g) for p, r, b, g in d["files"]),
+            files=tuple(_file_from_json(f) for f in d["files"]),
         )
+
+
+def _file_json(f: DataFile) -> list[object]:
+    out: list[object] = [f.path, f.rows, f.bytes, f.row_groups]
+    if f.ranges:  # a fifth element only when there are statistics
+        out.append([[r.column, r.min, r.max, r.nulls] for r in f.ranges])
+    return out
+
+
+def _file_from_json(d: list[object]) -> DataFile:
+    path, rows, nbytes, groups = d[:4]
+    ranges = tuple(ColumnRange(*r) for r in d[4]) if len(d) > 4 else ()  # type: ignore[misc, union-attr]
+    return DataFile(path, rows, nbytes, groups, ranges)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

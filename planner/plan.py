@@ -40,6 +40,9 @@ class StageKind(StrEnum):
 class TableBinding:
     table: str
     files: tuple[str, ...]
+    # split-aligned joins: only the rows of these files that satisfy this SQL
+    # predicate over the table's columns (a key range); "" for all rows
+    filter: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class TaskPlan:
             "id": self.id,
             "stage": self.stage,
             "sql": self.sql,
-            "tables": [[b.table, list(b.files)] for b in self.tables],
+            "tables": [_table_json(b) for b in self.tables],
             "inputs": [_input_json(b) for b in self.inputs],
         }
         if self.partitioned:  # exchange fields only when set: older readers ignore them
@@ -90,7 +93,9 @@ class TaskPlan:
             id=TaskId(d["id"]),
             stage=d["stage"],
             sql=d["sql"],
-            tables=tuple(TableBinding(t, tuple(f)) for t, f in d["tables"]),
+            tables=tuple(
+                TableBinding(b[0], tuple(b[1]), b[2] if len(b) > 2 else "") for b in d["tables"]
+            ),
             inputs=tuple(
                 InputBinding(b[0], tuple(TaskId(t) for t in b[1]), b[2] if len(b) > 2 else -1)
                 for b in d["inputs"]
@@ -98,6 +103,11 @@ class TaskPlan:
             partition_by=tuple(d.get("partition_by", ())),
             buckets=d.get("buckets", 0),
         )
+
+
+def _table_json(b: TableBinding) -> list[object]:
+    out: list[object] = [b.table, list(b.files)]
+    return [*out, b.filter] if b.filter else out
 
 
 def _input_json(b: InputBinding) -> list[object]:
@@ -146,7 +156,10 @@ class Plan:
         for s in self.stages:
             lines.append(f"stage {s.index} [{s.kind}] {len(s.tasks)} task(s)")
             for t in s.tasks:
-                binds = [f"{b.table}={len(b.files)} file(s)" for b in t.tables]
+                binds = [
+                    f"{b.table}={len(b.files)} file(s)" + (f" where {b.filter}" if b.filter else "")
+                    for b in t.tables
+                ]
                 binds += [
                     f"{b.relation}<-{','.join(b.tasks)}"
                     + (f"[bucket {b.bucket}]" if b.bucket >= 0 else "")

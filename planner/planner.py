@@ -7,6 +7,7 @@
     shape             SCAN, AGGREGATE or SINGLE, and why
     name_outputs      output names as DuckDB gives them        (AGGREGATE)
     split_aggregates  partial per split + merge                 (AGGREGATE)
+    plan_joins        split by a join key: broadcast, aligned, shuffle (SINGLE)
 
 Whatever cannot be split runs as one task over all the data: slower, never wrong.
 """
@@ -18,6 +19,7 @@ from sqlglot import exp
 from duckfleet.catalog import Catalog
 from duckfleet.ids import task_id
 from duckfleet.planner.fallback import NotDistributable
+from duckfleet.planner.joins import plan_joins
 from duckfleet.planner.output_names import name_outputs
 from duckfleet.planner.parse import DIALECT, Statement, parse_statement
 from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TableBinding, TaskPlan
@@ -44,6 +46,19 @@ def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = No
         return _single(sql, statement.text, tables, catalog, e.reason)
     decision = shape(qualified, tables, catalog, settings)
     if decision.strategy is Strategy.SINGLE:
+        # joins of split tables, subqueries, CTEs, windows: split by a key where the
+        # answer allows (planner/joins); hoisted subqueries are planned by this function
+        joined = plan_joins(
+            sql,
+            statement,
+            qualified,
+            tables,
+            catalog,
+            settings,
+            lambda sub: plan_query(sub, catalog, settings),
+        )
+        if joined is not None:
+            return joined
         return _single(sql, statement.text, tables, catalog, decision.reason)
     if decision.strategy is Strategy.SCAN:
         stage = _split_stage(StageKind.SCAN, statement.text, tables, catalog, decision)

@@ -26,9 +26,12 @@ def quote_literal(text: str) -> str:
 def bind_tables(cur: duckdb.DuckDBPyConnection, task: TaskPlan) -> None:
     for b in task.tables:
         files = ", ".join(quote_literal(f) for f in b.files)
+        # a split-aligned task reads one key range (DuckDB skips the row groups
+        # outside it by their statistics)
+        where = f" WHERE {b.filter}" if b.filter else ""
         cur.execute(
             f"CREATE OR REPLACE TEMP VIEW {quote_ident(b.table)} AS "
-            f"SELECT * FROM read_parquet([{files}])"
+            f"SELECT * FROM read_parquet([{files}]){where}"
         )
 
 
