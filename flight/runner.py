@@ -9,7 +9,9 @@ front door as the fallback.
 from __future__ import annotations
 
 import logging
+import math
 import time
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -42,7 +44,13 @@ class FleetBackend:
         self.queries = QueryStore(store)
         self.status_watch = StatusWatch(store).start()
         self.clients = FlightClients()
-        self.settings = PlannerSettings(broadcast_max_bytes=cfg.broadcast_max_bytes)
+        self.settings = PlannerSettings(
+            broadcast_max_bytes=cfg.broadcast_max_bytes, split_joins=cfg.split_joins != "never"
+        )
+        if cfg.split_joins == "always":  # every split that keeps the answer right
+            self.settings = replace(self.settings, max_cost_share=math.inf)
+        self._slots = 0
+        self._slots_read_at = -1e9
 
     def close(self) -> None:
         self.status_watch.stop()
@@ -51,10 +59,21 @@ class FleetBackend:
     def catalog(self) -> Catalog:
         return self.catalog_store.read()
 
+    def _planner_settings(self) -> PlannerSettings:
+        """The planner's settings, with the fleet's parallelism as of now (re-read
+        from the workers' records at most once a second)."""
+        if self.cfg.parallelism > 0:
+            return replace(self.settings, parallelism=self.cfg.parallelism)
+        now = time.monotonic()
+        if now - self._slots_read_at > 1.0:
+            self._slots = self.queries.worker_slots()
+            self._slots_read_at = now
+        return replace(self.settings, parallelism=max(1, self._slots))
+
     def run(self, sql: str) -> QueryOutcome:
         started = time.perf_counter()
         catalog = self.catalog_store.read()
-        plan = plan_query(sql, catalog, self.settings)
+        plan = plan_query(sql, catalog, self._planner_settings())
         planned = time.perf_counter()
         q = new_query_id()
         index = self._execute(q, plan)

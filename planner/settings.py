@@ -23,8 +23,18 @@ class PlannerSettings:
     # is read more than this many times over at file granularity; else a shuffle.
     aligned_max_overread: float = 2.0
     # Buckets of a shuffle; 0: as many as the split table with the most files has
-    # files, at least 2.
+    # files.
     shuffle_buckets: int = 0
-    # A byte through the exchange costs this many bytes read in place (producers
-    # read, hash, hold and serve it; consumers fetch and concatenate it).
-    shuffle_cost: float = 3.0
+    # Tasks the fleet runs at once: the front door sets it from its workers' slots.
+    parallelism: int = 2
+    # Costs, relative to reading a table's bytes in place (planner/joins/choose.py):
+    # a byte through the exchange costs this much more (producers read, hash, hold
+    # and serve it; consumers fetch and concatenate it)...
+    shuffle_cost: float = 2.0
+    # ... a broadcast table, per task that reads it (each builds its join again)...
+    broadcast_cost: float = 2.0
+    # ... a task, whatever it reads, as bytes read (claim, inputs, completion)...
+    task_cost: float = 2 * 1024 * 1024
+    # ... and a split plan is taken only if its estimated time is at most this
+    # share of one task's (inf: every split that keeps the answer right).
+    max_cost_share: float = 0.8

@@ -2,12 +2,14 @@
 buckets split as workers split them), and equal to DuckDB's answer on the same
 files (in order when the query has ORDER BY).
 
-Three settings: the default (64 MiB; at scale 0.01 no table is that large, so
-every table may be broadcast, and the planner picks the cheapest split: Q3, Q5,
-Q10 and Q12 would broadcast more than each task's share of lineitem, so they split
-lineitem and orders by aligned order-key ranges instead); "broadcast" (no limit on
-what is broadcast); and 200 kB, which makes lineitem, orders and partsupp large:
-never broadcast.
+Settings: the default, where at scale 0.01 a task's fixed cost outweighs what any
+join split saves, so only the aggregates over lineitem split (test_costs_at_sf1
+below shows the default's choices at SF1 sizes); "always", every split that
+keeps the answer right (the cheapest first): Q3, Q5, Q10 and Q12 would broadcast
+more than each task's share of lineitem, so they split lineitem and orders by
+aligned order-key ranges instead; "broadcast", the same with no limit on what is
+broadcast; and "200kB", which makes lineitem, orders and partsupp large: never
+broadcast.
 
 Each query's plan is one of: `aggregate` (partial aggregates per lineitem file and
 a merge), `aligned` (tables split by key ranges from Parquet statistics), `shuffle`
@@ -17,6 +19,8 @@ split by files, the rest broadcast), `one task`.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,24 +31,33 @@ from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.plan import Plan, StageKind
 from duckfleet.verify import assert_same_result
 
+ALWAYS = PlannerSettings(max_cost_share=math.inf)
 SETTINGS = {
     "default": PlannerSettings(),
-    "broadcast": PlannerSettings(broadcast_max_share=1e9),
-    "200kB": PlannerSettings(broadcast_max_bytes=200_000),
+    "always": ALWAYS,
+    "broadcast": replace(ALWAYS, broadcast_max_share=1e9),
+    "200kB": replace(ALWAYS, broadcast_max_bytes=200_000),
 }
-_DEFAULT = {
+_ALWAYS = {
     **dict.fromkeys((1, 6, 14, 19), "aggregate"),
     **dict.fromkeys((2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 18, 21), "aligned"),
     **dict.fromkeys((13, 15, 17, 20, 22), "shuffle"),
     16: "one task",  # COUNT(DISTINCT) over a group that is no key of any split
 }
 STRATEGY = {
-    "default": _DEFAULT,
+    "default": {n: "aggregate" if n in (1, 6, 14, 19) else "one task" for n in range(1, 23)},
+    "always": _ALWAYS,
     # Q3, Q5, Q10, Q12: orders broadcast to each lineitem file's task, as before;
+    # Q13, Q15, Q17, Q20, Q22: one table split by key ranges, the others broadcast;
     # Q16: part shuffled by its group key (p_brand), partsupp broadcast
-    "broadcast": {**_DEFAULT, **dict.fromkeys((3, 5, 10, 12), "aggregate"), 16: "shuffle"},
+    "broadcast": {
+        **_ALWAYS,
+        **dict.fromkeys((3, 5, 10, 12), "aggregate"),
+        **dict.fromkeys((13, 15, 17, 20, 22), "aligned"),
+        16: "shuffle",
+    },
     # Q9: lineitem, orders and partsupp are large and share no key
-    "200kB": {**_DEFAULT, 9: "one task"},
+    "200kB": {**_ALWAYS, 9: "one task"},
 }
 QUERIES = [pytest.param(n, id=f"q{n:02d}") for n in range(1, 23)]
 
@@ -80,13 +93,60 @@ def test_tpch_query_gives_duckdbs_answer(n: int, settings: str, catalog: Catalog
     assert_same_result(execute_plan(plan), reference(catalog, sql), ordered=is_ordered(sql))
 
 
-def test_21_of_22_queries_scan_in_more_than_one_task(catalog: Catalog) -> None:
+def test_21_of_22_queries_can_scan_in_more_than_one_task(catalog: Catalog) -> None:
     multi = {
         n
         for n in range(1, 23)
-        if any(len(s.tasks) > 1 for s in plan_query(tpch_query(n), catalog).stages)
+        if any(len(s.tasks) > 1 for s in plan_query(tpch_query(n), catalog, ALWAYS).stages)
     }
     assert multi == set(range(1, 23)) - {16}
+
+
+def scaled(catalog: Catalog, k: int) -> Catalog:
+    """The catalog of data `k` times larger in the same files: rows, bytes, keys."""
+
+    def grow(v: int | str | None) -> int | str | None:
+        return v * k if isinstance(v, int) else v
+
+    return Catalog(
+        tables={
+            name: replace(
+                t,
+                files=tuple(
+                    replace(
+                        f,
+                        rows=f.rows * k,
+                        bytes=f.bytes * k,
+                        ranges=tuple(
+                            replace(r, min=grow(r.min), max=grow(r.max)) for r in f.ranges
+                        ),
+                    )
+                    for f in t.files
+                ),
+            )
+            for name, t in catalog.tables.items()
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("parallelism", "split"),
+    [
+        # two one-slot workers: the splits that pay when only two tasks run at once
+        (2, {1, 3, 4, 5, 6, 7, 11, 12, 14, 19, 21}),
+        # eight: also those whose broadcast work only pays spread wider; no shuffle
+        # of 4 files pays, the producers being 4 tasks
+        (8, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 18, 19, 21}),
+    ],
+)
+def test_costs_at_sf1(parallelism: int, split: set[int], catalog: Catalog) -> None:
+    """The default's choices for data 100 times larger (about SF1): a split only
+    where the planner's costs say it pays, for the fleet's parallelism."""
+    sf1 = scaled(catalog, 100)
+    settings = PlannerSettings(parallelism=parallelism)
+    plans = {n: plan_query(tpch_query(n), sf1, settings) for n in range(1, 23)}
+    assert {n for n, p in plans.items() if len(p.tasks) > 1} == split
+    assert all(strategy(p) in ("aggregate", "aligned") for n, p in plans.items() if n in split)
 
 
 @pytest.mark.parametrize("n", [1, 6])
@@ -106,7 +166,7 @@ def test_q1_and_q6_split_one_task_per_lineitem_file(n: int, catalog: Catalog) ->
 def test_q3_splits_lineitem_and_orders_by_aligned_order_key_ranges(catalog: Catalog) -> None:
     """Task i reads the lineitem and orders files that overlap key range i, and only
     the rows in it; customer whole."""
-    plan = plan_query(tpch_query(3), catalog)
+    plan = plan_query(tpch_query(3), catalog, ALWAYS)
     tasks = plan.stages[0].tasks
     assert [s.kind for s in plan.stages] == [StageKind.PARTIAL, StageKind.MERGE]
     lineitem = sorted(catalog.tables["lineitem"].files, key=lambda f: f.range_of("l_orderkey").min)
@@ -121,7 +181,7 @@ def test_q3_splits_lineitem_and_orders_by_aligned_order_key_ranges(catalog: Cata
 
 
 def test_q17_shuffles_lineitem_and_part_by_part_key(catalog: Catalog) -> None:
-    plan = plan_query(tpch_query(17), catalog)
+    plan = plan_query(tpch_query(17), catalog, ALWAYS)
     shuffle, buckets, merge = plan.stages
     assert (shuffle.kind, buckets.kind, merge.kind) == (
         StageKind.SHUFFLE,

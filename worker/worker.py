@@ -48,7 +48,9 @@ class Worker:
         self.queries = QueryStore(self.store)
         self.clients = FlightClients()
         self.inputs = InputFetcher(self.queries, self.results, self.clients, self._produce)
-        db_config = {"threads": str(cfg.cores)}
+        # the object cache keeps Parquet footers between tasks: split-aligned and
+        # shuffle tasks read the same files over and over
+        db_config = {"threads": str(cfg.cores), "enable_object_cache": "true"}
         if cfg.memory_limit:
             db_config["memory_limit"] = cfg.memory_limit
         self.db = duckdb.connect(config=db_config)

@@ -14,12 +14,17 @@ only the rows in range i (a filter DuckDB also uses to skip row groups):
     last:      key > b(n-2)
 
 Exact whatever the overlap; worth it while each table is read at most
-`aligned_max_overread` times over (at file granularity; row groups skip more).
+`aligned_max_overread` times over: a file a range overlaps in part costs the row
+groups that part takes, its keys assumed spread evenly between its min and max —
+when the table's files hold disjoint ranges; files that overlap each other are
+taken to be unsorted inside too, and read whole by every range they overlap.
 """
 
 from __future__ import annotations
 
+import datetime
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,6 +42,7 @@ class RangeSplit:
     bounds: tuple[Value, ...]  # upper bounds of all ranges but the last
     files: Mapping[str, tuple[tuple[str, ...], ...]]  # table -> per range, its files
     read_bytes: int  # what all the tasks read together (file granularity)
+    overread: Mapping[str, float]  # table -> bytes the tasks read / its bytes
 
     @property
     def buckets(self) -> int:
@@ -93,6 +99,28 @@ def _overlaps(r: ColumnRange, i: int, bounds: tuple[Value, ...]) -> bool:
     return above_previous and below_next
 
 
+def _share_read(r: ColumnRange, i: int, bounds: tuple[Value, ...], row_groups: int) -> float:
+    """The share of a file range `i` reads: its keys assumed spread evenly over the
+    file's [min, max], whole row groups (DuckDB skips the others by their statistics)."""
+    if r.min is None or r.max is None:
+        return 1.0
+    low, high = _number(r.min), _number(r.max)
+    start = low if i == 0 else max(low, _number(bounds[i - 1]))
+    end = high if i == len(bounds) else min(high, _number(bounds[i]))
+    if high <= low or row_groups <= 1:
+        return 1.0
+    fraction = max(0.0, end - start) / (high - low)
+    groups = max(1, math.ceil(fraction * row_groups - 1e-9))
+    return min(1.0, groups / row_groups)
+
+
+def _number(v: Value) -> float:
+    """Keys as numbers: integers as they are, ISO dates as day ordinals."""
+    if isinstance(v, str):
+        return float(datetime.date.fromisoformat(v).toordinal())
+    return float(v)
+
+
 def _assign(
     tables: Mapping[str, Table],
     ranges: Mapping[str, list[ColumnRange]],
@@ -101,25 +129,30 @@ def _assign(
     max_overread: float,
 ) -> RangeSplit | None:
     files: dict[str, tuple[tuple[str, ...], ...]] = {}
+    overread: dict[str, float] = {}
     total = 0
     for name, table in tables.items():
         per_range: list[tuple[str, ...]] = []
         read = 0
+        # files in key order (disjoint ranges) are taken to be sorted inside too, as
+        # tpchgen-cli writes them; files that overlap each other are read whole
+        in_order = _bounds(ranges[name]) is not None
         for i in range(len(bounds) + 1):
             hit = [
-                (f.path, f.bytes)
+                (f.path, f.bytes * (_share_read(r, i, bounds, f.row_groups) if in_order else 1.0))
                 for f, r in zip(table.files, ranges[name], strict=True)
                 if _overlaps(r, i, bounds)
             ]
-            read += sum(b for _, b in hit)
+            read += int(sum(b for _, b in hit))
             # a range no file reaches still needs the table's columns: any file,
             # filtered to the (empty) range
             per_range.append(tuple(p for p, _ in hit) or (table.files[0].path,))
         if read > max_overread * max(table.bytes, 1):
             return None
         files[name] = tuple(per_range)
+        overread[name] = read / max(table.bytes, 1)
         total += read
-    return RangeSplit(cut, bounds, files, total)
+    return RangeSplit(cut, bounds, files, total, overread)
 
 
 def range_filter(column: str, column_type: str, split: RangeSplit, i: int) -> str:

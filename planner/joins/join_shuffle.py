@@ -25,6 +25,33 @@ from duckfleet.planner.joins.layout import TableRef
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.plan import Stage, StageKind, TableBinding, TaskPlan
 
+_WIDTHS = {
+    "BOOLEAN": 1,
+    "TINYINT": 1,
+    "UTINYINT": 1,
+    "SMALLINT": 2,
+    "USMALLINT": 2,
+    "INTEGER": 4,
+    "UINTEGER": 4,
+    "DATE": 4,
+    "FLOAT": 4,
+    "BIGINT": 8,
+    "UBIGINT": 8,
+    "DOUBLE": 8,
+    "TIMESTAMP": 8,
+    "TIME": 8,
+    "VARCHAR": 24,  # offsets and text: TPC-H's names and comments average about that
+}
+
+
+def arrow_width(column_type: str) -> int:
+    """Bytes a value of a DuckDB type takes in Arrow, about."""
+    base = column_type.upper().split("(")[0].strip()
+    if base == "DECIMAL":
+        precision = int(column_type.split("(")[1].split(",")[0]) if "(" in column_type else 18
+        return 8 if precision <= 18 else 16
+    return _WIDTHS.get(base, 16)
+
 
 def same_key_type(split: Mapping[str, str], catalog: Catalog) -> bool:
     types = set()
@@ -46,18 +73,43 @@ def needed_columns(root: Scope, tables: Iterable[str], skip: list[Scope]) -> dic
     for scope in root.traverse():
         if _inside(scope, skipped):
             continue
+        ignored = _exists_projection(scope)
         for column in scope.columns:
+            if id(column) in ignored:
+                continue
             found = source_of(scope, column.table)
             if found is not None and isinstance(found[1], exp.Table):
                 name = found[1].name.lower()
                 if name in wanted:
                     out[name].add(column.name)
-        for star in scope.stars:
+        for star in scope.stars if not _is_exists(scope) else ():
             for alias, source in scope.sources.items():
                 if isinstance(source, exp.Table) and source.name.lower() in wanted:
                     if not isinstance(star, exp.Column) or star.table in ("", alias):
                         out[source.name.lower()].add("*")
     return out
+
+
+def _is_exists(scope: Scope) -> bool:
+    return isinstance(scope.expression.parent, exp.Exists)
+
+
+def _exists_projection(scope: Scope) -> set[int]:
+    """Columns an EXISTS subquery selects: it only asks whether a row exists, so they
+    need not cross the exchange (rewritten fragments select 1 there instead)."""
+    query = scope.expression
+    if not _is_exists(scope) or not isinstance(query, exp.Select):
+        return set()
+    return {id(c) for e in query.expressions for c in e.find_all(exp.Column)}
+
+
+def select_one_in_exists(tree: exp.Expression) -> None:
+    """`EXISTS (SELECT a, b ... )` -> `EXISTS (SELECT 1 ...)`, in place."""
+    for node in tree.find_all(exp.Exists):
+        query = node.this
+        if isinstance(query, exp.Select) and not query.args.get("distinct"):
+            if not query.args.get("group") and not query.args.get("having"):
+                query.set("expressions", [exp.Literal.number(1)])
 
 
 def _inside(scope: Scope, skipped: set[int]) -> bool:

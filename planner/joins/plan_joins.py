@@ -15,16 +15,21 @@ from collections.abc import Callable
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.scope import build_scope
+from sqlglot.optimizer.scope import Scope, build_scope
 
 from duckfleet.catalog import Catalog
 from duckfleet.ids import TaskId, task_id
 from duckfleet.planner.fallback import NotDistributable
-from duckfleet.planner.joins.choose import Candidate, candidates
+from duckfleet.planner.joins.choose import Candidate, Workload, candidates
 from duckfleet.planner.joins.fragments import Fragments, root_fragments
 from duckfleet.planner.joins.join_aligned import range_filter
 from duckfleet.planner.joins.join_broadcast import file_binding, whole_binding
-from duckfleet.planner.joins.join_shuffle import needed_columns, shuffle_stage
+from duckfleet.planner.joins.join_shuffle import (
+    arrow_width,
+    needed_columns,
+    select_one_in_exists,
+    shuffle_stage,
+)
 from duckfleet.planner.joins.keys import key_classes
 from duckfleet.planner.joins.layout import Analysis, analyze
 from duckfleet.planner.joins.subqueries import (
@@ -58,10 +63,7 @@ def plan_joins(
     if root is None:
         return None
     classes = key_classes(root, catalog)
-    main = read_outside_subqueries(root, catalog)
-    read = tuple(t for t in tables if t in main)
-    aside = tuple(t for t in tables if t not in main)
-    for candidate in candidates(read, aside, classes, catalog, settings):
+    for candidate in candidates(_workload(root, tables, catalog), classes, catalog, settings):
         try:
             analyze(root, candidate.layout)
             return _plan(
@@ -89,6 +91,7 @@ def _plan(
     columns = needed_columns(root, candidate.split, analysis.hoisted)
     subplans = [plan_subquery(hoisted_sql(h, tree)) for h in analysis.hoisted]
     relations = replace_hoisted(analysis.hoisted)
+    select_one_in_exists(tree)  # for fragments generated from the tree
     fragments = root_fragments(
         statement, tree, analysis.merge, sql, catalog.schema_mapping(), bool(relations)
     )
@@ -133,6 +136,27 @@ def _plan(
         stages=tuple(builder.stages),
         reason=_reason(candidate, fragments, analysis),
         tables=tables,
+    )
+
+
+def _workload(root: Scope, tables: tuple[str, ...], catalog: Catalog) -> Workload:
+    """The tables the query reads, each weighed by the share of its columns it uses."""
+    main = read_outside_subqueries(root, catalog)
+    used = needed_columns(root, tables, [])
+    size: dict[str, float] = {}
+    moved: dict[str, float] = {}
+    for name in tables:
+        table = catalog.get(name)
+        assert table is not None
+        names = used.get(name, set())
+        columns = [c for c in table.columns if "*" in names or c.name in names]
+        size[name] = table.bytes * max(len(columns), 1) / max(len(table.columns), 1)
+        moved[name] = table.rows * sum(arrow_width(c.type) for c in columns or table.columns[:1])
+    return Workload(
+        read=tuple(t for t in tables if t in main),
+        aside=tuple(t for t in tables if t not in main),
+        size=size,
+        moved=moved,
     )
 
 

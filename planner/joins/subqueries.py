@@ -28,8 +28,12 @@ def relation(n: int) -> str:
 
 
 def hoisted_sql(child: Scope, tree: exp.Expression) -> str:
-    """The subquery as a statement: its text with the statement's CTEs in front."""
+    """The subquery as a statement: its text with the statement's CTEs in front (and,
+    under EXISTS, its first row only)."""
     query = child.expression.copy()
+    if isinstance(child.expression.parent, exp.Exists) and isinstance(query, exp.Select):
+        if query.args.get("limit") is None and query.args.get("offset") is None:
+            query.set("limit", exp.Limit(expression=exp.Literal.number(1)))
     ctes = tree.args.get("with_")
     if ctes is not None and isinstance(query, exp.Query):
         mine = query.args.get("with_")
