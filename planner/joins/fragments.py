@@ -83,6 +83,9 @@ def _without_offset(tree: exp.Expression) -> exp.Expression:
 
 def _concat_merge(statement: Statement, tree: exp.Expression, sql: str) -> str:
     names = _final_names(statement, tree, sql)
+    if len(set(names)) != len(names):
+        # a merge reads the buckets' results by name: DuckDB renames repeated ones
+        raise NotDistributable("one task: output column names repeat, a merge cannot keep them")
     merge = exp.select("*").from_(exp.to_table(PARTIAL_RELATION))
     distinct = tree.args.get("distinct") is not None or (
         isinstance(tree, exp.Union) and bool(tree.args.get("distinct"))

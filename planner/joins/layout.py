@@ -216,15 +216,23 @@ class _Analyzer:
         joins = list(select.args.get("joins") or ())
         nodes = [from_.this, *(j.this for j in joins)]
         null_supplying = _null_supplying(nodes, joins)
-        where = select.args.get("where")
-        for a, b in equalities(where):
-            if a[0] not in null_supplying and b[0] not in null_supplying:
-                uf.union(a, b)
+        # equalities that hold in every row they leave (NULL never equals): WHERE's,
+        # and inner joins' ON (a row whose side was null-extended fails it); a column
+        # of a null-supplying side is still no key (layout of its NULL rows)
+        for a, b in equalities(select.args.get("where")):
+            uf.union(a, b)
         for join in joins:
             if _is_inner(join):
                 for a, b in equalities(join.args.get("on")):
-                    if a[0] not in null_supplying and b[0] not in null_supplying:
-                        uf.union(a, b)
+                    uf.union(a, b)
+
+        def connected(parts: list[set[Ident]]) -> object | None:
+            """The class all these split sources are equated in, if there is one."""
+            roots = [{uf.find(k) for k in ks} for ks in parts]
+            common = set.intersection(*roots) if roots else set()
+            if len(parts) > 1 and not common:
+                raise NotDistributable("one task: joins split tables on no common key")
+            return next(iter(common), None)
 
         partitioned, acc_keys = self._source(scope, nodes[0], uf)
         self._record(scope, select, nodes[0], None, null_supplying)
@@ -248,6 +256,7 @@ class _Analyzer:
                         "split key of its left side"
                     )
             elif side == "RIGHT":
+                connected(inner_parts)  # the left side, before its rows are null-extended
                 if partitioned and not (part and equated):
                     raise NotDistributable(
                         "one task: RIGHT JOIN of a split left side on no split key of the right"
@@ -255,6 +264,7 @@ class _Analyzer:
                 partitioned, acc_keys = part, set(keys)
                 inner_parts = [set(keys)] if part else []
             elif side == "FULL":
+                connected(inner_parts)
                 if part != partitioned or (part and not equated):
                     raise NotDistributable("one task: FULL JOIN not split on one key on both sides")
                 acc_keys, inner_parts = set(), []  # each row once, but no key column
@@ -267,13 +277,7 @@ class _Analyzer:
                 partitioned = True
                 inner_parts.append(set(keys))
                 acc_keys |= keys
-        root = None
-        if partitioned and acc_keys:
-            roots = [{uf.find(k) for k in ks} for ks in inner_parts]
-            common = set.intersection(*roots) if roots else {uf.find(next(iter(acc_keys)))}
-            if not common:
-                raise NotDistributable("one task: joins split tables on no common key")
-            root = next(iter(common))
+        root = connected(inner_parts) if partitioned and acc_keys else None
         return _Body(partitioned, uf, root, frozenset(null_supplying))
 
     def _record(
@@ -293,7 +297,9 @@ class _Analyzer:
         own: list[exp.Expression] = []
         if alias not in null_supplying:
             own += conjuncts(select.args.get("where"))
-        if join is not None:
+        if join is not None and join.side.upper() not in ("RIGHT", "FULL"):
+            # ON filters the joined side of an inner, LEFT, SEMI or ANTI join; the
+            # preserved side of a RIGHT or FULL join keeps its rows whatever ON says
             own += conjuncts(join.args.get("on"))
         mine = tuple(c for c in own if _only(c, alias))
         self.refs.append(TableRef(source.name.lower(), select, alias, mine))
