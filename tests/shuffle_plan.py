@@ -19,27 +19,21 @@ SHUFFLE_JOIN_SQL = (
     "SELECT o_orderpriority, count(*) AS n, sum(l_extendedprice) AS revenue "
     "FROM lineitem JOIN orders ON l_orderkey = o_orderkey GROUP BY o_orderpriority"
 )
-# A scalar subquery that keeps one core busy for a while and is always true.
-SLOW_TRUE = "(SELECT count(*) FROM range({n}) t(i) WHERE i % 7 = 3) >= 0"
 
 
-def shuffle_join_plan(catalog: Catalog, buckets: int, slow_orders: int = 0) -> Plan:
-    """The hand-built plan; `slow_orders` > 0 makes each orders producer count that
-    many numbers first, so lineitem producers finish well before any consumer starts."""
+def shuffle_join_plan(catalog: Catalog, buckets: int) -> Plan:
+    """The hand-built plan."""
     ids = iter(range(1000))
     producers: dict[str, list[TaskPlan]] = {}
     for table, columns, key in (
         ("lineitem", "l_orderkey, l_extendedprice", "l_orderkey"),
         ("orders", "o_orderkey, o_orderpriority", "o_orderkey"),
     ):
-        where = (
-            f" WHERE {SLOW_TRUE.format(n=slow_orders)}" if table == "orders" and slow_orders else ""
-        )
         producers[table] = [
             TaskPlan(
                 task_id(next(ids)),
                 0,
-                f"SELECT {columns} FROM {table}{where}",
+                f"SELECT {columns} FROM {table}",
                 tables=(TableBinding(table, (f.path,)),),
                 partition_by=(key,),
                 buckets=buckets,

@@ -1,6 +1,6 @@
 """The exchange's pure parts: bucket splitting, the plan and record fields that
 carry it, bucket tickets, the result store, and a consumer recomputing a lost
-partitioned producer. Cross-process behaviour: tests/test_exchange_fleet.py."""
+partitioned producer. Cross-process behaviour: tests/test_joins_fleet.py."""
 
 from __future__ import annotations
 

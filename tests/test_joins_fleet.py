@@ -1,10 +1,13 @@
-"""Planned joins through the real fleet: ADBC client, front door, two worker
-processes, etcd; every answer compared with DuckDB in-process on the same files.
+"""Joins through the real fleet: ADBC client, front door, two worker processes,
+etcd; every answer compared with DuckDB in-process on the same files.
 
-The fleet runs with DUCKFLEET_SPLIT_JOINS=always: at scale 0.01 the planner's
-costs would keep these joins in one task. The last test kills -9 the worker that
-finished a shuffle producer while the other producers still run: the consumers
-find its buckets gone and recompute them from lineage.
+First the exchange alone: a shuffle join built by hand (tests/shuffle_plan.py),
+published to etcd, run by the workers, which fetch buckets from each other over
+Flight. Then planned joins through ADBC; the fleet runs with
+DUCKFLEET_SPLIT_JOINS=always, as at scale 0.01 the planner's costs would keep
+them in one task. The last test kills -9 the worker that finished a shuffle
+producer while the other producers still run: the consumers find its buckets
+gone and recompute them from lineage.
 """
 
 from __future__ import annotations
@@ -14,13 +17,19 @@ import signal
 import time
 from collections.abc import Iterator
 
+import pyarrow as pa
+import pyarrow.flight as fl
 import pytest
 from fleet_fixture import records_for, reference, run, run_in_thread, start_fleet
-from tpch_data import is_ordered, tpch_query
+from shuffle_plan import SHUFFLE_JOIN_SQL, shuffle_join_plan
+from tpch_data import is_ordered, tpch_catalog, tpch_query
 
 from duckfleet.control import QueryStore
+from duckfleet.control.records import QueryState
+from duckfleet.flight.tickets import result_ticket
+from duckfleet.ids import MemberId, new_query_id
 from duckfleet.local_fleet import LocalFleet
-from duckfleet.planner.plan import TaskPlan
+from duckfleet.planner.plan import StageKind, TaskPlan
 from duckfleet.verify import assert_same_result
 
 ALWAYS = {"DUCKFLEET_SPLIT_JOINS": "always"}
@@ -45,6 +54,37 @@ def joins_fleet(etcd, tpch_dir, tmp_path_factory) -> Iterator[LocalFleet]:
         yield f
     finally:
         f.stop()
+
+
+def test_a_hand_built_shuffle_join_runs_on_two_workers_and_equals_duckdb(joins_fleet, tpch_dir):
+    catalog = tpch_catalog(tpch_dir)
+    plan = shuffle_join_plan(catalog, buckets=3)
+    store = joins_fleet.store()
+    try:
+        qs = QueryStore(store)
+        q = new_query_id()
+        qs.publish(q, plan, frontdoor=MemberId("frontdoor-test"), ttl=120)
+        status = qs.wait(q, 120)
+        assert status.state == QueryState.FINISHED, status
+        outputs = [t.id for t in plan.output_tasks]
+        index = qs.results(q, outputs)
+        parts = []
+        for t in outputs:
+            with fl.connect(index[t].location) as client:
+                parts.append(client.do_get(fl.Ticket(result_ticket(q, t))).read_all())
+        expected = reference(tpch_dir, SHUFFLE_JOIN_SQL)
+        assert_same_result(pa.concat_tables(parts), expected, ordered=False)
+        # each producer committed one results entry listing its three buckets
+        producers = [t.id for t in plan.stages[0].tasks]
+        assert plan.stages[0].kind is StageKind.SHUFFLE
+        index = qs.results(q, producers)
+        assert sorted(index) == sorted(producers)
+        for info in index.values():
+            assert len(info.bucket_rows) == 3 and sum(info.bucket_rows) == info.rows
+        lineitem_rows = sum(f.rows for f in catalog.tables["lineitem"].files)
+        assert sum(index[t].rows for t in producers[:4]) == lineitem_rows
+    finally:
+        store.close()
 
 
 def plans_of(fleet: LocalFleet, sql: str) -> list[TaskPlan]:
