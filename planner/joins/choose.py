@@ -38,7 +38,10 @@ from duckfleet.planner.joins.layout import FILES
 from duckfleet.planner.settings import PlannerSettings
 
 MAX_OPTIONAL = 6  # small tables of one class tried split or whole: 2**6 combinations
-MAX_BUCKETS = 64  # buckets of a shuffle: as many as files, or tasks at once, up to this
+# buckets of a shuffle: as many as files, or tasks at once, up to this; a producer
+# completion decrements every bucket task's counter in one etcd transaction (etcd allows
+# 128 operations in one)
+MAX_BUCKETS = 32
 HOIST_COST = 1.5  # a hoisted subquery's work costs more: its stages, its result broadcast
 _RANK = {"aligned": 0, "files": 1, "shuffle": 2}
 
@@ -206,7 +209,7 @@ def _keyed(
     files = max(len(t.files) for name in split if (t := catalog.get(name)) is not None)
     if files < 2:
         return None  # one file in all: the one producer task would read everything
-    buckets = settings.shuffle_buckets or min(max(files, settings.parallelism), MAX_BUCKETS)
+    buckets = min(settings.shuffle_buckets or max(files, settings.parallelism), MAX_BUCKETS)
     if not broadcast_ok(split_bytes, buckets, whole, catalog, settings):
         return None
     # producers, one per file, read and hash; buckets fetch, join and broadcast
