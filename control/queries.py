@@ -31,6 +31,7 @@ from duckfleet.control.records import (
     RUNNING_JSON,
     Claim,
     EndReason,
+    MemberInfo,
     QueryRecord,
     QueryState,
     QueryStatus,
@@ -253,6 +254,12 @@ class QueryStore:
             if t in wanted:
                 out[t] = ResultInfo.from_json(value)
         return out
+
+    @translated("counting worker slots")
+    def worker_slots(self) -> int:
+        """Tasks the workers of the fleet can run at once."""
+        prefix = self.keys.members("worker")
+        return sum(MemberInfo.from_json(v).slots for v, _ in self.store.client.get_prefix(prefix))
 
     @translated("counting workers")
     def worker_count(self) -> int:

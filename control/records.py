@@ -131,31 +131,44 @@ class Claim:
 
 @dataclass(frozen=True)
 class ResultInfo:
-    """Where a finished task's result lives and what it looks like."""
+    """Where a finished task's result lives and what it looks like.
+
+    A partitioned task (exchange producer) lists the rows of each of its buckets,
+    held under one result entry: `bucket_rows[b]` rows in bucket b.
+    """
 
     worker: MemberId
     location: str
     rows: int
     bytes: int
     schema: pa.Schema
+    bucket_rows: tuple[int, ...] = ()
 
     def to_json(self) -> str:
         raw = self.schema.serialize().to_pybytes()
-        return json.dumps(
-            {
-                "worker": self.worker,
-                "location": self.location,
-                "rows": self.rows,
-                "bytes": self.bytes,
-                "schema": base64.b64encode(raw).decode(),
-            }
-        )
+        d: dict[str, object] = {
+            "worker": self.worker,
+            "location": self.location,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "schema": base64.b64encode(raw).decode(),
+        }
+        if self.bucket_rows:
+            d["bucket_rows"] = list(self.bucket_rows)
+        return json.dumps(d)
 
     @staticmethod
     def from_json(text: str | bytes) -> ResultInfo:
         d = json.loads(text)
         schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(d["schema"])))
-        return ResultInfo(MemberId(d["worker"]), d["location"], d["rows"], d["bytes"], schema)
+        return ResultInfo(
+            MemberId(d["worker"]),
+            d["location"],
+            d["rows"],
+            d["bytes"],
+            schema,
+            tuple(d.get("bucket_rows", ())),
+        )
 
 
 @dataclass(frozen=True)

@@ -199,17 +199,18 @@ class TaskQueue:
         it ran (speculation compares a stage's tasks by it)."""
         k, txn = self.keys, self.store.txn
         q, t, lease = ct.query_id, ct.task_id, ct.record.lease
-        done = json.dumps(
-            {
-                "worker": result.worker,
-                "rows": result.rows,
-                "bytes": result.bytes,
-                "recomputed": list(recomputed),
-                "seconds": round(seconds, 4),
-                "copy": ct.copy,
-                "ms": round(seconds * 1000, 3),
-            }
-        )
+        fields: dict[str, Any] = {
+            "worker": result.worker,
+            "rows": result.rows,
+            "bytes": result.bytes,
+            "recomputed": list(recomputed),
+            "seconds": round(seconds, 4),
+            "copy": ct.copy,
+            "ms": round(seconds * 1000, 3),
+        }
+        if result.bucket_rows:  # exchange: the rows of each bucket, in the same commit
+            fields["bucket_rows"] = list(result.bucket_rows)
+        done = json.dumps(fields)
         for _ in range(COMPLETE_RETRIES):
             counters = self._read_counters(ct)
             compare = self._fence(ct)

@@ -44,12 +44,31 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ColumnRange:
+    """Min and max of one column over a file, from its Parquet statistics.
+
+    Kept for integer columns (Python ints) and dates (ISO text): the planner lines
+    up the splits of tables joined on such a key. min/max are None when every
+    value is NULL.
+    """
+
+    column: str
+    min: int | str | None
+    max: int | str | None
+    nulls: int
+
+
+@dataclass(frozen=True)
 class DataFile:
     path: str  # absolute path on storage every worker reaches
     rows: int
     bytes: int
     row_groups: int = 1
     groups: tuple[RowGroup, ...] = ()  # per row group, when the catalog has them
+    ranges: tuple[ColumnRange, ...] = ()  # per column, where the statistics allow
+
+    def range_of(self, column: str) -> ColumnRange | None:
+        return next((r for r in self.ranges if r.column == column), None)
 
 
 @dataclass(frozen=True)
@@ -73,11 +92,7 @@ class Table:
                 "name": self.name,
                 "format": self.format,
                 "columns": [[c.name, c.type] for c in self.columns],
-                "files": [
-                    [f.path, f.rows, f.bytes, f.row_groups]
-                    + ([[g.to_list() for g in f.groups]] if f.groups else [])
-                    for f in self.files
-                ],
+                "files": [_file_json(f) for f in self.files],
             }
         )
 
@@ -88,12 +103,7 @@ class Table:
             name=d["name"],
             format=d.get("format", "parquet"),
             columns=tuple(Column(n, t) for n, t in d["columns"]),
-            files=tuple(
-                DataFile(
-                    p, r, b, g, tuple(RowGroup.from_list(x) for x in (more[0] if more else ()))
-                )
-                for p, r, b, g, *more in d["files"]
-            ),
+            files=tuple(_file_from_json(f) for f in d["files"]),
         )
 
 
@@ -125,6 +135,24 @@ class View:
             columns=tuple(Column(n, t) for n, t in d["columns"]),
             column_names=tuple(d.get("column_names", ())),
         )
+
+
+def _file_json(f: DataFile) -> list[object]:
+    """[path, rows, bytes, row groups, per-group statistics, per-column ranges]; the
+    last two only when there are any."""
+    out: list[object] = [f.path, f.rows, f.bytes, f.row_groups]
+    if f.groups or f.ranges:
+        out.append([g.to_list() for g in f.groups])
+    if f.ranges:
+        out.append([[r.column, r.min, r.max, r.nulls] for r in f.ranges])
+    return out
+
+
+def _file_from_json(d: list[Any]) -> DataFile:
+    path, rows, nbytes, count = d[:4]
+    groups = tuple(RowGroup.from_list(x) for x in d[4]) if len(d) > 4 else ()
+    ranges = tuple(ColumnRange(*r) for r in d[5]) if len(d) > 5 else ()
+    return DataFile(path, rows, nbytes, count, groups, ranges)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,12 @@ class FrontDoorConfig(CommonConfig):
     split_bytes: int = field(
         default_factory=lambda: int(_env("split_bytes", str(32 * 1024 * 1024)))
     )
+    # planner/joins, splitting joins, subqueries, CTEs and windows by key: "cost" when
+    # the planner's costs say it pays, "always" whenever the answer stays right,
+    # "never"
+    split_joins: str = field(default_factory=lambda: _env("split_joins", "cost").lower())
+    # tasks the fleet runs at once, for the planner's costs; 0: its workers' slots
+    parallelism: int = field(default_factory=lambda: int(_env("parallelism", "0")))
 
 
 def override(cfg: CommonConfig, **flags: object) -> None:

@@ -18,9 +18,10 @@ import os
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from duckfleet.catalog import Column, DataFile, RowGroup, StatValue, Table
+from duckfleet.catalog import Column, ColumnRange, DataFile, RowGroup, StatValue, Table
 from duckfleet.errors import DuckfleetError
 
 MAX_STAT_CHARS = 64
@@ -59,18 +60,19 @@ def describe_files(name: str, files: list[str], where: str = "") -> Table:
     finally:
         con.close()
     columns = tuple(Column(r[0], r[1]) for r in rows)
-    footers = [(f, pq.ParquetFile(f).metadata) for f in files]
-    groups = [_row_groups(meta) for _, meta in footers]
+    parquets = [(f, pq.ParquetFile(f)) for f in files]
+    groups = [_row_groups(p.metadata) for _, p in parquets]
     useful = _telling_columns([g for file_groups in groups for g in file_groups])
     data = [
         DataFile(
             f,
-            meta.num_rows,
+            p.metadata.num_rows,
             os.path.getsize(f),
-            meta.num_row_groups,
+            p.metadata.num_row_groups,
             tuple(_keep(g, useful) for g in file_groups),
+            column_ranges(p),
         )
-        for (f, meta), file_groups in zip(footers, groups, strict=True)
+        for (f, p), file_groups in zip(parquets, groups, strict=True)
     ]
     return Table(name=name.lower(), columns=columns, files=tuple(data))
 
@@ -139,3 +141,48 @@ def _comparable(value: StatValue) -> Any:
 
 def _keep(group: RowGroup, columns: set[str]) -> RowGroup:
     return RowGroup(group.rows, group.bytes, {c: v for c, v in group.stats.items() if c in columns})
+
+
+def column_ranges(parquet: pq.ParquetFile) -> tuple[ColumnRange, ...]:
+    """Min/max/NULL count over the file of each top-level integer or date column
+    whose every row group has statistics."""
+    meta = parquet.metadata
+    out = []
+    for field in parquet.schema_arrow:
+        is_int, is_date = pa.types.is_integer(field.type), pa.types.is_date(field.type)
+        if not (is_int or is_date):
+            continue
+        leaf = _leaf_index(meta, field.name)
+        if leaf is None:
+            continue
+        lows, highs, nulls = [], [], 0
+        for g in range(meta.num_row_groups):
+            chunk = meta.row_group(g).column(leaf)
+            stats = chunk.statistics
+            if stats is None or not stats.has_null_count:
+                break
+            nulls += stats.null_count
+            if stats.has_min_max:
+                lows.append(stats.min)
+                highs.append(stats.max)
+            elif stats.null_count != chunk.num_values:
+                break  # values but no min/max: unknown
+        else:
+            low, high = (min(lows), max(highs)) if lows else (None, None)
+            if is_date:
+                low, high = _iso(low), _iso(high)
+            out.append(ColumnRange(field.name, low, high, nulls))
+    return tuple(out)
+
+
+def _leaf_index(meta: pq.FileMetaData, name: str) -> int | None:
+    for i in range(meta.num_columns):
+        if meta.schema.column(i).path == name:
+            return i
+    return None
+
+
+def _iso(value: object) -> str | None:
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat()
+    return value.isoformat() if isinstance(value, datetime.date) else None

@@ -9,10 +9,12 @@ front door as the fallback.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -85,8 +87,14 @@ class FleetBackend:
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
         self.settings = PlannerSettings(
-            broadcast_max_bytes=cfg.broadcast_max_bytes, split_bytes=cfg.split_bytes
+            broadcast_max_bytes=cfg.broadcast_max_bytes,
+            split_bytes=cfg.split_bytes,
+            split_joins=cfg.split_joins != "never",
         )
+        if cfg.split_joins == "always":  # every split that keeps the answer right
+            self.settings = replace(self.settings, max_cost_share=math.inf)
+        self._slots = 0
+        self._slots_read_at = -1e9
         self.describer = Describer(self.settings)
         self.writer = TableWriter(
             self.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
@@ -110,6 +118,17 @@ class FleetBackend:
         with self._catalog_lock:
             self._catalog = catalog
         return catalog
+
+    def _planner_settings(self) -> PlannerSettings:
+        """The planner's settings, with the fleet's parallelism as of now (re-read
+        from the workers' records at most once a second)."""
+        if self.cfg.parallelism > 0:
+            return replace(self.settings, parallelism=self.cfg.parallelism)
+        now = time.monotonic()
+        if now - self._slots_read_at > 1.0:
+            self._slots = self.queries.worker_slots()
+            self._slots_read_at = now
+        return replace(self.settings, parallelism=max(1, self._slots))
 
     def prepare(self, sql: str) -> Prepared:
         return self.describer.prepare(sql, self.catalog())
@@ -211,7 +230,7 @@ class FleetBackend:
         return self._outcome(q, list(record.outputs), self._results(q, record.outputs, status))
 
     def _plan(self, sql: str) -> Plan:
-        return self.plans.plan(sql, self.catalog(), self.settings, plan_query)
+        return self.plans.plan(sql, self.catalog(), self._planner_settings(), plan_query)
 
     def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with

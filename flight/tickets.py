@@ -8,8 +8,10 @@ the worker that holds it or on any front door)::
 
     Any(TicketStatementQuery{statement_handle = b'{"q":"<query id>","t":"<task id>"}'})
 
-    The handle is compact JSON; keys other than "q" and "t" are ignored, so later
-    versions may add some. Ids are 1-64 characters of [A-Za-z0-9_-].
+    The handle is compact JSON; keys other than "q", "t" and "b" are ignored, so
+    later versions may add some. Ids are 1-64 characters of [A-Za-z0-9_-]. "b", a
+    bucket number, names one bucket of a partitioned (exchange) result: workers
+    fetch it from each other; clients never see such tickets.
 
 Explain ticket (the one endpoint of an EXPLAIN or EXPLAIN ANALYZE, answered by any
 front door)::
@@ -60,6 +62,7 @@ class InvalidTicket(DuckfleetError):
 class ResultTicket:
     query_id: QueryId
     task_id: TaskId
+    bucket: int | None = None  # one bucket of a partitioned result
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,14 @@ class LocalTicket:
     command: Message  # e.g. CommandGetTables, answered by the front door itself
 
 
-def result_ticket(query_id: QueryId, task_id: TaskId) -> bytes:
+def result_ticket(query_id: QueryId, task_id: TaskId, bucket: int | None = None) -> bytes:
     for kind, value in (("query id", query_id), ("task id", task_id)):
         if not _ID.fullmatch(value):
             raise ValueError(f"{kind} {value!r} cannot go in a ticket: use 1-64 of [A-Za-z0-9_-]")
-    handle = json.dumps({"q": query_id, "t": task_id}, separators=(",", ":")).encode()
+    fields: dict[str, object] = {"q": query_id, "t": task_id}
+    if bucket is not None:
+        fields["b"] = bucket
+    handle = json.dumps(fields, separators=(",", ":")).encode()
     return commands.pack(sql.TicketStatementQuery(statement_handle=handle))
 
 
@@ -123,7 +129,7 @@ def parse_ticket(data: bytes) -> ResultTicket | LocalTicket | ExplainTicket:
             return explain
         if len(data) > MAX_TICKET_BYTES:
             raise InvalidTicket(f"invalid ticket: {len(data)} bytes, more than a result ticket")
-        return ResultTicket(*_parse_statement_handle(message.statement_handle))  # type: ignore[attr-defined]
+        return _parse_statement_handle(message.statement_handle)  # type: ignore[attr-defined]
     if len(data) > MAX_TICKET_BYTES:
         raise InvalidTicket(f"invalid ticket: {len(data)} bytes, more than any duckfleet ticket")
     if name in LOCAL_TICKET_COMMANDS:
@@ -133,9 +139,7 @@ def parse_ticket(data: bytes) -> ResultTicket | LocalTicket | ExplainTicket:
 
 def parse_result_ticket(data: bytes) -> tuple[QueryId, TaskId]:
     """``(query id, task id)`` of a result ticket; InvalidTicket on anything else."""
-    ticket = parse_ticket(data)
-    if not isinstance(ticket, ResultTicket):
-        raise InvalidTicket("invalid ticket: not a result ticket")
+    ticket = parse_result_ticket_bucket(data)
     return ticket.query_id, ticket.task_id
 
 
@@ -154,7 +158,15 @@ def _explain_handle(handle: bytes) -> ExplainTicket | None:
     return ExplainTicket(sql, QueryId(query_id) if query_id is not None else None)
 
 
-def _parse_statement_handle(handle: bytes) -> tuple[QueryId, TaskId]:
+def parse_result_ticket_bucket(data: bytes) -> ResultTicket:
+    """A result ticket with its bucket, if it names one; InvalidTicket on anything else."""
+    ticket = parse_ticket(data)
+    if not isinstance(ticket, ResultTicket):
+        raise InvalidTicket("invalid ticket: not a result ticket")
+    return ticket
+
+
+def _parse_statement_handle(handle: bytes) -> ResultTicket:
     try:
         fields = json.loads(handle)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -167,7 +179,10 @@ def _parse_statement_handle(handle: bytes) -> tuple[QueryId, TaskId]:
     for kind, value in (("query id", query_id), ("task id", task_id)):
         if not isinstance(value, str) or not _ID.fullmatch(value):
             raise InvalidTicket(f"invalid ticket: missing or malformed {kind}")
-    return QueryId(query_id), TaskId(task_id)  # type: ignore[arg-type]
+    bucket = fields.get("b")
+    if bucket is not None and (type(bucket) is not int or bucket < 0):
+        raise InvalidTicket("invalid ticket: malformed bucket")
+    return ResultTicket(QueryId(query_id), TaskId(task_id), bucket)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,13 @@ fragment plus what its names mean:
   files (one split of a large table, or every file of a small one), or for a range
   of row groups of each (``ranges``);
 * ``inputs``: a relation name (``__stage0``) stands for the concatenated results of
-  these earlier tasks, fetched over Flight from the workers holding them.
+  these earlier tasks, fetched over Flight from the workers holding them — or, for
+  an input with a ``bucket``, the concatenation of that one bucket of each.
+
+Exchange (shuffle): a task with ``partition_by`` and ``buckets`` splits its result
+by ``hash(partition_by) % buckets`` into that many buckets, each kept and served on
+its own; a consumer names ``(producer tasks, bucket)`` and reads bucket b of every
+producer. Rows with equal keys (of one type) land in the same bucket everywhere.
 
 The tasks of the last stage are the result partitions, one FlightEndpoint each,
 in order.
@@ -27,6 +33,8 @@ class StageKind(StrEnum):
     PARTIAL = "partial"  # one task per split; partial aggregates for a merge
     MERGE = "merge"  # one task over the partial results
     SINGLE = "single"  # one task over all the data
+    # exchange: one task per split whose result is hash-partitioned into buckets
+    SHUFFLE = "shuffle"
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,17 @@ class TableBinding:
     files: tuple[str, ...]
     # empty: every file whole; else one entry per file, None for a whole file
     ranges: tuple[RowRange | None, ...] = ()
+    # split-aligned joins: only the rows of these files that satisfy this SQL
+    # predicate over the table's columns (a key range); "" for all rows
+    filter: str = ""
 
     def to_list(self) -> list[object]:
+        """[table, files, ranges, filter], the last two only when set."""
         out: list[object] = [self.table, list(self.files)]
-        if self.ranges:
+        if self.ranges or self.filter:
             out.append([r.to_list() if r is not None else None for r in self.ranges])
+        if self.filter:
+            out.append(self.filter)
         return out
 
     @staticmethod
@@ -61,11 +75,13 @@ class TableBinding:
         table, files, *more = item
         assert isinstance(table, str) and isinstance(files, list)
         ranges = more[0] if more else []
-        assert isinstance(ranges, list)
+        row_filter = more[1] if len(more) > 1 else ""
+        assert isinstance(ranges, list) and isinstance(row_filter, str)
         return TableBinding(
             table,
             tuple(files),
             tuple(RowRange(*r) if r is not None else None for r in ranges),
+            row_filter,
         )
 
 
@@ -73,6 +89,9 @@ class TableBinding:
 class InputBinding:
     relation: str
     tasks: tuple[TaskId, ...]
+    # exchange: -1 reads each producer's whole result; b >= 0 reads bucket b of each
+    # (the producers are partitioned tasks)
+    bucket: int = -1
 
 
 @dataclass(frozen=True)
@@ -85,22 +104,32 @@ class TaskPlan:
     # Set on the output tasks of CREATE TABLE AS / INSERT: the worker writes the
     # fragment's result to this Parquet file and keeps only a one-row summary.
     output_file: str = ""
+    # exchange: split the result by hash of these columns into `buckets` buckets
+    partition_by: tuple[str, ...] = ()
+    buckets: int = 0
+
+    @property
+    def partitioned(self) -> bool:
+        return self.buckets > 0
 
     @property
     def input_tasks(self) -> tuple[TaskId, ...]:
         return tuple(t for b in self.inputs for t in b.tasks)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "stage": self.stage,
-                "sql": self.sql,
-                "tables": [b.to_list() for b in self.tables],
-                "inputs": [[b.relation, list(b.tasks)] for b in self.inputs],
-                **({"output_file": self.output_file} if self.output_file else {}),
-            }
-        )
+        d: dict[str, object] = {
+            "id": self.id,
+            "stage": self.stage,
+            "sql": self.sql,
+            "tables": [b.to_list() for b in self.tables],
+            "inputs": [_input_json(b) for b in self.inputs],
+        }
+        if self.output_file:
+            d["output_file"] = self.output_file
+        if self.partitioned:  # exchange fields only when set: older readers ignore them
+            d["partition_by"] = list(self.partition_by)
+            d["buckets"] = self.buckets
+        return json.dumps(d)
 
     @staticmethod
     def from_json(text: str | bytes) -> TaskPlan:
@@ -110,9 +139,19 @@ class TaskPlan:
             stage=d["stage"],
             sql=d["sql"],
             tables=tuple(TableBinding.from_list(b) for b in d["tables"]),
-            inputs=tuple(InputBinding(r, tuple(TaskId(t) for t in ts)) for r, ts in d["inputs"]),
+            inputs=tuple(
+                InputBinding(b[0], tuple(TaskId(t) for t in b[1]), b[2] if len(b) > 2 else -1)
+                for b in d["inputs"]
+            ),
             output_file=d.get("output_file", ""),
+            partition_by=tuple(d.get("partition_by", ())),
+            buckets=d.get("buckets", 0),
         )
+
+
+def _input_json(b: InputBinding) -> list[object]:
+    out: list[object] = [b.relation, list(b.tasks)]
+    return out if b.bucket < 0 else [*out, b.bucket]
 
 
 @dataclass(frozen=True)
@@ -158,8 +197,17 @@ class Plan:
         for s in self.stages:
             lines.append(f"stage {s.index} [{s.kind}] {len(s.tasks)} task(s)")
             for t in s.tasks:
-                binds = [f"{b.table}={len(b.files)} file(s)" for b in t.tables]
-                binds += [f"{b.relation}<-{','.join(b.tasks)}" for b in t.inputs]
+                binds = [
+                    f"{b.table}={len(b.files)} file(s)" + (f" where {b.filter}" if b.filter else "")
+                    for b in t.tables
+                ]
+                binds += [
+                    f"{b.relation}<-{','.join(b.tasks)}"
+                    + (f"[bucket {b.bucket}]" if b.bucket >= 0 else "")
+                    for b in t.inputs
+                ]
+                if t.partitioned:
+                    binds.append(f"-> {t.buckets} buckets by hash({', '.join(t.partition_by)})")
                 lines.append(f"  {t.id}: {' '.join(binds)}")
                 lines.append(f"    {t.sql}")
         return "\n".join(lines)

@@ -3,6 +3,10 @@
     parse_statement   one query, or a PlanError
     RULES             rewrite rules over the tree, in order (planner/rules/__init__.py)
     build_plan        each Fragment in the final tree becomes a stage of tasks
+    plan_joins        when no rule split the statement's own block (a join of large
+                      tables, a window, a subquery over the split table): split it
+                      by a key, as a broadcast, split-aligned or shuffle join
+                      (planner/joins/)
 
 Whatever cannot be split runs as one task over all the data: slower, never wrong.
 """
@@ -12,9 +16,11 @@ from __future__ import annotations
 from duckfleet.catalog import Catalog
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
+from duckfleet.planner.joins import plan_joins
 from duckfleet.planner.parse import parse_statement
 from duckfleet.planner.plan import Plan
 from duckfleet.planner.rules import RULES
+from duckfleet.planner.rules.qualify_columns import qualify_columns
 from duckfleet.planner.settings import PlannerSettings
 from duckfleet.planner.shape import shape
 from duckfleet.planner.stages import build_plan, single_plan
@@ -35,7 +41,24 @@ def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = No
         for rule in RULES:
             tree = rule(tree, ctx)
     except NotDistributable as e:
-        return single_plan(ctx, e.reason)
-    if not ctx.reasons:  # no rule split the statement's own block: say why
-        ctx.decide(shape(tree, ctx).reason)
+        return _joined(ctx) or single_plan(ctx, e.reason)
+    if not ctx.reasons:  # no rule split the statement's own block
+        joined = _joined(ctx)
+        if joined is not None:
+            return joined
+        ctx.decide(shape(tree, ctx).reason)  # say why
     return build_plan(tree, ctx)
+
+
+def _joined(ctx: PlanContext) -> Plan | None:
+    """The statement split by a join (or window, or subquery) key, or None. It plans
+    from the statement as the client wrote it (views expanded, tables bare), since the
+    rules' rewrites serve the fragment-per-block plans; hoisted subqueries are planned
+    again by plan_query."""
+    if not ctx.tables:
+        return None
+    try:
+        qualified = qualify_columns(ctx.original, ctx)
+    except NotDistributable:
+        return None
+    return plan_joins(ctx, qualified, lambda sub: plan_query(sub, ctx.catalog, ctx.settings))

@@ -20,3 +20,28 @@ class PlannerSettings:
     # 2-worker fleet. (16 MiB, 16 splits, measured slower on 2 cores: each task has
     # a fixed cost in etcd and DuckDB.)
     split_bytes: int = 32 * 1024 * 1024
+
+    # -- joins (planner/joins): tables split by a join key --------------------------
+    # Try splitting joins, subqueries, CTEs and windows by key when the query is not
+    # a plain scan or aggregate over one large table.
+    split_joins: bool = True
+    # A split-aligned join (key ranges from Parquet statistics) only while no table
+    # is read more than this many times over at file granularity; else a shuffle.
+    aligned_max_overread: float = 2.0
+    # Buckets of a shuffle; 0: as many as the split table with the most files has
+    # files.
+    shuffle_buckets: int = 0
+    # Tasks the fleet runs at once: the front door sets it from its workers' slots.
+    parallelism: int = 2
+    # Costs, relative to reading a table's bytes in place (planner/joins/choose.py):
+    # a byte through the exchange costs this much more (producers read, hash, hold
+    # and serve it; consumers fetch and concatenate it)...
+    shuffle_cost: float = 2.0
+    # ... a broadcast table, per task that reads it (each builds its join again)...
+    broadcast_cost: float = 2.0
+    # ... a task, whatever it reads, as bytes read: claim, inputs, completion cost a
+    # worker about 12 ms of CPU per task, what reading ~4 MB of columns takes...
+    task_cost: float = 4 * 1024 * 1024
+    # ... and a split plan is taken only if its estimated time is at most this
+    # share of one task's (inf: every split that keeps the answer right).
+    max_cost_share: float = 0.8

@@ -97,7 +97,7 @@ def shape(block: exp.Expression, ctx: PlanContext, root: bool = True) -> Shape:
         _check_broadcast_cost(select, split, small, ctx.catalog, ctx.settings)
         _check_joins(select, split)
         _check_expressions(select)
-        strategy = _strategy(select, ctx.sql)
+        strategy = block_strategy(select, ctx.sql)
     except NotDistributable as e:
         return Shape(Strategy.SINGLE, e.reason)
     count = split_count(split, ctx.settings, row_group_filter(select, split))
@@ -408,7 +408,9 @@ def aggregates_of(select: exp.Select) -> list[exp.Expression]:
     return list(dict.fromkeys(out))
 
 
-def _strategy(select: exp.Select, sql: str) -> Strategy:
+def block_strategy(select: exp.Select, sql: str) -> Strategy:
+    """SCAN, SORT or AGGREGATE for a block that splits; NotDistributable if its
+    clauses or aggregates cannot."""
     aggregates = aggregates_of(select)
     group = select.args.get("group")
     if not aggregates and group is None and not select.args.get("distinct"):

@@ -123,7 +123,7 @@ def test_scan_binds_one_file_of_the_large_table_and_all_of_the_small(catalog: Ca
 
 
 def test_single_binds_every_table_whole_and_runs_the_text_as_sent(catalog: Catalog) -> None:
-    sql = (
+    sql = (  # MEDIAN does not merge, and nothing groups it by a key: one task
         "WITH lineitem AS (SELECT * FROM lineitem WHERE l_quantity > 45) "
         "SELECT MEDIAN(l_quantity) FROM lineitem;"
     )

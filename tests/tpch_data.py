@@ -7,7 +7,8 @@
 * `tpch_query(n)`: the text of TPC-H query n, from shared/tpch/queries.
 * `reference(catalog, sql)`: DuckDB in-process over views of every file: the answer.
 * `execute_plan(plan)`: the plan run stage by stage through the worker's
-  `run_fragment`, each task on a fresh cursor: the distributed answer.
+  `run_fragment`, each task on a fresh cursor, partitioned results split into
+  buckets by the worker's `split_buckets`: the distributed answer.
 * `is_ordered(sql)`: whether the two answers must also agree on row order.
 """
 
@@ -27,6 +28,7 @@ import sqlglot
 from duckfleet.catalog import Catalog
 from duckfleet.planner.plan import Plan
 from duckfleet.table_files import describe_table
+from duckfleet.worker.buckets import split_buckets
 from duckfleet.worker.fragment import quote_ident, quote_literal, run_fragment
 
 TPCH_SCALE = "0.01"
@@ -84,19 +86,36 @@ def is_ordered(sql: str) -> bool:
 
 def execute_plan(plan: Plan, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
     """Run `plan` as workers would, stage by stage, each task on a fresh cursor of `con`
-    (a new in-memory database by default); the output tasks' results, in order."""
+    (a new in-memory database by default); the output tasks' results, in order.
+
+    A partitioned task's result is split into its buckets (worker.buckets, as the
+    worker does); an input with a bucket reads that bucket of each producer.
+    """
     if con is None:
         with duckdb.connect() as own:
             return execute_plan(plan, own)
-    results: dict[str, pa.Table] = {}
+    results: dict[str, pa.Table | list[pa.Table]] = {}
+
+    def read(t: str, bucket: int) -> pa.Table:
+        held = results[t]
+        if isinstance(held, list):
+            assert bucket >= 0, f"{t} is partitioned: its consumers name a bucket"
+            return held[bucket]
+        assert bucket < 0, f"{t} is not partitioned"
+        return held
+
     for stage in plan.stages:
         for task in stage.tasks:
             inputs = {
-                b.relation: pa.concat_tables([results[t] for t in b.tasks]) for b in task.inputs
+                b.relation: pa.concat_tables([read(t, b.bucket) for t in b.tasks])
+                for b in task.inputs
             }
             cursor = con.cursor()
             try:
-                results[task.id] = run_fragment(cursor, task, inputs)
+                table = run_fragment(cursor, task, inputs)
+                if task.partitioned:
+                    table = split_buckets(cursor, table, task.partition_by, task.buckets)
+                results[task.id] = table
             finally:
                 cursor.close()
-    return pa.concat_tables([results[t.id] for t in plan.output_tasks])
+    return pa.concat_tables([read(t.id, -1) for t in plan.output_tasks])

@@ -10,7 +10,7 @@ import pyarrow.flight as fl
 from duckfleet.control.errors import QueryNotFound
 from duckfleet.flight.auth import EmptyHandshake
 from duckfleet.flight.status import flight_call
-from duckfleet.flight.tickets import parse_result_ticket
+from duckfleet.flight.tickets import parse_result_ticket_bucket
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.wire import wire_sized
 
@@ -29,15 +29,17 @@ class WorkerFlightServer(fl.FlightServerBase):
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         with flight_call("DoGet", context) as call:
-            q, t = parse_result_ticket(ticket.ticket)
+            parsed = parse_result_ticket_bucket(ticket.ticket)
+            q, t, bucket = parsed.query_id, parsed.task_id, parsed.bucket
             call.query_id = q
-            table = self.results.get(q, t)
+            table = self.results.get(q, t, bucket)
+            what = t if bucket is None else f"{t} bucket {bucket}"
             if table is None:
                 # the client moves on to the next location: a front door
                 raise QueryNotFound(
-                    f"this worker holds no result {t} of query {q}: fetch it from a front door"
+                    f"this worker holds no result {what} of query {q}: fetch it from a front door"
                 )
-            log.info("query=%s task=%s serving %d rows", q, t, table.num_rows)
+            log.info("query=%s task=%s serving %d rows", q, what, table.num_rows)
             return fl.RecordBatchStream(wire_sized(table))
 
     def list_actions(self, context: fl.ServerCallContext) -> list[tuple[str, str]]:

@@ -32,13 +32,20 @@ def bind_tables(cur: duckdb.DuckDBPyConnection, task: TaskPlan) -> None:
 
 
 def table_source(binding: TableBinding) -> str:
-    """A SELECT over the binding's files, or over the row ranges it names of them.
+    """A SELECT over the binding's files, or over the row ranges it names of them;
+    a split-aligned task's key-range filter on top (DuckDB skips the row groups
+    outside it by their statistics).
 
     A range is read with DuckDB's own `file_row_number` filter, which skips the row
     groups outside it (measured faster than reading the row groups with pyarrow and
     handing DuckDB an Arrow table: 14 ms against 30 ms for TPC-H Q1 over 4 of 14 row
     groups of an SF1 lineitem file).
     """
+    source = _rows_source(binding)
+    return f"SELECT * FROM ({source}) WHERE {binding.filter}" if binding.filter else source
+
+
+def _rows_source(binding: TableBinding) -> str:
     if not binding.ranges or all(r is None for r in binding.ranges):
         files = ", ".join(quote_literal(f) for f in binding.files)
         return f"SELECT * FROM read_parquet([{files}])"

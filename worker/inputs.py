@@ -5,6 +5,10 @@ vanished with its lease, or the worker no longer answers for it — the consumer
 recomputes it here from its lineage: the producer's own task, read from etcd, run
 on this worker with its inputs fetched (or recomputed) the same way. The answer is
 the same; only this task takes longer.
+
+Exchange: an input with a bucket reads that bucket of each producer (a ticket per
+producer and bucket). A lost partitioned producer is recomputed whole, split into
+its buckets and kept here, so this worker's other consumers of it reuse it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from duckfleet.worker.results import ResultStore
 
 log = logging.getLogger("duckfleet.worker")
 
-RunFragment = Callable[[TaskPlan, Mapping[str, pa.Table]], pa.Table]
+# runs a task: its result, or its buckets for a partitioned task
+RunTask = Callable[[TaskPlan, Mapping[str, pa.Table]], pa.Table | list[pa.Table]]
 
 
 class FlightClients:
@@ -62,7 +67,7 @@ class InputFetcher:
         queries: QueryStore,
         local: ResultStore,
         clients: FlightClients,
-        run: RunFragment,
+        run: RunTask,
     ) -> None:
         self.queries = queries
         self.local = local
@@ -78,28 +83,51 @@ class InputFetcher:
         if not wanted:
             return {}
         index = self.queries.results(q, wanted)
-        tables = {t: self._result(q, t, index.get(t), recomputed) for t in dict.fromkeys(wanted)}
+        parts = {
+            (t, b.bucket): self._result(q, t, b.bucket, index.get(t), recomputed)
+            for b in task.inputs
+            for t in b.tasks
+        }
         return {
-            b.relation: pa.concat_tables([tables[t] for t in b.tasks], promote_options="permissive")
+            b.relation: pa.concat_tables(
+                [parts[(t, b.bucket)] for t in b.tasks], promote_options="permissive"
+            )
             for b in task.inputs
         }
 
     def _result(
-        self, q: QueryId, t: TaskId, info: ResultInfo | None, recomputed: list[TaskId]
+        self,
+        q: QueryId,
+        t: TaskId,
+        bucket: int,
+        info: ResultInfo | None,
+        recomputed: list[TaskId],
     ) -> pa.Table:
-        held = self.local.get(q, t)
+        """Producer `t`'s result, or its bucket `bucket` (>= 0)."""
+        wanted = None if bucket < 0 else bucket
+        what = t if wanted is None else f"{t} bucket {bucket}"
+        held = self.local.get(q, t, wanted)
         if held is not None:
             return held
         if info is not None:
             try:
-                ticket = fl.Ticket(result_ticket(q, t))
+                ticket = fl.Ticket(result_ticket(q, t, wanted))
                 return self.clients.get(info.location).do_get(ticket).read_all()
             except (fl.FlightError, pa.ArrowException) as exc:
-                log.warning("query=%s input %s at %s unreachable: %s", q, t, info.location, exc)
+                log.warning("query=%s input %s at %s unreachable: %s", q, what, info.location, exc)
         try:
             producer = self.queries.stored_task(q, t).plan
         except QueryNotFound as exc:
             raise InputUnavailable(f"query {q}: input {t} is lost and so is its lineage") from exc
-        log.warning("query=%s input %s lost with its worker: recomputing it from lineage", q, t)
-        recomputed.append(t)
-        return self.run(producer, self.inputs(q, producer, recomputed))
+        log.warning("query=%s input %s lost with its worker: recomputing it from lineage", q, what)
+        if t not in recomputed:
+            recomputed.append(t)
+        out = self.run(producer, self.inputs(q, producer, recomputed))
+        if isinstance(out, list):
+            self.local.put_buckets(q, t, out)  # this worker's other consumers reuse it
+            if wanted is None or not 0 <= wanted < len(out):
+                raise InputUnavailable(f"query {q}: input {what} does not exist in its producer")
+            return out[wanted]
+        if wanted is not None:
+            raise InputUnavailable(f"query {q}: input {t} is not partitioned into buckets")
+        return out

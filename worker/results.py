@@ -1,4 +1,8 @@
-"""Results a worker holds, by (query, task), until the query's keys expire."""
+"""Results a worker holds, by (query, task), until the query's keys expire.
+
+A partitioned task (exchange producer) holds one table per bucket; `get` with a
+bucket returns that one.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,32 @@ import pyarrow as pa
 
 from duckfleet.ids import QueryId, TaskId
 
+Held = pa.Table | tuple[pa.Table, ...]  # a whole result, or its buckets
+
 
 class ResultStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tables: dict[tuple[QueryId, TaskId], pa.Table] = {}
+        self._tables: dict[tuple[QueryId, TaskId], Held] = {}
 
     def put(self, q: QueryId, t: TaskId, table: pa.Table) -> None:
         with self._lock:
             self._tables[(q, t)] = table
 
-    def get(self, q: QueryId, t: TaskId) -> pa.Table | None:
+    def put_buckets(self, q: QueryId, t: TaskId, buckets: list[pa.Table]) -> None:
         with self._lock:
-            return self._tables.get((q, t))
+            self._tables[(q, t)] = tuple(buckets)
+
+    def get(self, q: QueryId, t: TaskId, bucket: int | None = None) -> pa.Table | None:
+        """The whole result (bucket None) or one bucket of a partitioned one.
+
+        None if not held, or if the result is not of the kind asked for.
+        """
+        with self._lock:
+            held = self._tables.get((q, t))
+        if isinstance(held, tuple):
+            return held[bucket] if bucket is not None and 0 <= bucket < len(held) else None
+        return held if bucket is None else None
 
     def drop(self, q: QueryId, t: TaskId) -> None:
         with self._lock:
@@ -41,4 +58,5 @@ class ResultStore:
     @property
     def nbytes(self) -> int:
         with self._lock:
-            return sum(t.nbytes for t in self._tables.values())
+            held = list(self._tables.values())
+        return sum(sum(b.nbytes for b in h) if isinstance(h, tuple) else h.nbytes for h in held)

@@ -55,6 +55,9 @@ def open_database(
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
         "allow_community_extensions": False,
+        # Parquet footers kept between tasks: split-aligned and shuffle tasks read the
+        # same files over and over
+        "enable_object_cache": True,
     }
     if memory_limit:
         config["memory_limit"] = memory_limit

@@ -31,6 +31,7 @@ from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.worker.buckets import split_buckets
 from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.inputs import FlightClients, InputFetcher
@@ -322,19 +323,20 @@ class Worker:
         try:
             recomputed: list[TaskId] = []
             inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
-            table = self._execute(ct.task.plan, inputs)
+            out = self._execute(ct.task.plan, inputs)
             run.computed()
-            check_result_size(ct, table)
-            self.results.put(q, t, table)
-            info = ResultInfo(self.id, self.location, table.num_rows, table.nbytes, table.schema)
+            if isinstance(out, pa.Table):  # buckets feed other tasks, never the client
+                check_result_size(ct, out)
+            info = self._keep(q, t, out)
             lease = self.membership.lease_id
             seconds = time.monotonic() - run.started
             if self.queue.complete(ct, info, lease, tuple(recomputed), seconds):
                 log.info(
-                    "query=%s task=%s done: %d rows in %.1f ms",
+                    "query=%s task=%s done: %d rows%s in %.1f ms",
                     q,
                     t,
-                    table.num_rows,
+                    info.rows,
+                    f" in {len(info.bucket_rows)} buckets" if info.bucket_rows else "",
                     (time.monotonic() - run.started) * 1000,
                 )
             else:
@@ -363,7 +365,19 @@ class Worker:
             self._idle.set()
             self._wake.set()
 
-    def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table:
+    def _keep(self, q: QueryId, t: TaskId, out: pa.Table | list[pa.Table]) -> ResultInfo:
+        """Hold a task's result; its results index entry (one per task, listing the
+        buckets of a partitioned one)."""
+        if isinstance(out, list):
+            self.results.put_buckets(q, t, out)
+            rows = tuple(b.num_rows for b in out)
+            nbytes = sum(b.nbytes for b in out)
+            return ResultInfo(self.id, self.location, sum(rows), nbytes, out[0].schema, rows)
+        self.results.put(q, t, out)
+        return ResultInfo(self.id, self.location, out.num_rows, out.nbytes, out.schema)
+
+    def _execute(self, task: TaskPlan, inputs: Mapping[str, pa.Table]) -> pa.Table | list[pa.Table]:
+        """Run `task`: its result, or for a partitioned task its buckets."""
         run: RunningTask = self._current.run
         limit = run.ct.record.memory_limit
         if limit:  # a database of its own, so the limit is this task's alone
@@ -372,7 +386,10 @@ class Worker:
         else:
             open_connection = self.db.cursor
         with run.connection(open_connection) as con:
-            return run_sandboxed(con, task, inputs, self.storage)
+            table = run_sandboxed(con, task, inputs, self.storage)
+            if task.partitioned:
+                return split_buckets(con, table, task.partition_by, task.buckets)
+            return table
 
     def _release_quietly(self, ct: ClaimedTask) -> None:
         try:

@@ -33,7 +33,7 @@ from sqlglot import exp
 from duckfleet.planner.aggregates import Merger, distinct_argument
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
-from duckfleet.planner.fragment import fragment
+from duckfleet.planner.fragment import Fragment, fragment
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.scope import blocks_bottom_up, correlated, transform_scope, walk_scope
 from duckfleet.planner.shape import (
@@ -42,6 +42,7 @@ from duckfleet.planner.shape import (
     Shape,
     Strategy,
     aggregates_of,
+    block_strategy,
     bounded_result,
     group_keys,
     needs_stage,
@@ -50,6 +51,7 @@ from duckfleet.planner.shape import (
 )
 
 _DROPPED_FROM_PARTIAL = ("having", "order", "limit", "offset", "distinct")
+_BY_KEY = "__by_key"  # the split "table" of a block that splits by a join key
 
 
 def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
@@ -74,11 +76,33 @@ def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
     return tree
 
 
-def split_block(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Select:
-    """The merge over a Fragment of partial aggregates, for an AGGREGATE block."""
+def partial_aggregates(
+    select: exp.Select, relation: str, ctx: PlanContext
+) -> tuple[exp.Select, exp.Select]:
+    """For a block split another way (by a join key, planner/joins): the partial
+    aggregate each task runs, and the merge over `relation`, their concatenation.
+    NotDistributable when an aggregate does not merge."""
+    if block_strategy(select, ctx.sql) is not Strategy.AGGREGATE:
+        raise NotDistributable("one task: not an aggregate block")
+    # what the block reads was laid out by the join planner: nothing becomes a stage
+    decision = Shape(Strategy.AGGREGATE, "", split_table=_BY_KEY)
+    merge = split_block(select, decision, ctx, stage_inputs=False)
+    (partial_fragment,) = merge.find_all(Fragment)
+    partial = partial_fragment.query
+    partial_fragment.replace(exp.to_table(relation))
+    return partial, merge
+
+
+def split_block(
+    select: exp.Select, decision: Shape, ctx: PlanContext, stage_inputs: bool = True
+) -> exp.Select:
+    """The merge over a Fragment of partial aggregates, for an AGGREGATE block;
+    `stage_inputs`: nested queries that need it become stages of their own."""
     assert decision.split_table is not None
     bounded = bounded_result(select, ctx)
-    select = materialize_inputs(select.copy(), decision.split_table, ctx)
+    select = select.copy()
+    if stage_inputs:
+        select = materialize_inputs(select, decision.split_table, ctx)
     keys = group_keys(select)
     aggregates = aggregates_of(select)
     grouping = select.args.get("group")
