@@ -43,7 +43,7 @@ def test_files_record_min_max_and_nulls_of_integer_and_date_columns(tmp_path: Pa
 def table(name: str, key: str, spans: list[tuple[int | None, int | None, int]]) -> Table:
     """A table whose file i holds keys spans[i] = (min, max, nulls), 1000 bytes each."""
     files = tuple(
-        DataFile(f"/{name}.{i}", 10, 1000, 1, (ColumnRange(key, lo, hi, nulls),))
+        DataFile(f"/{name}.{i}", 10, 1000, 1, ranges=(ColumnRange(key, lo, hi, nulls),))
         for i, (lo, hi, nulls) in enumerate(spans)
     )
     return Table(name, (Column(key, "BIGINT"),), files)
@@ -78,7 +78,7 @@ def test_unsorted_or_unknown_or_mixed_ranges_do_not_align():
     dates = Table(
         "e",
         (Column("k", "DATE"),),
-        (DataFile("/e", 1, 1, 1, (ColumnRange("k", "2024-01-01", "2024-02-01", 0),)),),
+        (DataFile("/e", 1, 1, 1, ranges=(ColumnRange("k", "2024-01-01", "2024-02-01", 0),)),),
     )
     assert range_split({"a": "k", "e": "k"}, catalog(sorted_, dates), 9.0) is None
 
@@ -102,7 +102,7 @@ def test_every_key_lands_in_exactly_one_range(column_type: str):
         spans = [(1, 10), (11, 20)]
         values = "SELECT i - 5 AS k FROM range(40) t(i) UNION ALL SELECT NULL"
     files = tuple(
-        DataFile(f"/t.{i}", 1, 1, 1, (ColumnRange("k", lo, hi, 0),))
+        DataFile(f"/t.{i}", 1, 1, 1, ranges=(ColumnRange("k", lo, hi, 0),))
         for i, (lo, hi) in enumerate(spans)
     )
     t = Table("t", (Column("k", column_type),), files)
