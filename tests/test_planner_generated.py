@@ -17,6 +17,7 @@ counts; the generator keeps such values out of exact tests (DISTINCT, joins, =).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,11 @@ from duckfleet.worker.fragment import quote_ident, quote_literal
 
 SEED = 20261124
 COUNT = int(os.environ.get("DUCKFLEET_GENERATED_QUERIES", "500"))
-SETTINGS = PlannerSettings(broadcast_max_bytes=200_000, split_bytes=300_000)
+# lineitem, orders and partsupp large; every join split that keeps the answer right
+# taken, whatever the costs say (at this scale they would keep joins whole)
+SETTINGS = PlannerSettings(
+    broadcast_max_bytes=200_000, split_bytes=300_000, max_cost_share=math.inf
+)
 ROW_GROUP_ROWS = 4096
 
 

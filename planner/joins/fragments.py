@@ -89,9 +89,9 @@ def _concat_merge(statement: Statement, tree: exp.Expression, sql: str) -> str:
         # a merge reads the buckets' results by name: DuckDB renames repeated ones
         raise NotDistributable("one task: output column names repeat, a merge cannot keep them")
     merge = exp.select("*").from_(exp.to_table(PARTIAL_RELATION))
-    distinct = tree.args.get("distinct") is not None or (
-        isinstance(tree, exp.Union) and bool(tree.args.get("distinct"))
-    )
+    # a SELECT holds a Distinct node; a set operation a flag (False: UNION ALL)
+    flag = tree.args.get("distinct")
+    distinct = bool(flag) if isinstance(tree, exp.SetOperation) else flag is not None
     if distinct:
         merge.set("distinct", exp.Distinct())
     order = tree.args.get("order")
