@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.datasets import lineitem_parts
 from bench.fleet import fleet_setup, register, running_fleet, set_workers
 from bench.machine import environment
-from bench.one_query import Traced, heavy_sql, reference, run_traced
+from bench.one_query import Traced, add_heavy_query_arguments, heavy_query, heavy_sql, run_traced
 from bench.progress import say
 from bench.report import Table, median, publish, timelines
 from bench.timeline import Timeline
@@ -31,19 +30,14 @@ TABLE = "lineitem_many"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", type=float, default=1.0, help="lineitem scale (default 1)")
-    p.add_argument("--files", type=int, default=32, help="files, so tasks (default 32)")
-    p.add_argument("--work", type=int, default=16, help="md5 calls per row (default 16)")
+    add_heavy_query_arguments(p)
     p.add_argument("--runs", type=int, default=3, help="rounds of the three cases (median)")
     p.add_argument("--join-at", type=float, default=0.25, help="fraction (default 0.25)")
 
 
 def run_elasticity(args: argparse.Namespace) -> dict[str, Path]:
     header = environment()
-    folder = lineitem_parts(args.data_dir, args.scale, f"lineitem_{args.files}", [1] * args.files)
-    sql = heavy_sql(TABLE, args.work)
-    say("computing the answer with DuckDB in-process")
-    expected = reference(sql, {TABLE: folder})
+    folder, sql, expected = heavy_query(args, TABLE)
     one: list[Traced] = []
     two: list[Traced] = []
     joined: list[tuple[Traced, float, float, float | None]] = []  # started, member, claim

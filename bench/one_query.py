@@ -10,6 +10,7 @@ and returns the wall time with every task run the timeline saw.
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from bench.datasets import lineitem_parts
 from bench.fleet import adbc_connect, fetch
+from bench.progress import say
 from bench.report import Span
 from bench.timeline import TaskRun, Timeline
 from duckfleet.control import QueryStore
@@ -26,6 +29,23 @@ from duckfleet.local_fleet import LocalFleet
 from duckfleet.table_files import expand_paths
 from duckfleet.verify import difference
 from duckfleet.worker.fragment import quote_literal
+
+
+def add_heavy_query_arguments(p: argparse.ArgumentParser) -> None:
+    """The query of many tasks that elasticity and faults time (`heavy_query`)."""
+    p.add_argument("--scale", type=float, default=1.0, help="lineitem scale (default 1)")
+    p.add_argument("--files", type=int, default=32, help="files, so tasks (default 32)")
+    p.add_argument("--work", type=int, default=16, help="md5 calls per row (default 16)")
+
+
+def heavy_query(args: argparse.Namespace, table: str) -> tuple[str, str, pa.Table]:
+    """lineitem at `args.scale` in `args.files` equal files, the CPU-heavy query over
+    them as `table`, and its answer from DuckDB in-process: (folder, sql, answer)."""
+    name = f"lineitem_{args.files}"
+    folder = lineitem_parts(args.data_dir, args.scale, name, [1] * args.files)
+    sql = heavy_sql(table, args.work)
+    say("computing the answer with DuckDB in-process")
+    return folder, sql, reference(sql, {table: folder})
 
 
 def heavy_sql(table: str, work: int) -> str:
