@@ -12,8 +12,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from duckfleet.auth.errors import AuthConfigError
-from duckfleet.auth.setup import BASIC, NONE
+from duckfleet.auth.setup import BASIC, NONE, secret
 from duckfleet.auth.tls import TlsFiles, make_self_signed
 
 
@@ -125,13 +124,4 @@ class FleetSecurity:
 
 
 def _secret(environ: Mapping[str, str], name: str) -> str:
-    if environ.get(name):
-        return environ[name]
-    path = environ.get(f"{name}_FILE", "")
-    if not path:
-        return ""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise AuthConfigError(f"{name}_FILE: cannot read {path}: {exc}") from None
+    return secret(environ.get(name, ""), environ.get(f"{name}_FILE", ""), name)

@@ -28,7 +28,7 @@ def token_signer(cfg: CommonConfig) -> TokenSigner | None:
     """The fleet's token signer, or None when auth is off."""
     if not auth_enabled(cfg):
         return None
-    key = _secret(cfg.token_key, cfg.token_key_file, "DUCKFLEET_TOKEN_KEY")
+    key = secret(cfg.token_key, cfg.token_key_file, "DUCKFLEET_TOKEN_KEY")
     if not key:
         raise AuthConfigError(
             "auth is on (DUCKFLEET_AUTH=basic) but there is no token key: set "
@@ -42,7 +42,7 @@ def user_directory(cfg: FrontDoorConfig) -> UserDirectory | None:
     """Who may log in at a front door, or None when auth is off."""
     if not auth_enabled(cfg):
         return None
-    password = _secret(cfg.admin_password, cfg.admin_password_file, "DUCKFLEET_ADMIN_PASSWORD")
+    password = secret(cfg.admin_password, cfg.admin_password_file, "DUCKFLEET_ADMIN_PASSWORD")
     return UserDirectory(cfg.admin_user, password or None, cfg.users_file or None)
 
 
@@ -50,7 +50,9 @@ def tls(cfg: CommonConfig) -> TlsFiles | None:
     return tls_files(cfg.tls_cert_file, cfg.tls_key_file, cfg.tls_ca_file)
 
 
-def _secret(value: str, path: str, setting: str) -> str:
+def secret(value: str, path: str, setting: str) -> str:
+    """A secret given as `value`, else read from the file at `path` (its `_FILE`
+    setting); "" when neither is set."""
     if value:
         return value
     if not path:
