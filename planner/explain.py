@@ -5,9 +5,11 @@
 `explain_statement` says whether the text is one, and gives the query. `explain_rows`
 lays the plan out as a result table: one row for the plan (its strategy, or why it
 runs as one task), one per note (a subquery split, a CTE computed once, ...), then
-one per task: its stage and kind, what it reads (files, row-group ranges, earlier
-results) and its SQL. EXPLAIN ANALYZE adds each task's worker, rows, bytes and time,
-which the front door reads from the task records (flight/explain.py).
+one per task: its stage and kind, what it reads (files, row-group ranges, a
+split-aligned join's key range, earlier results or one bucket of each shuffle
+producer, and the buckets a producer writes) and its SQL. EXPLAIN ANALYZE adds each
+task's worker, rows, bytes and time, which the front door reads from the task
+records (flight/explain.py).
 """
 
 from __future__ import annotations
@@ -76,11 +78,21 @@ def _basename(path: str) -> str:
 
 
 def reads(task: TaskPlan) -> str:
-    return "; ".join(binding_text(b) for b in task.tables)
+    out = "; ".join(binding_text(b) for b in task.tables)
+    if task.partitioned:  # a shuffle's producer
+        keys = ", ".join(task.partition_by)
+        out += f" -> {task.buckets} buckets by hash({keys})"
+    return out
 
 
 def binding_text(binding: TableBinding) -> str:
-    """`lineitem: lineitem.1.parquet row groups 4-6 (rows 428332-750571)`, or the files."""
+    """`lineitem: lineitem.1.parquet row groups 4-6 (rows 428332-750571)`, or the files;
+    a split-aligned join's key range after them: `where "l_orderkey" <= 1500000`."""
+    text = _files_text(binding)
+    return f"{text} where {binding.filter}" if binding.filter else text
+
+
+def _files_text(binding: TableBinding) -> str:
     if not binding.ranges:
         if len(binding.files) == 1:
             return f"{binding.table}: {_basename(binding.files[0])}"
@@ -101,4 +113,8 @@ def binding_text(binding: TableBinding) -> str:
 
 
 def inputs(task: TaskPlan) -> str:
-    return "; ".join(f"{b.relation} <- {', '.join(b.tasks)}" for b in task.inputs)
+    """`__stage0 <- t0, t1`; a shuffle's consumer: `lineitem <- bucket 2 of t0, t1`."""
+    return "; ".join(
+        f"{b.relation} <- {'' if b.bucket < 0 else f'bucket {b.bucket} of '}{', '.join(b.tasks)}"
+        for b in task.inputs
+    )

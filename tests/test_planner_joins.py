@@ -28,6 +28,7 @@ from tpch_data import execute_plan, is_ordered, reference
 
 from duckfleet.catalog import Catalog
 from duckfleet.planner import plan_query
+from duckfleet.planner.explain import explain_rows
 from duckfleet.verify import assert_same_result
 
 ALWAYS = replace(SETTINGS, max_cost_share=math.inf)
@@ -62,3 +63,27 @@ def test_every_rule_has_cases_that_split_and_the_planner_used_it() -> None:
     for rule in RULES:
         reasons = [c.meta["reason"] for c in load_cases(f"joins_{rule}.sql")]
         assert sum(words[rule] in r for r in reasons) >= 2, rule
+
+
+def test_explain_shows_key_ranges_buckets_and_bucket_inputs(catalog: Catalog) -> None:  # noqa: F811
+    """EXPLAIN's rows name what each task of a join plan reads: a split-aligned
+    task's key range, a shuffle producer's buckets, a bucket task's bucket."""
+    aligned = explain_rows(
+        plan_query(
+            "SELECT o_orderpriority, count(*) AS n FROM orders JOIN lineitem "
+            "ON l_orderkey = o_orderkey GROUP BY o_orderpriority",
+            catalog,
+            ALWAYS,
+        )
+    )
+    first = next(r for r in aligned if r.task == "t0")
+    assert '"l_orderkey" <=' in first.reads and '"o_orderkey" <=' in first.reads, first.reads
+    shuffled = plan_query(
+        "SELECT l_suppkey, median(l_quantity) AS m FROM lineitem GROUP BY l_suppkey",
+        catalog,
+        ALWAYS,
+    )
+    rows = {r.task: r for r in explain_rows(shuffled)}
+    producer, consumer = shuffled.stages[0].tasks[0], shuffled.stages[1].tasks[1]
+    assert rows[producer.id].reads.endswith("-> 4 buckets by hash(l_suppkey)")
+    assert rows[consumer.id].inputs.startswith("lineitem <- bucket 1 of ")
