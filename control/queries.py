@@ -1,8 +1,14 @@
 """Queries in etcd: publish a plan, read its status, wait for it, fail it.
 
 Publishing writes the immutable query record, the RUNNING status, every task with
-its consumers, and the pending-input counters, then — last — the runnable markers
-of the tasks that need no input, so no worker can see a half-written query.
+its consumers, and the pending-input counters of consumers with many inputs, then —
+last — the runnable markers of the tasks that need no input, so no worker can see a
+half-written query.
+
+A consumer of at most FEW_INPUTS inputs has no counter: each of its producers
+carries the list of them, and its completion makes the consumer runnable if every
+other one is done (control/task_queue.py), in the same transaction and without
+reading anything first.
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
@@ -44,6 +50,7 @@ from duckfleet.planner.plan import Plan, Stage, StageKind, TaskPlan
 log = logging.getLogger("duckfleet.control")
 
 MAX_TXN_OPS = 100  # etcd's default --max-txn-ops is 128
+FEW_INPUTS = MAX_TXN_OPS  # a completion compares the done keys of the other inputs
 COMPARE_RETRIES = 20
 
 
@@ -51,15 +58,35 @@ COMPARE_RETRIES = 20
 class StoredTask:
     plan: TaskPlan
     consumers: tuple[TaskId, ...]  # QUERY_SINK for an output task
+    # every input of each consumer with at most FEW_INPUTS of them (QUERY_SINK: the
+    # output tasks); a consumer not listed counts down its pending counter instead
+    inputs_of: Mapping[TaskId, tuple[TaskId, ...]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"plan": json.loads(self.plan.to_json()), "consumers": self.consumers})
+        return json.dumps(
+            {
+                "plan": json.loads(self.plan.to_json()),
+                "consumers": self.consumers,
+                "inputs_of": {c: list(ts) for c, ts in self.inputs_of.items()},
+            }
+        )
 
     @staticmethod
     def from_json(text: str | bytes) -> StoredTask:
         d = json.loads(text)
         plan = TaskPlan.from_json(json.dumps(d["plan"]))
-        return StoredTask(plan, tuple(TaskId(c) for c in d["consumers"]))
+        inputs_of = {
+            TaskId(c): tuple(TaskId(t) for t in ts) for c, ts in d.get("inputs_of", {}).items()
+        }
+        return StoredTask(plan, tuple(TaskId(c) for c in d["consumers"]), inputs_of)
+
+
+def inputs_of_consumers(plan: Plan) -> dict[TaskId, tuple[TaskId, ...]]:
+    """Each consumer with at most FEW_INPUTS inputs (QUERY_SINK: the output tasks)
+    -> its distinct input tasks."""
+    inputs = {t.id: tuple(dict.fromkeys(t.input_tasks)) for t in plan.tasks if t.input_tasks}
+    inputs[QUERY_SINK] = tuple(t.id for t in plan.output_tasks)
+    return {c: ts for c, ts in inputs.items() if len(ts) <= FEW_INPUTS}
 
 
 def runnable_value(record: QueryRecord) -> str:
@@ -131,18 +158,21 @@ class QueryStore:
         k, put = self.keys, self.store.txn.put
         consumers = plan.consumers()
         outputs = set(record.outputs)
+        few = inputs_of_consumers(plan)
         ops = [
             put(k.query(query_id), record.to_json(), lease=lease),
             put(k.status(query_id), RUNNING_JSON, lease=lease),
-            put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease),
         ]
+        if QUERY_SINK not in few:
+            ops.append(put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease))
         if fingerprint is not None:
             f, waiter = fingerprint
             ops.append(Fingerprints(self.store).put_op(f, query_id, waiter, lease))
         for t in plan.tasks:
             cons = consumers[t.id] + ((QUERY_SINK,) if t.id in outputs else ())
-            ops.append(put(k.task(query_id, t.id), StoredTask(t, cons).to_json(), lease=lease))
-            if t.input_tasks:
+            stored = StoredTask(t, cons, {c: few[c] for c in cons if c in few})
+            ops.append(put(k.task(query_id, t.id), stored.to_json(), lease=lease))
+            if t.input_tasks and t.id not in few:
                 ops.append(
                     put(k.pending(query_id, t.id), str(len(set(t.input_tasks))), lease=lease)
                 )

@@ -5,10 +5,14 @@ runnable and the query still running; the claim is bound to the worker's lease, 
 it vanishes if the worker dies or is cut off.
 
 Complete: one transaction fenced on the claim's exact value records the result,
-releases the claim, decrements every consumer's pending counter (compare-and-swap
-on its revision) and, where a counter reaches zero, makes that consumer runnable —
-or, for the query's own counter, marks the query finished. If the fence fails the
-worker has lost the task and its result is discarded.
+releases the claim and makes each consumer whose inputs are now all done runnable —
+or, for the query's outputs, marks the query finished. A consumer of few inputs
+(control/queries.py FEW_INPUTS) is checked inside the transaction, by a nested one
+comparing the done keys of its other inputs: etcd applies transactions one at a
+time, so exactly the last of its inputs to complete sees all the others done. A
+consumer of many inputs has a pending counter, read first and decremented
+(compare-and-swap on its revision). If the fence fails the worker has lost the
+task and its result is discarded.
 
 Copy (speculation): a second claim of a running task, under ``copies/<q>/<t>``, so
 both copies run. Each completes fenced on its own key and on ``done/<q>/<t>`` being
@@ -169,16 +173,21 @@ class TaskQueue:
         if failed:
             log.warning("query %s failed: task %s out of attempts", q, t)
 
-    def _read_counters(self, ct: ClaimedTask) -> dict[TaskId, tuple[int, int]]:
-        """Each consumer's pending count and that key's mod revision, in one round trip."""
+    def _read_counters(
+        self, ct: ClaimedTask, counted: list[TaskId]
+    ) -> dict[TaskId, tuple[int, int]]:
+        """Each counted consumer's pending count and that key's mod revision, in one
+        round trip."""
+        if not counted:
+            return {}
         k, txn = self.keys, self.store.txn
         _, responses = self.store.client.transaction(
             compare=[],
-            success=[txn.get(k.pending(ct.query_id, c)) for c in ct.task.consumers],
+            success=[txn.get(k.pending(ct.query_id, c)) for c in counted],
             failure=[],
         )
         out = {}
-        for c, kvs in zip(ct.task.consumers, responses, strict=True):
+        for c, kvs in zip(counted, responses, strict=True):
             if not kvs:
                 continue  # the query's keys expired under us; the fence will fail too
             value, meta = kvs[0]
@@ -211,8 +220,9 @@ class TaskQueue:
         if result.bucket_rows:  # exchange: the rows of each bucket, in the same commit
             fields["bucket_rows"] = list(result.bucket_rows)
         done = json.dumps(fields)
+        counted = [c for c in ct.task.consumers if c not in ct.task.inputs_of]
         for _ in range(COMPLETE_RETRIES):
-            counters = self._read_counters(ct)
+            counters = self._read_counters(ct, counted)
             compare = self._fence(ct)
             success: list[Any] = [
                 txn.put(k.done(q, t), done, lease=lease),
@@ -221,26 +231,32 @@ class TaskQueue:
                 txn.delete(k.claim(q, t)),
                 txn.delete(k.copy(q, t)),  # the other copy, if any, sees it lost
             ]
+            for c, inputs in ct.task.inputs_of.items():
+                others = [txn.version(k.done(q, i)) > 0 for i in inputs if i != t]
+                ready = self._ready(ct, c)
+                success.append(txn.txn(compare=others, success=[ready], failure=[]))
             for c, (n, rev) in counters.items():
                 compare.append(txn.mod(k.pending(q, c)) == rev)
                 success.append(txn.put(k.pending(q, c), str(n - 1), lease=lease))
-                if n - 1 > 0:
-                    continue
-                if c == QUERY_SINK:
-                    finished = QueryStatus(QueryState.FINISHED, at=time.time())
-                    success.append(txn.put(k.status(q), finished.to_json(), lease=lease))
-                else:
-                    success.append(
-                        txn.put(k.runnable(q, c), runnable_value(ct.record), lease=lease)
-                    )
+                if n - 1 <= 0:
+                    success.append(self._ready(ct, c))
             ok, _ = self.store.client.transaction(compare=compare, success=success, failure=[])
             if ok:
                 return True
-            if not self.holds(ct):
+            if not counted or not self.holds(ct):
                 log.warning("query %s task %s: completion refused, claim lost", q, t)
                 return False
             time.sleep(0.001)  # another input of a shared consumer committed first
         raise RuntimeError(f"query {q} task {t}: completion kept conflicting")
+
+    def _ready(self, ct: ClaimedTask, c: TaskId) -> Any:
+        """The write that follows the last input of consumer `c`: it becomes runnable,
+        or for QUERY_SINK the query is finished."""
+        k, txn, q, lease = self.keys, self.store.txn, ct.query_id, ct.record.lease
+        if c == QUERY_SINK:
+            finished = QueryStatus(QueryState.FINISHED, at=time.time())
+            return txn.put(k.status(q), finished.to_json(), lease=lease)
+        return txn.put(k.runnable(q, c), runnable_value(ct.record), lease=lease)
 
     def _key(self, ct: ClaimedTask) -> str:
         q, t = ct.query_id, ct.task_id
