@@ -31,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
+
 from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.queries import StoredTask, delete_prefix_op, runnable_value
 from duckfleet.control.records import (
@@ -51,6 +53,12 @@ from duckfleet.ids import MemberId, QueryId, TaskId
 log = logging.getLogger("duckfleet.control")
 
 COMPLETE_RETRIES = 50
+
+
+@dataclass(frozen=True)
+class QueueView:
+    runnable: list[RunnableTask]  # unclaimed, best first (control/scheduling.py)
+    running: list[Attempt]  # every claim held now, marked if it has a copy
 
 
 @dataclass(frozen=True)
@@ -75,21 +83,29 @@ class TaskQueue:
         self.keys = store.keys
         self.fifo = fifo
 
-    @translated("listing runnable tasks")
-    def runnable(self) -> list[RunnableTask]:
-        """Unclaimed runnable tasks, best first: higher priority, then the query with
-        the fewest running tasks (fair share), then the oldest query."""
-        k = self.keys
-        runnable_prefix, claims_prefix = k.all_runnable(), k.all_claims()
-        claimed: set[tuple[QueryId, TaskId]] = set()
+    @translated("listing the queue")
+    def view(self) -> QueueView:
+        """Runnable tasks and running attempts, from one read of etcd (a worker's
+        every wake-up starts with it)."""
+        k, txn = self.keys, self.store.txn
+        prefixes = (k.all_runnable(), k.all_claims(), k.all_copies())
+        _, (runnable_kvs, claim_kvs, copy_kvs) = self.store.client.transaction(
+            compare=[],
+            success=[txn.get(p, range_end=prefix_range_end(p.encode())) for p in prefixes],
+            failure=[],
+        )
+        copied = {k.split_task_key(meta.key, k.all_copies()) for _, meta in copy_kvs}
         running: Counter[QueryId] = Counter()
-        for _, meta in self.store.client.get_prefix(claims_prefix, keys_only=True):
-            q, t = k.split_task_key(meta.key, claims_prefix)
-            claimed.add((q, t))
+        attempts = []
+        for value, meta in claim_kvs:
+            q, t = k.split_task_key(meta.key, k.all_claims())
             running[q] += 1
+            claim = Claim.from_json(value)
+            attempts.append(Attempt(q, t, claim.worker, claim.started, (q, t) in copied))
+        claimed = {(a.query, a.task) for a in attempts}
         out = []
-        for value, meta in self.store.client.get_prefix(runnable_prefix):
-            q, t = k.split_task_key(meta.key, runnable_prefix)
+        for value, meta in runnable_kvs:
+            q, t = k.split_task_key(meta.key, k.all_runnable())
             if (q, t) in claimed:
                 continue
             d = json.loads(value)
@@ -98,7 +114,16 @@ class TaskQueue:
                     q, t, d["created"], d["priority"], running[q], d["lease"], d["max_attempts"]
                 )
             )
-        return order_runnable(out, self.fifo)
+        return QueueView(order_runnable(out, self.fifo), attempts)
+
+    def runnable(self) -> list[RunnableTask]:
+        """Unclaimed runnable tasks, best first: higher priority, then the query with
+        the fewest running tasks (fair share), then the oldest query."""
+        return self.view().runnable
+
+    def running_attempts(self) -> list[Attempt]:
+        """Every task running now in the fleet, by its claim; marked if copied."""
+        return self.view().running
 
     def claim(
         self, rt: RunnableTask, worker: MemberId, location: str, lease_id: int
@@ -305,21 +330,6 @@ class TaskQueue:
         )
 
     # speculation (control/speculation.py decides; these read and claim)
-
-    @translated("listing running tasks")
-    def running_attempts(self) -> list[Attempt]:
-        """Every task running now in the fleet, by its claim; marked if copied."""
-        k = self.keys
-        copied = {
-            k.split_task_key(meta.key, k.all_copies())
-            for _, meta in self.store.client.get_prefix(k.all_copies(), keys_only=True)
-        }
-        out = []
-        for value, meta in self.store.client.get_prefix(k.all_claims()):
-            q, t = k.split_task_key(meta.key, k.all_claims())
-            claim = Claim.from_json(value)
-            out.append(Attempt(q, t, claim.worker, claim.started, (q, t) in copied))
-        return out
 
     @translated("reading stage progress")
     def stage_progress(
