@@ -176,13 +176,16 @@ class QueryStore:
                 ops.append(
                     put(k.pending(query_id, t.id), str(len(set(t.input_tasks))), lease=lease)
                 )
-        self._batched(ops)
         ready = [
             put(k.runnable(query_id, t.id), runnable_value(record), lease=lease)
             for t in plan.tasks
             if not t.input_tasks
         ]
-        self._batched(ready)
+        if len(ops) + len(ready) <= MAX_TXN_OPS:  # one round trip, all at once
+            self._batched(ops + ready)
+        else:  # the runnable markers last: no worker sees a half-written query
+            self._batched(ops)
+            self._batched(ready)
         log.info("query %s published: %d task(s), lease %x", query_id, len(plan.tasks), lease.id)
         return record
 
@@ -208,7 +211,8 @@ class QueryStore:
         """Block until the query leaves RUNNING.
 
         ``changed`` is set by the caller's watch on the status keys (see StatusWatch);
-        without one, the status is re-read every 100 ms. ``cancelled`` (e.g. the
+        a terminal status the watch delivered is taken as it is, anything else is
+        read again; without a watch, the status is re-read every 100 ms. ``cancelled`` (e.g. the
         Flight call context's ``is_cancelled``) is asked every 100 ms; when it says
         yes, QueryCancelled is raised and the caller ends the query.
         """
@@ -222,7 +226,7 @@ class QueryStore:
             if changed.is_set() or now >= next_read:
                 changed.clear()  # before reading: a change during the read is kept
                 try:
-                    status = self.status(query_id)
+                    status = watched_end(changed) or self.status(query_id)
                 except StoreUnavailable:
                     status = RUNNING  # etcd blinked: keep waiting until the deadline
                 if status is None:
@@ -275,11 +279,20 @@ class QueryStore:
         raise QueryNotFound(f"query {query_id}: its status kept changing while ending it")
 
     @translated("reading results")
-    def results(self, query_id: QueryId, tasks: Iterable[TaskId]) -> dict[TaskId, ResultInfo]:
+    def results(
+        self, query_id: QueryId, tasks: Iterable[TaskId], delete: str = ""
+    ) -> dict[TaskId, ResultInfo]:
+        """Where the results of `tasks` are; `delete`: a key deleted in the same round
+        trip (the answered request's fingerprint)."""
         out: dict[TaskId, ResultInfo] = {}
         prefix = self.keys.results_of(query_id)
         wanted = set(tasks)
-        for value, meta in self.store.client.get_prefix(prefix):
+        txn = self.store.txn
+        ops = [txn.get(prefix, range_end=prefix_range_end(prefix.encode()))]
+        if delete:
+            ops.append(txn.delete(delete))
+        _, responses = self.store.client.transaction(compare=[], success=ops, failure=[])
+        for value, meta in responses[0]:
             _, t = self.keys.split_task_key(meta.key, self.keys.all_results())
             if t in wanted:
                 out[t] = ResultInfo.from_json(value)
@@ -387,6 +400,18 @@ class QueryStore:
         return sorted(out, key=lambda r: int(r.id[1:]))
 
 
+class StatusChanged(threading.Event):
+    """Set on each change of one query's status; `ended`: the terminal status the
+    watch delivered, if it did."""
+
+    ended: bytes | None = None
+
+
+def watched_end(changed: threading.Event) -> QueryStatus | None:
+    value = getattr(changed, "ended", None)
+    return None if value is None else QueryStatus.from_json(value)
+
+
 class StatusWatch:
     """One watch on every query's status key; wakes the waiters of that query."""
 
@@ -407,7 +432,14 @@ class StatusWatch:
     def _on_event(self, kind: str, key: bytes, value: bytes) -> None:
         q = key[len(self._prefix) :].decode()
         with self._lock:
-            for ev in self._waiters.get(q, ()):
+            waiters = list(self._waiters.get(q, ()))
+        if not waiters:
+            return
+        ended = value if kind == "put" and QueryStatus.from_json(value).terminal else None
+        with self._lock:
+            for ev in waiters:
+                if ended is not None:
+                    ev.ended = ended
                 ev.set()
 
     def _wake_all(self) -> None:
@@ -417,8 +449,8 @@ class StatusWatch:
                     ev.set()
 
     @contextmanager
-    def waiting(self, query_id: QueryId) -> Iterator[threading.Event]:
-        ev = threading.Event()
+    def waiting(self, query_id: QueryId) -> Iterator[StatusChanged]:
+        ev = StatusChanged()
         with self._lock:
             self._waiters.setdefault(query_id, set()).add(ev)
         try:
