@@ -169,7 +169,7 @@ class TaskQueue:
                 task=StoredTask.from_json(task_kvs[0][0]),
                 claim=claim,
             )
-        if not ok:
+        if not ok and not claim_kvs:  # not another worker's claim: maybe out of attempts
             self._fail_if_out_of_attempts(rt)
         return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, 
 from duckfleet.control.errors import ControlError
 from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
 from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.health import HealthServer
@@ -289,7 +291,8 @@ class Worker:
             return 0, []
         started = time.monotonic()
         view = self.queue.view()
-        for rt in view.runnable:
+        fifo = self.cfg.scheduling == "fifo"
+        for rt in spread_ties(view.runnable, random.randrange(1 << 16), fifo):
             lease = self.membership.lease_id
             ct = self.queue.claim(rt, self.id, self.location, lease)
             if ct is None:
