@@ -89,14 +89,16 @@ def inputs_of_consumers(plan: Plan) -> dict[TaskId, tuple[TaskId, ...]]:
     return {c: ts for c, ts in inputs.items() if len(ts) <= FEW_INPUTS}
 
 
-def runnable_value(record: QueryRecord) -> str:
-    """What a worker needs to order and claim a task without reading the query."""
+def runnable_value(record: QueryRecord, inputs: bool = False) -> str:
+    """What a worker needs to order and claim a task without reading the query;
+    `inputs`: the task reads earlier results."""
     return json.dumps(
         {
             "created": record.created,
             "priority": record.priority,
             "lease": record.lease,
             "max_attempts": record.max_attempts,
+            "inputs": inputs,
         }
     )
 

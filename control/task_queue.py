@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,8 @@ class ClaimedTask:
     task: StoredTask
     claim: Claim
     copy: bool = False  # a speculative second copy (its claim is under copies/)
+    # where its inputs' results were when it was claimed (None: not read)
+    results: Mapping[TaskId, ResultInfo] | None = None
 
     @property
     def query_id(self) -> QueryId:
@@ -111,7 +113,14 @@ class TaskQueue:
             d = json.loads(value)
             out.append(
                 RunnableTask(
-                    q, t, d["created"], d["priority"], running[q], d["lease"], d["max_attempts"]
+                    q,
+                    t,
+                    d["created"],
+                    d["priority"],
+                    running[q],
+                    d["lease"],
+                    d["max_attempts"],
+                    bool(d.get("inputs", False)),
                 )
             )
         return QueueView(order_runnable(out, self.fifo), attempts)
@@ -152,6 +161,9 @@ class TaskQueue:
         k, txn = self.keys, self.store.txn
         q, t = rt.query, rt.task
         reads = [txn.get(k.claim(q, t)), txn.get(k.task(q, t)), txn.get(k.query(q))]
+        if rt.inputs:  # where its inputs are, read in the same round trip
+            results = k.results_of(q)
+            reads.append(txn.get(results, range_end=prefix_range_end(results.encode())))
         ok, responses = self.store.client.transaction(
             compare=[*self._free(q, t), txn.version(k.attempts(q, t)) < rt.max_attempts],
             success=[
@@ -161,13 +173,23 @@ class TaskQueue:
             ],
             failure=reads,
         )
-        claim_kvs, task_kvs, query_kvs = responses[-3:]
+        claim_kvs, task_kvs, query_kvs = responses[len(responses) - len(reads) :][:3]
         mine = bool(claim_kvs) and claim_kvs[0][0] == claim.to_json().encode()
         if mine and task_kvs and query_kvs:
+            task = StoredTask.from_json(task_kvs[0][0])
+            index = None
+            if rt.inputs:
+                wanted = set(task.plan.input_tasks)
+                index = {
+                    r: ResultInfo.from_json(value)
+                    for value, meta in responses[-1]
+                    if (r := k.split_task_key(meta.key, k.all_results())[1]) in wanted
+                }
             return ClaimedTask(
                 record=QueryRecord.from_json(query_kvs[0][0]),
-                task=StoredTask.from_json(task_kvs[0][0]),
+                task=task,
                 claim=claim,
+                results=index,
             )
         if not ok and not claim_kvs:  # not another worker's claim: maybe out of attempts
             self._fail_if_out_of_attempts(rt)
@@ -281,7 +303,7 @@ class TaskQueue:
         if c == QUERY_SINK:
             finished = QueryStatus(QueryState.FINISHED, at=time.time())
             return txn.put(k.status(q), finished.to_json(), lease=lease)
-        return txn.put(k.runnable(q, c), runnable_value(ct.record), lease=lease)
+        return txn.put(k.runnable(q, c), runnable_value(ct.record, inputs=True), lease=lease)
 
     def _key(self, ct: ClaimedTask) -> str:
         q, t = ct.query_id, ct.task_id

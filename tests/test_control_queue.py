@@ -118,8 +118,12 @@ def test_a_merge_becomes_runnable_with_its_last_input_and_the_query_finishes_wit
             assert queue.complete(ct, result("w"), w.lease_id)
         assert [rt.task for rt in queue.runnable()] == [merge]
         assert qs.status(q).state == QueryState.RUNNING
-        ct = queue.claim(ref(store, q, merge), w.info.id, "loc", w.lease_id)
-        assert ct is not None and queue.complete(ct, result("w"), w.lease_id)
+        (listed,) = queue.runnable()
+        ct = queue.claim(listed, w.info.id, "loc", w.lease_id)
+        # the claim read where the merge's inputs are, in the same round trip
+        assert ct is not None and ct.results is not None
+        assert set(ct.results) == {t.id for t in plan.tasks[:n]}
+        assert queue.complete(ct, result("w"), w.lease_id)
         assert qs.status(q).state == QueryState.FINISHED
     finally:
         w.stop()

@@ -74,15 +74,23 @@ class InputFetcher:
         self.clients = clients
         self.run = run
 
-    def inputs(self, q: QueryId, task: TaskPlan, recomputed: list[TaskId]) -> dict[str, pa.Table]:
+    def inputs(
+        self,
+        q: QueryId,
+        task: TaskPlan,
+        recomputed: list[TaskId],
+        index: Mapping[TaskId, ResultInfo] | None = None,
+    ) -> dict[str, pa.Table]:
         """Each input relation -> the concatenation of its producers' results.
 
-        Producers recomputed from lineage are appended to `recomputed`.
+        Producers recomputed from lineage are appended to `recomputed`. `index`:
+        where the results are, if the claim read it already.
         """
         wanted = task.input_tasks
         if not wanted:
             return {}
-        index = self.queries.results(q, wanted)
+        if index is None:
+            index = self.queries.results(q, wanted)
         parts = {
             (t, b.bucket): self._result(q, t, b.bucket, index.get(t), recomputed)
             for b in task.inputs

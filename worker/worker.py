@@ -329,7 +329,7 @@ class Worker:
         self._current.run = run
         try:
             recomputed: list[TaskId] = []
-            inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
+            inputs = self.inputs.inputs(q, ct.task.plan, recomputed, ct.results)
             fetched = time.monotonic()
             out = self._execute(ct.task.plan, inputs)
             run.computed()
