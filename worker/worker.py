@@ -173,6 +173,7 @@ class Worker:
         self.membership.stop()
         self.server.shutdown()
         self.health.stop()
+        self.inputs.close()
         self.clients.close()
         self.store.close()
         log.info("worker %s stopped", self.id)
