@@ -141,8 +141,12 @@ class QueryStore:
         memory_limit: str = "",
         max_result_bytes: int = 0,
         fingerprint: tuple[str, Waiter] | None = None,
+        lease: Any = None,
     ) -> QueryRecord:
-        lease = self.store.client.lease(ttl)
+        """Write the query and its tasks under a query lease: `lease` (from a
+        LeasePool), or one of `ttl` seconds granted now."""
+        if lease is None:
+            lease = self.store.client.lease(ttl)
         record = QueryRecord(
             id=query_id,
             sql=plan.sql,

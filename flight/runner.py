@@ -34,6 +34,7 @@ from duckfleet.control.errors import (
     ResultsLost,
 )
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
+from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.queries import StatusWatch, timeout_status
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.session_store import SessionStore
@@ -82,6 +83,7 @@ class FleetBackend:
         self.queries = QueryStore(store)
         self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
+        self.leases = LeasePool(store, int(cfg.query_timeout + cfg.result_ttl)).start()
         self.clients = FlightClients(client_security)
         self.plans = PlanCache(cfg.plan_cache)
         self._catalog: Catalog | None = None
@@ -102,6 +104,7 @@ class FleetBackend:
         self.sessions = SessionStore(store, cfg.session_ttl)
 
     def close(self) -> None:
+        self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
         self.describer.close()
@@ -295,6 +298,7 @@ class FleetBackend:
                 fingerprint=(fingerprint, Waiter(self.member_id, self.location))
                 if fingerprint
                 else None,
+                lease=self.leases.take(),
             )
             status = self._wait_then_forget(q, changed, cancelled, fingerprint)
         return self._results(q, [t.id for t in plan.output_tasks], status, fingerprint)
