@@ -10,7 +10,10 @@ Every key lives under a namespace (default ``/duckfleet``)::
     status/<q>                  QueryStatus (mutable)    query lease
     tasks/<q>/<t>               TaskPlan JSON            query lease
     pending/<q>/<t>             inputs still unfinished  query lease
+                                (only consumers of more than FEW_INPUTS inputs;
+                                the others: their inputs' done keys decide)
     pending/<q>/_query          output tasks unfinished  query lease
+                                (likewise)
     runnable/<q>/<t>            present = may be claimed query lease
     attempts/<q>/<t>            version = claims so far  query lease
     claims/<q>/<t>              Claim JSON               worker lease

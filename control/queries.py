@@ -1,8 +1,14 @@
 """Queries in etcd: publish a plan, read its status, wait for it, fail it.
 
 Publishing writes the immutable query record, the RUNNING status, every task with
-its consumers, and the pending-input counters, then — last — the runnable markers
-of the tasks that need no input, so no worker can see a half-written query.
+its consumers, and the pending-input counters of consumers with many inputs, then —
+last — the runnable markers of the tasks that need no input, so no worker can see a
+half-written query.
+
+A consumer of at most FEW_INPUTS inputs has no counter: each of its producers
+carries the list of them, and its completion makes the consumer runnable if every
+other one is done (control/task_queue.py), in the same transaction and without
+reading anything first.
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
@@ -44,6 +50,7 @@ from duckfleet.planner.plan import Plan, Stage, StageKind, TaskPlan
 log = logging.getLogger("duckfleet.control")
 
 MAX_TXN_OPS = 100  # etcd's default --max-txn-ops is 128
+FEW_INPUTS = MAX_TXN_OPS  # a completion compares the done keys of the other inputs
 COMPARE_RETRIES = 20
 
 
@@ -51,25 +58,47 @@ COMPARE_RETRIES = 20
 class StoredTask:
     plan: TaskPlan
     consumers: tuple[TaskId, ...]  # QUERY_SINK for an output task
+    # every input of each consumer with at most FEW_INPUTS of them (QUERY_SINK: the
+    # output tasks); a consumer not listed counts down its pending counter instead
+    inputs_of: Mapping[TaskId, tuple[TaskId, ...]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"plan": json.loads(self.plan.to_json()), "consumers": self.consumers})
+        return json.dumps(
+            {
+                "plan": json.loads(self.plan.to_json()),
+                "consumers": self.consumers,
+                "inputs_of": {c: list(ts) for c, ts in self.inputs_of.items()},
+            }
+        )
 
     @staticmethod
     def from_json(text: str | bytes) -> StoredTask:
         d = json.loads(text)
         plan = TaskPlan.from_json(json.dumps(d["plan"]))
-        return StoredTask(plan, tuple(TaskId(c) for c in d["consumers"]))
+        inputs_of = {
+            TaskId(c): tuple(TaskId(t) for t in ts) for c, ts in d.get("inputs_of", {}).items()
+        }
+        return StoredTask(plan, tuple(TaskId(c) for c in d["consumers"]), inputs_of)
 
 
-def runnable_value(record: QueryRecord) -> str:
-    """What a worker needs to order and claim a task without reading the query."""
+def inputs_of_consumers(plan: Plan) -> dict[TaskId, tuple[TaskId, ...]]:
+    """Each consumer with at most FEW_INPUTS inputs (QUERY_SINK: the output tasks)
+    -> its distinct input tasks."""
+    inputs = {t.id: tuple(dict.fromkeys(t.input_tasks)) for t in plan.tasks if t.input_tasks}
+    inputs[QUERY_SINK] = tuple(t.id for t in plan.output_tasks)
+    return {c: ts for c, ts in inputs.items() if len(ts) <= FEW_INPUTS}
+
+
+def runnable_value(record: QueryRecord, inputs: bool = False) -> str:
+    """What a worker needs to order and claim a task without reading the query;
+    `inputs`: the task reads earlier results."""
     return json.dumps(
         {
             "created": record.created,
             "priority": record.priority,
             "lease": record.lease,
             "max_attempts": record.max_attempts,
+            "inputs": inputs,
         }
     )
 
@@ -112,8 +141,12 @@ class QueryStore:
         memory_limit: str = "",
         max_result_bytes: int = 0,
         fingerprint: tuple[str, Waiter] | None = None,
+        lease: Any = None,
     ) -> QueryRecord:
-        lease = self.store.client.lease(ttl)
+        """Write the query and its tasks under a query lease: `lease` (from a
+        LeasePool), or one of `ttl` seconds granted now."""
+        if lease is None:
+            lease = self.store.client.lease(ttl)
         record = QueryRecord(
             id=query_id,
             sql=plan.sql,
@@ -131,28 +164,34 @@ class QueryStore:
         k, put = self.keys, self.store.txn.put
         consumers = plan.consumers()
         outputs = set(record.outputs)
+        few = inputs_of_consumers(plan)
         ops = [
             put(k.query(query_id), record.to_json(), lease=lease),
             put(k.status(query_id), RUNNING_JSON, lease=lease),
-            put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease),
         ]
+        if QUERY_SINK not in few:
+            ops.append(put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease))
         if fingerprint is not None:
             f, waiter = fingerprint
             ops.append(Fingerprints(self.store).put_op(f, query_id, waiter, lease))
         for t in plan.tasks:
             cons = consumers[t.id] + ((QUERY_SINK,) if t.id in outputs else ())
-            ops.append(put(k.task(query_id, t.id), StoredTask(t, cons).to_json(), lease=lease))
-            if t.input_tasks:
+            stored = StoredTask(t, cons, {c: few[c] for c in cons if c in few})
+            ops.append(put(k.task(query_id, t.id), stored.to_json(), lease=lease))
+            if t.input_tasks and t.id not in few:
                 ops.append(
                     put(k.pending(query_id, t.id), str(len(set(t.input_tasks))), lease=lease)
                 )
-        self._batched(ops)
         ready = [
             put(k.runnable(query_id, t.id), runnable_value(record), lease=lease)
             for t in plan.tasks
             if not t.input_tasks
         ]
-        self._batched(ready)
+        if len(ops) + len(ready) <= MAX_TXN_OPS:  # one round trip, all at once
+            self._batched(ops + ready)
+        else:  # the runnable markers last: no worker sees a half-written query
+            self._batched(ops)
+            self._batched(ready)
         log.info("query %s published: %d task(s), lease %x", query_id, len(plan.tasks), lease.id)
         return record
 
@@ -178,7 +217,8 @@ class QueryStore:
         """Block until the query leaves RUNNING.
 
         ``changed`` is set by the caller's watch on the status keys (see StatusWatch);
-        without one, the status is re-read every 100 ms. ``cancelled`` (e.g. the
+        a terminal status the watch delivered is taken as it is, anything else is
+        read again; without a watch, the status is re-read every 100 ms. ``cancelled`` (e.g. the
         Flight call context's ``is_cancelled``) is asked every 100 ms; when it says
         yes, QueryCancelled is raised and the caller ends the query.
         """
@@ -192,7 +232,7 @@ class QueryStore:
             if changed.is_set() or now >= next_read:
                 changed.clear()  # before reading: a change during the read is kept
                 try:
-                    status = self.status(query_id)
+                    status = watched_end(changed) or self.status(query_id)
                 except StoreUnavailable:
                     status = RUNNING  # etcd blinked: keep waiting until the deadline
                 if status is None:
@@ -245,11 +285,20 @@ class QueryStore:
         raise QueryNotFound(f"query {query_id}: its status kept changing while ending it")
 
     @translated("reading results")
-    def results(self, query_id: QueryId, tasks: Iterable[TaskId]) -> dict[TaskId, ResultInfo]:
+    def results(
+        self, query_id: QueryId, tasks: Iterable[TaskId], delete: str = ""
+    ) -> dict[TaskId, ResultInfo]:
+        """Where the results of `tasks` are; `delete`: a key deleted in the same round
+        trip (the answered request's fingerprint)."""
         out: dict[TaskId, ResultInfo] = {}
         prefix = self.keys.results_of(query_id)
         wanted = set(tasks)
-        for value, meta in self.store.client.get_prefix(prefix):
+        txn = self.store.txn
+        ops = [txn.get(prefix, range_end=prefix_range_end(prefix.encode()))]
+        if delete:
+            ops.append(txn.delete(delete))
+        _, responses = self.store.client.transaction(compare=[], success=ops, failure=[])
+        for value, meta in responses[0]:
             _, t = self.keys.split_task_key(meta.key, self.keys.all_results())
             if t in wanted:
                 out[t] = ResultInfo.from_json(value)
@@ -357,6 +406,18 @@ class QueryStore:
         return sorted(out, key=lambda r: int(r.id[1:]))
 
 
+class StatusChanged(threading.Event):
+    """Set on each change of one query's status; `ended`: the terminal status the
+    watch delivered, if it did."""
+
+    ended: bytes | None = None
+
+
+def watched_end(changed: threading.Event) -> QueryStatus | None:
+    value = getattr(changed, "ended", None)
+    return None if value is None else QueryStatus.from_json(value)
+
+
 class StatusWatch:
     """One watch on every query's status key; wakes the waiters of that query."""
 
@@ -377,7 +438,14 @@ class StatusWatch:
     def _on_event(self, kind: str, key: bytes, value: bytes) -> None:
         q = key[len(self._prefix) :].decode()
         with self._lock:
-            for ev in self._waiters.get(q, ()):
+            waiters = list(self._waiters.get(q, ()))
+        if not waiters:
+            return
+        ended = value if kind == "put" and QueryStatus.from_json(value).terminal else None
+        with self._lock:
+            for ev in waiters:
+                if ended is not None:
+                    ev.ended = ended
                 ev.set()
 
     def _wake_all(self) -> None:
@@ -387,8 +455,8 @@ class StatusWatch:
                     ev.set()
 
     @contextmanager
-    def waiting(self, query_id: QueryId) -> Iterator[threading.Event]:
-        ev = threading.Event()
+    def waiting(self, query_id: QueryId) -> Iterator[StatusChanged]:
+        ev = StatusChanged()
         with self._lock:
             self._waiters.setdefault(query_id, set()).add(ev)
         try:

@@ -182,3 +182,4 @@ class RunnableTask:
     running: int  # tasks of this query claimed right now
     lease: int = 0  # the query lease, for keys the claim writes
     max_attempts: int = 3
+    inputs: bool = False  # it reads earlier results: its claim reads where they are

@@ -5,10 +5,14 @@ runnable and the query still running; the claim is bound to the worker's lease, 
 it vanishes if the worker dies or is cut off.
 
 Complete: one transaction fenced on the claim's exact value records the result,
-releases the claim, decrements every consumer's pending counter (compare-and-swap
-on its revision) and, where a counter reaches zero, makes that consumer runnable —
-or, for the query's own counter, marks the query finished. If the fence fails the
-worker has lost the task and its result is discarded.
+releases the claim and makes each consumer whose inputs are now all done runnable —
+or, for the query's outputs, marks the query finished. A consumer of few inputs
+(control/queries.py FEW_INPUTS) is checked inside the transaction, by a nested one
+comparing the done keys of its other inputs: etcd applies transactions one at a
+time, so exactly the last of its inputs to complete sees all the others done. A
+consumer of many inputs has a pending counter, read first and decremented
+(compare-and-swap on its revision). If the fence fails the worker has lost the
+task and its result is discarded.
 
 Copy (speculation): a second claim of a running task, under ``copies/<q>/<t>``, so
 both copies run. Each completes fenced on its own key and on ``done/<q>/<t>`` being
@@ -23,9 +27,11 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
 from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.queries import StoredTask, delete_prefix_op, runnable_value
@@ -50,11 +56,19 @@ COMPLETE_RETRIES = 50
 
 
 @dataclass(frozen=True)
+class QueueView:
+    runnable: list[RunnableTask]  # unclaimed, best first (control/scheduling.py)
+    running: list[Attempt]  # every claim held now, marked if it has a copy
+
+
+@dataclass(frozen=True)
 class ClaimedTask:
     record: QueryRecord
     task: StoredTask
     claim: Claim
     copy: bool = False  # a speculative second copy (its claim is under copies/)
+    # where its inputs' results were when it was claimed (None: not read)
+    results: Mapping[TaskId, ResultInfo] | None = None
 
     @property
     def query_id(self) -> QueryId:
@@ -71,30 +85,54 @@ class TaskQueue:
         self.keys = store.keys
         self.fifo = fifo
 
-    @translated("listing runnable tasks")
-    def runnable(self) -> list[RunnableTask]:
-        """Unclaimed runnable tasks, best first: higher priority, then the query with
-        the fewest running tasks (fair share), then the oldest query."""
-        k = self.keys
-        runnable_prefix, claims_prefix = k.all_runnable(), k.all_claims()
-        claimed: set[tuple[QueryId, TaskId]] = set()
+    @translated("listing the queue")
+    def view(self) -> QueueView:
+        """Runnable tasks and running attempts, from one read of etcd (a worker's
+        every wake-up starts with it)."""
+        k, txn = self.keys, self.store.txn
+        prefixes = (k.all_runnable(), k.all_claims(), k.all_copies())
+        _, (runnable_kvs, claim_kvs, copy_kvs) = self.store.client.transaction(
+            compare=[],
+            success=[txn.get(p, range_end=prefix_range_end(p.encode())) for p in prefixes],
+            failure=[],
+        )
+        copied = {k.split_task_key(meta.key, k.all_copies()) for _, meta in copy_kvs}
         running: Counter[QueryId] = Counter()
-        for _, meta in self.store.client.get_prefix(claims_prefix, keys_only=True):
-            q, t = k.split_task_key(meta.key, claims_prefix)
-            claimed.add((q, t))
+        attempts = []
+        for value, meta in claim_kvs:
+            q, t = k.split_task_key(meta.key, k.all_claims())
             running[q] += 1
+            claim = Claim.from_json(value)
+            attempts.append(Attempt(q, t, claim.worker, claim.started, (q, t) in copied))
+        claimed = {(a.query, a.task) for a in attempts}
         out = []
-        for value, meta in self.store.client.get_prefix(runnable_prefix):
-            q, t = k.split_task_key(meta.key, runnable_prefix)
+        for value, meta in runnable_kvs:
+            q, t = k.split_task_key(meta.key, k.all_runnable())
             if (q, t) in claimed:
                 continue
             d = json.loads(value)
             out.append(
                 RunnableTask(
-                    q, t, d["created"], d["priority"], running[q], d["lease"], d["max_attempts"]
+                    q,
+                    t,
+                    d["created"],
+                    d["priority"],
+                    running[q],
+                    d["lease"],
+                    d["max_attempts"],
+                    bool(d.get("inputs", False)),
                 )
             )
-        return order_runnable(out, self.fifo)
+        return QueueView(order_runnable(out, self.fifo), attempts)
+
+    def runnable(self) -> list[RunnableTask]:
+        """Unclaimed runnable tasks, best first: higher priority, then the query with
+        the fewest running tasks (fair share), then the oldest query."""
+        return self.view().runnable
+
+    def running_attempts(self) -> list[Attempt]:
+        """Every task running now in the fleet, by its claim; marked if copied."""
+        return self.view().running
 
     def claim(
         self, rt: RunnableTask, worker: MemberId, location: str, lease_id: int
@@ -123,6 +161,9 @@ class TaskQueue:
         k, txn = self.keys, self.store.txn
         q, t = rt.query, rt.task
         reads = [txn.get(k.claim(q, t)), txn.get(k.task(q, t)), txn.get(k.query(q))]
+        if rt.inputs:  # where its inputs are, read in the same round trip
+            results = k.results_of(q)
+            reads.append(txn.get(results, range_end=prefix_range_end(results.encode())))
         ok, responses = self.store.client.transaction(
             compare=[*self._free(q, t), txn.version(k.attempts(q, t)) < rt.max_attempts],
             success=[
@@ -132,15 +173,25 @@ class TaskQueue:
             ],
             failure=reads,
         )
-        claim_kvs, task_kvs, query_kvs = responses[-3:]
+        claim_kvs, task_kvs, query_kvs = responses[len(responses) - len(reads) :][:3]
         mine = bool(claim_kvs) and claim_kvs[0][0] == claim.to_json().encode()
         if mine and task_kvs and query_kvs:
+            task = StoredTask.from_json(task_kvs[0][0])
+            index = None
+            if rt.inputs:
+                wanted = set(task.plan.input_tasks)
+                index = {
+                    r: ResultInfo.from_json(value)
+                    for value, meta in responses[-1]
+                    if (r := k.split_task_key(meta.key, k.all_results())[1]) in wanted
+                }
             return ClaimedTask(
                 record=QueryRecord.from_json(query_kvs[0][0]),
-                task=StoredTask.from_json(task_kvs[0][0]),
+                task=task,
                 claim=claim,
+                results=index,
             )
-        if not ok:
+        if not ok and not claim_kvs:  # not another worker's claim: maybe out of attempts
             self._fail_if_out_of_attempts(rt)
         return None
 
@@ -169,16 +220,21 @@ class TaskQueue:
         if failed:
             log.warning("query %s failed: task %s out of attempts", q, t)
 
-    def _read_counters(self, ct: ClaimedTask) -> dict[TaskId, tuple[int, int]]:
-        """Each consumer's pending count and that key's mod revision, in one round trip."""
+    def _read_counters(
+        self, ct: ClaimedTask, counted: list[TaskId]
+    ) -> dict[TaskId, tuple[int, int]]:
+        """Each counted consumer's pending count and that key's mod revision, in one
+        round trip."""
+        if not counted:
+            return {}
         k, txn = self.keys, self.store.txn
         _, responses = self.store.client.transaction(
             compare=[],
-            success=[txn.get(k.pending(ct.query_id, c)) for c in ct.task.consumers],
+            success=[txn.get(k.pending(ct.query_id, c)) for c in counted],
             failure=[],
         )
         out = {}
-        for c, kvs in zip(ct.task.consumers, responses, strict=True):
+        for c, kvs in zip(counted, responses, strict=True):
             if not kvs:
                 continue  # the query's keys expired under us; the fence will fail too
             value, meta = kvs[0]
@@ -211,8 +267,9 @@ class TaskQueue:
         if result.bucket_rows:  # exchange: the rows of each bucket, in the same commit
             fields["bucket_rows"] = list(result.bucket_rows)
         done = json.dumps(fields)
+        counted = [c for c in ct.task.consumers if c not in ct.task.inputs_of]
         for _ in range(COMPLETE_RETRIES):
-            counters = self._read_counters(ct)
+            counters = self._read_counters(ct, counted)
             compare = self._fence(ct)
             success: list[Any] = [
                 txn.put(k.done(q, t), done, lease=lease),
@@ -221,26 +278,32 @@ class TaskQueue:
                 txn.delete(k.claim(q, t)),
                 txn.delete(k.copy(q, t)),  # the other copy, if any, sees it lost
             ]
+            for c, inputs in ct.task.inputs_of.items():
+                others = [txn.version(k.done(q, i)) > 0 for i in inputs if i != t]
+                ready = self._ready(ct, c)
+                success.append(txn.txn(compare=others, success=[ready], failure=[]))
             for c, (n, rev) in counters.items():
                 compare.append(txn.mod(k.pending(q, c)) == rev)
                 success.append(txn.put(k.pending(q, c), str(n - 1), lease=lease))
-                if n - 1 > 0:
-                    continue
-                if c == QUERY_SINK:
-                    finished = QueryStatus(QueryState.FINISHED, at=time.time())
-                    success.append(txn.put(k.status(q), finished.to_json(), lease=lease))
-                else:
-                    success.append(
-                        txn.put(k.runnable(q, c), runnable_value(ct.record), lease=lease)
-                    )
+                if n - 1 <= 0:
+                    success.append(self._ready(ct, c))
             ok, _ = self.store.client.transaction(compare=compare, success=success, failure=[])
             if ok:
                 return True
-            if not self.holds(ct):
+            if not counted or not self.holds(ct):
                 log.warning("query %s task %s: completion refused, claim lost", q, t)
                 return False
             time.sleep(0.001)  # another input of a shared consumer committed first
         raise RuntimeError(f"query {q} task {t}: completion kept conflicting")
+
+    def _ready(self, ct: ClaimedTask, c: TaskId) -> Any:
+        """The write that follows the last input of consumer `c`: it becomes runnable,
+        or for QUERY_SINK the query is finished."""
+        k, txn, q, lease = self.keys, self.store.txn, ct.query_id, ct.record.lease
+        if c == QUERY_SINK:
+            finished = QueryStatus(QueryState.FINISHED, at=time.time())
+            return txn.put(k.status(q), finished.to_json(), lease=lease)
+        return txn.put(k.runnable(q, c), runnable_value(ct.record, inputs=True), lease=lease)
 
     def _key(self, ct: ClaimedTask) -> str:
         q, t = ct.query_id, ct.task_id
@@ -289,21 +352,6 @@ class TaskQueue:
         )
 
     # speculation (control/speculation.py decides; these read and claim)
-
-    @translated("listing running tasks")
-    def running_attempts(self) -> list[Attempt]:
-        """Every task running now in the fleet, by its claim; marked if copied."""
-        k = self.keys
-        copied = {
-            k.split_task_key(meta.key, k.all_copies())
-            for _, meta in self.store.client.get_prefix(k.all_copies(), keys_only=True)
-        }
-        out = []
-        for value, meta in self.store.client.get_prefix(k.all_claims()):
-            q, t = k.split_task_key(meta.key, k.all_claims())
-            claim = Claim.from_json(value)
-            out.append(Attempt(q, t, claim.worker, claim.started, (q, t) in copied))
-        return out
 
     @translated("reading stage progress")
     def stage_progress(

@@ -34,6 +34,7 @@ from duckfleet.control.errors import (
     ResultsLost,
 )
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
+from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.queries import StatusWatch, timeout_status
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.session_store import SessionStore
@@ -82,6 +83,7 @@ class FleetBackend:
         self.queries = QueryStore(store)
         self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
+        self.leases = LeasePool(store, int(cfg.query_timeout + cfg.result_ttl)).start()
         self.clients = FlightClients(client_security)
         self.plans = PlanCache(cfg.plan_cache)
         self._catalog: Catalog | None = None
@@ -102,6 +104,7 @@ class FleetBackend:
         self.sessions = SessionStore(store, cfg.session_ttl)
 
     def close(self) -> None:
+        self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
         self.describer.close()
@@ -129,6 +132,12 @@ class FleetBackend:
             self._slots = self.queries.worker_slots()
             self._slots_read_at = now
         return replace(self.settings, parallelism=max(1, self._slots))
+
+    def _has_workers(self) -> bool:
+        """Whether any worker has joined: the worker slots read for planning in the
+        last second say so, or else etcd is asked."""
+        fresh = time.monotonic() - self._slots_read_at <= 1.0
+        return (fresh and self._slots > 0) or self.queries.worker_count() > 0
 
     def prepare(self, sql: str) -> Prepared:
         return self.describer.prepare(sql, self.catalog())
@@ -223,11 +232,9 @@ class FleetBackend:
         record = self.queries.record(q)
         left = record.created + record.timeout - time.time() if record.timeout else None
         with self.status_watch.waiting(q) as changed:
-            try:
-                status = self._wait(q, changed, cancelled, left)
-            finally:
-                self._forget(f, q)
-        return self._outcome(q, list(record.outputs), self._results(q, record.outputs, status))
+            status = self._wait_then_forget(q, changed, cancelled, f, left)
+        index = self._results(q, record.outputs, status, f)
+        return self._outcome(q, list(record.outputs), index)
 
     def _plan(self, sql: str) -> Plan:
         return self.plans.plan(sql, self.catalog(), self._planner_settings(), plan_query)
@@ -270,7 +277,7 @@ class FleetBackend:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions.
         With a `fingerprint`, another front door can answer a retry of the request
         if this one dies while it waits (flight/orphans.py)."""
-        if self.queries.worker_count() == 0:
+        if not self._has_workers():
             raise NoWorkers(
                 "no worker has joined the fleet, so nothing can run the query; "
                 "start one with `duckfleet worker --etcd URL` and retry"
@@ -291,13 +298,28 @@ class FleetBackend:
                 fingerprint=(fingerprint, Waiter(self.member_id, self.location))
                 if fingerprint
                 else None,
+                lease=self.leases.take(),
             )
-            try:
-                status = self._wait(q, changed, cancelled)
-            finally:
-                if fingerprint:
-                    self._forget(fingerprint, q)
-        return self._results(q, [t.id for t in plan.output_tasks], status)
+            status = self._wait_then_forget(q, changed, cancelled, fingerprint)
+        return self._results(q, [t.id for t in plan.output_tasks], status, fingerprint)
+
+    def _wait_then_forget(
+        self,
+        q: QueryId,
+        changed: threading.Event,
+        cancelled: Callable[[], bool] | None,
+        fingerprint: str,
+        left: float | None = None,
+    ) -> QueryStatus:
+        """`_wait`; the fingerprint is forgotten here unless the query finished (then
+        `_results` forgets it in the same round trip as it reads them)."""
+        status = None
+        try:
+            status = self._wait(q, changed, cancelled, left)
+            return status
+        finally:
+            if fingerprint and (status is None or status.state != QueryState.FINISHED):
+                self._forget(fingerprint, q)
 
     def _forget(self, f: str, q: QueryId) -> None:
         """The client is being answered: no other front door may adopt the query."""
@@ -307,12 +329,20 @@ class FleetBackend:
             log.warning("query=%s: could not drop its fingerprint: %s", q, exc)
 
     def _results(
-        self, q: QueryId, outputs: Sequence[TaskId], status: QueryStatus
+        self, q: QueryId, outputs: Sequence[TaskId], status: QueryStatus, fingerprint: str = ""
     ) -> dict[TaskId, ResultInfo]:
-        """Where the output partitions of a query that ended with `status` are."""
+        """Where the output partitions of a query that ended with `status` are; the
+        request's `fingerprint` is forgotten in the same round trip (the client is
+        being answered: no other front door may adopt the query)."""
         if status.state != QueryState.FINISHED:
             raise ended_error(q, status)
-        index = self.queries.results(q, outputs)
+        forget = self.store.keys.fingerprint(fingerprint, q) if fingerprint else ""
+        try:
+            index = self.queries.results(q, outputs, delete=forget)
+        except ControlError:
+            if fingerprint:
+                self._forget(fingerprint, q)
+            raise
         missing = [t for t in outputs if t not in index]
         if missing:
             raise ResultsLost(

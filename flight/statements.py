@@ -10,6 +10,7 @@ The bound SQL is generated from the tree (planner/parameters.py), never spliced.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from duckfleet.planner.parameters import (
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.write_statements import WriteStatement, parse_tree, parse_write
 
+STATEMENTS_KEPT = 256  # statement texts whose parse is kept
+
 
 @dataclass(frozen=True)
 class ClientStatement:
@@ -40,9 +43,13 @@ class ClientStatement:
         return self.write is not None
 
 
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
 def parse_statement_text(sql: str) -> ClientStatement:
     """Classify ``sql``. Text that sqlglot cannot parse as one statement is passed on
-    as a query, for the planner to refuse with its own, precise, error."""
+    as a query, for the planner to refuse with its own, precise, error.
+
+    Kept per text (a prepared statement runs again and again): the tree is shared,
+    so its users copy it before changing it (planner/parameters.py does)."""
     if not sql.strip():
         raise SqlSyntaxError("the SQL statement is empty")
     tree = parse_tree(sql)

@@ -7,9 +7,10 @@ import time
 from collections import Counter
 
 import pyarrow as pa
+import pytest
 
 from duckfleet.control import Membership, QueryStore, Store, TaskQueue
-from duckfleet.control.queries import StatusWatch
+from duckfleet.control.queries import FEW_INPUTS, StatusWatch
 from duckfleet.control.records import MemberInfo, QueryState, ResultInfo, RunnableTask
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id, task_id
 from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TaskPlan
@@ -47,10 +48,16 @@ def join(store: Store, name: str, ttl: int = 5) -> Membership:
     return Membership(store, info, ttl=ttl).start()
 
 
-def test_racing_workers_run_every_task_exactly_once(etcd, store):
-    plan = partial_merge_plan(40)
+@pytest.mark.parametrize("n", [40, FEW_INPUTS + 5], ids=["done-keys", "pending-counter"])
+def test_racing_workers_run_every_task_exactly_once(etcd, store, n):
+    """A merge of few inputs is made runnable by comparing their done keys; one of
+    many inputs by counting down its pending counter: either way exactly once, after
+    the last input."""
+    plan = partial_merge_plan(n)
     q = new_query_id()
     QueryStore(store).publish(q, plan, frontdoor=MemberId("fd"), ttl=60)
+    counter, _ = store.client.get(store.keys.pending(q, task_id(n)))
+    assert (counter is not None) == (n > FEW_INPUTS)
     runs: Counter[TaskId] = Counter()
     merge_saw_done: list[int] = []
     lock = threading.Lock()
@@ -85,11 +92,41 @@ def test_racing_workers_run_every_task_exactly_once(etcd, store):
         t.join()
     assert QueryStore(store).status(q).state == QueryState.FINISHED
     assert runs == Counter({t.id: 1 for t in plan.tasks}), runs
-    # the merge became runnable only after all 40 partials had completed
-    assert merge_saw_done == [40]
+    # the merge became runnable only after all n partials had completed
+    assert merge_saw_done == [n]
     records = QueryStore(store).task_records(q)
     assert len({r.done_by for r in records}) > 1  # the work was spread
     assert all(r.done_by is not None for r in records)
+
+
+@pytest.mark.parametrize("n", [3, FEW_INPUTS + 1], ids=["done-keys", "pending-counter"])
+def test_a_merge_becomes_runnable_with_its_last_input_and_the_query_finishes_with_it(store, n):
+    plan = partial_merge_plan(n)
+    q = new_query_id()
+    qs = QueryStore(store)
+    qs.publish(q, plan, frontdoor=MemberId("fd"), ttl=60)
+    queue = TaskQueue(store)
+    w = join(store, "w")
+    merge = task_id(n)
+    try:
+        claimed = [
+            queue.claim(ref(store, q, t.id), w.info.id, "loc", w.lease_id) for t in plan.tasks[:n]
+        ]
+        for ct in claimed:
+            assert ct is not None
+            assert merge not in {rt.task for rt in queue.runnable()}
+            assert queue.complete(ct, result("w"), w.lease_id)
+        assert [rt.task for rt in queue.runnable()] == [merge]
+        assert qs.status(q).state == QueryState.RUNNING
+        (listed,) = queue.runnable()
+        ct = queue.claim(listed, w.info.id, "loc", w.lease_id)
+        # the claim read where the merge's inputs are, in the same round trip
+        assert ct is not None and ct.results is not None
+        assert set(ct.results) == {t.id for t in plan.tasks[:n]}
+        assert queue.complete(ct, result("w"), w.lease_id)
+        assert qs.status(q).state == QueryState.FINISHED
+    finally:
+        w.stop()
 
 
 def test_completion_is_fenced_on_the_claim(store):

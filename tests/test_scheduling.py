@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from duckfleet.control.records import RunnableTask
-from duckfleet.control.scheduling import order_runnable
+from duckfleet.control.scheduling import order_runnable, spread_ties
 from duckfleet.ids import QueryId, TaskId
 
 
@@ -70,3 +70,18 @@ def test_a_negative_priority_waits_for_everything_else():
 def test_equal_priorities_keep_fair_share():
     tasks = [rt("long", 0, created=1.0, running=2, priority=3), rt("short", 0, 2.0, 0, 3)]
     assert names(order_runnable(tasks)) == ["short/t0", "long/t0"]
+
+
+def test_workers_spread_over_tasks_that_rank_equally_and_keep_the_rest_in_order():
+    ordered = order_runnable(
+        [rt("a", i, created=1.0) for i in range(3)] + [rt("b", 0, created=2.0)]
+    )
+    assert names(spread_ties(ordered, 0)) == ["a/t0", "a/t1", "a/t2", "b/t0"]
+    assert names(spread_ties(ordered, 1)) == ["a/t1", "a/t2", "a/t0", "b/t0"]
+    assert names(spread_ties(ordered, 5)) == ["a/t2", "a/t0", "a/t1", "b/t0"]
+    # a busier query's tasks rank lower: they never move ahead of the first query's
+    busy = order_runnable([rt("a", 0, created=1.0), rt("b", 0, created=0.5, running=2)])
+    assert names(spread_ties(busy, 1)) == ["a/t0", "b/t0"]
+    # a higher priority's task stays first, alone in its rank
+    urgent = order_runnable([rt("a", 0, 1.0), rt("a", 1, 1.0), rt("u", 0, 9.0, priority=1)])
+    assert names(spread_ties(urgent, 1)) == ["u/t0", "a/t0", "a/t1"]

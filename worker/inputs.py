@@ -9,6 +9,10 @@ the same; only this task takes longer.
 Exchange: an input with a bucket reads that bucket of each producer (a ticket per
 producer and bucket). A lost partitioned producer is recomputed whole, split into
 its buckets and kept here, so this worker's other consumers of it reuse it.
+
+Results held by other workers are fetched at the same time (one DoGet each, on a
+small thread pool); what cannot be fetched is recomputed afterwards, on the task's
+own thread.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -31,6 +36,8 @@ from duckfleet.worker.errors import InputUnavailable
 from duckfleet.worker.results import ResultStore
 
 log = logging.getLogger("duckfleet.worker")
+
+FETCH_THREADS = 8  # inputs fetched at once, per worker
 
 # runs a task: its result, or its buckets for a partitioned task
 RunTask = Callable[[TaskPlan, Mapping[str, pa.Table]], pa.Table | list[pa.Table]]
@@ -73,21 +80,42 @@ class InputFetcher:
         self.local = local
         self.clients = clients
         self.run = run
+        self._fetchers = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="fetch")
 
-    def inputs(self, q: QueryId, task: TaskPlan, recomputed: list[TaskId]) -> dict[str, pa.Table]:
+    def close(self) -> None:
+        self._fetchers.shutdown(wait=False, cancel_futures=True)
+
+    def inputs(
+        self,
+        q: QueryId,
+        task: TaskPlan,
+        recomputed: list[TaskId],
+        index: Mapping[TaskId, ResultInfo] | None = None,
+    ) -> dict[str, pa.Table]:
         """Each input relation -> the concatenation of its producers' results.
 
-        Producers recomputed from lineage are appended to `recomputed`.
+        Producers recomputed from lineage are appended to `recomputed`. `index`:
+        where the results are, if the claim read it already.
         """
         wanted = task.input_tasks
         if not wanted:
             return {}
-        index = self.queries.results(q, wanted)
-        parts = {
-            (t, b.bucket): self._result(q, t, b.bucket, index.get(t), recomputed)
-            for b in task.inputs
-            for t in b.tasks
-        }
+        if index is None:
+            index = self.queries.results(q, wanted)
+        needed = list(dict.fromkeys((t, b.bucket) for b in task.inputs for t in b.tasks))
+        remote = [
+            (t, bucket, index[t])
+            for t, bucket in needed
+            if t in index and self.local.get(q, t, None if bucket < 0 else bucket) is None
+        ]
+        fetched = self._fetch_all(q, remote)
+        parts: dict[tuple[TaskId, int], pa.Table] = {}
+        for t, bucket in needed:
+            got = fetched.get((t, bucket))
+            if got is None:  # held here, or its fetch failed (then it is recomputed)
+                info = None if (t, bucket) in fetched else index.get(t)
+                got = self._result(q, t, bucket, info, recomputed)
+            parts[(t, bucket)] = got
         return {
             b.relation: pa.concat_tables(
                 [parts[(t, b.bucket)] for t in b.tasks], promote_options="permissive"
@@ -110,11 +138,9 @@ class InputFetcher:
         if held is not None:
             return held
         if info is not None:
-            try:
-                ticket = fl.Ticket(result_ticket(q, t, wanted))
-                return self.clients.get(info.location).do_get(ticket).read_all()
-            except (fl.FlightError, pa.ArrowException) as exc:
-                log.warning("query=%s input %s at %s unreachable: %s", q, what, info.location, exc)
+            got = self._fetch(q, t, bucket, info)
+            if got is not None:
+                return got
         try:
             producer = self.queries.stored_task(q, t).plan
         except QueryNotFound as exc:
@@ -131,3 +157,26 @@ class InputFetcher:
         if wanted is not None:
             raise InputUnavailable(f"query {q}: input {t} is not partitioned into buckets")
         return out
+
+    def _fetch_all(
+        self, q: QueryId, remote: list[tuple[TaskId, int, ResultInfo]]
+    ) -> dict[tuple[TaskId, int], pa.Table | None]:
+        """Each (producer, bucket) -> its result fetched from the worker holding it,
+        all at once; None where that failed."""
+        if len(remote) <= 1:
+            return {(t, bucket): self._fetch(q, t, bucket, info) for t, bucket, info in remote}
+        futures = {
+            (t, bucket): self._fetchers.submit(self._fetch, q, t, bucket, info)
+            for t, bucket, info in remote
+        }
+        return {key: f.result() for key, f in futures.items()}
+
+    def _fetch(self, q: QueryId, t: TaskId, bucket: int, info: ResultInfo) -> pa.Table | None:
+        wanted = None if bucket < 0 else bucket
+        try:
+            ticket = fl.Ticket(result_ticket(q, t, wanted))
+            return self.clients.get(info.location).do_get(ticket).read_all()
+        except (fl.FlightError, pa.ArrowException) as exc:
+            what = t if wanted is None else f"{t} bucket {bucket}"
+            log.warning("query=%s input %s at %s unreachable: %s", q, what, info.location, exc)
+            return None

@@ -17,14 +17,14 @@ from duckfleet.ids import MemberId
 
 
 def look_for_stragglers(
-    queue: TaskQueue, policy: SpeculationPolicy, me: MemberId
+    queue: TaskQueue, policy: SpeculationPolicy, me: MemberId, running: list[Attempt]
 ) -> tuple[tuple[Attempt, ...], float | None]:
     """Tasks worth a copy on this worker now, and seconds until the next look (None:
-    only an event can change the answer)."""
+    only an event can change the answer). `running`: the attempts the claim round
+    just listed."""
     if not policy.enabled:
         return (), None
     now = time.time()
-    running = queue.running_attempts()
     look = next_look(running, now, policy, me)
     waits = [] if look is None else [look]
     candidates = old_enough(running, now, policy, me)

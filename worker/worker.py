@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Mapping
@@ -26,7 +27,8 @@ from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, 
 from duckfleet.control.errors import ControlError
 from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
-from duckfleet.control.speculation import SpeculationPolicy
+from duckfleet.control.scheduling import spread_ties
+from duckfleet.control.speculation import Attempt, SpeculationPolicy
 from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
@@ -171,6 +173,7 @@ class Worker:
         self.membership.stop()
         self.server.shutdown()
         self.health.stop()
+        self.inputs.close()
         self.clients.close()
         self.store.close()
         log.info("worker %s stopped", self.id)
@@ -255,10 +258,10 @@ class Worker:
             if self._stop.is_set():
                 return
             try:
-                free = self._fill_slots()
+                free, running = self._fill_slots()
                 wait = min(RESCAN_SECONDS, self._enforce_timeouts())
                 if free > 0:
-                    wait = min(wait, self._speculate(free))
+                    wait = min(wait, self._speculate(free, running))
             except ControlError as exc:
                 log.warning("worker %s: claim round failed: %s", self.id, exc)
                 self._stop.wait(0.5)
@@ -281,38 +284,43 @@ class Worker:
                 soonest = min(soonest, left)
         return soonest
 
-    def _fill_slots(self) -> int:
-        """Claim runnable tasks while slots are free; the slots still free."""
+    def _fill_slots(self) -> tuple[int, list[Attempt]]:
+        """Claim runnable tasks while slots are free: the slots still free, and the
+        attempts running in the fleet as listed (for speculation)."""
         free = self._free_slots()
         if free <= 0 or self._draining.is_set():
-            return 0
-        for rt in self.queue.runnable():
+            return 0, []
+        started = time.monotonic()
+        view = self.queue.view()
+        fifo = self.cfg.scheduling == "fifo"
+        for rt in spread_ties(view.runnable, random.randrange(1 << 16), fifo):
             lease = self.membership.lease_id
             ct = self.queue.claim(rt, self.id, self.location, lease)
             if ct is None:
                 continue  # another worker was faster
-            self._start(ct)
+            self._start(ct, time.monotonic() - started)
+            started = time.monotonic()
             free -= 1
             if free <= 0:
-                return 0
-        return free
+                return 0, []
+        return free, view.running
 
-    def _speculate(self, free: int) -> float:
+    def _speculate(self, free: int, running: list[Attempt]) -> float:
         """Idle slots, nothing to claim: copy stragglers running elsewhere. Seconds
         until it is worth looking again."""
-        copies, look_again = look_for_stragglers(self.queue, self.speculation, self.id)
+        copies, look_again = look_for_stragglers(self.queue, self.speculation, self.id, running)
         for attempt in copies[:free]:
             ct = self.queue.claim_copy(attempt, self.id, self.location, self.membership.lease_id)
             if ct is not None:
                 self._start(ct)
         return RESCAN_SECONDS if look_again is None else max(0.05, look_again)
 
-    def _start(self, ct: ClaimedTask) -> None:
+    def _start(self, ct: ClaimedTask, took: float = 0.0) -> None:
         run = RunningTask(ct)
         with self._lock:
             self._running[(ct.query_id, ct.task_id)] = run
         what = "copy of a straggler claimed" if ct.copy else "claimed"
-        log.info("query=%s task=%s %s", ct.query_id, ct.task_id, what)
+        log.info("query=%s task=%s %s in %.1f ms", ct.query_id, ct.task_id, what, took * 1000)
         self.pool.submit(self._run, run)
 
     # running
@@ -322,22 +330,28 @@ class Worker:
         self._current.run = run
         try:
             recomputed: list[TaskId] = []
-            inputs = self.inputs.inputs(q, ct.task.plan, recomputed)
+            inputs = self.inputs.inputs(q, ct.task.plan, recomputed, ct.results)
+            fetched = time.monotonic()
             out = self._execute(ct.task.plan, inputs)
             run.computed()
             if isinstance(out, pa.Table):  # buckets feed other tasks, never the client
                 check_result_size(ct, out)
             info = self._keep(q, t, out)
             lease = self.membership.lease_id
-            seconds = time.monotonic() - run.started
+            ran = time.monotonic()
+            seconds = ran - run.started
             if self.queue.complete(ct, info, lease, tuple(recomputed), seconds):
                 log.info(
-                    "query=%s task=%s done: %d rows%s in %.1f ms",
+                    "query=%s task=%s done: %d rows%s in %.1f ms (inputs %.1f, run %.1f, "
+                    "commit %.1f)",
                     q,
                     t,
                     info.rows,
                     f" in {len(info.bucket_rows)} buckets" if info.bucket_rows else "",
                     (time.monotonic() - run.started) * 1000,
+                    (fetched - run.started) * 1000,
+                    (ran - fetched) * 1000,
+                    (time.monotonic() - ran) * 1000,
                 )
             else:
                 self.results.drop(q, t)
