@@ -61,6 +61,9 @@ from duckfleet.worker.inputs import FlightClients
 
 log = logging.getLogger("duckfleet.flight")
 
+# seconds the workers' slot count, read for planning, is used before it is read again
+SLOTS_MAX_AGE = 1.0
+
 # what DuckDB's memory_limit accepts: 512MB, 1.5 GB, 2GiB, 80%, ...
 MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[kmgt]i?b?|b|bytes?)", re.IGNORECASE)
 
@@ -124,20 +127,22 @@ class FleetBackend:
 
     def _planner_settings(self) -> PlannerSettings:
         """The planner's settings, with the fleet's parallelism as of now (re-read
-        from the workers' records at most once a second)."""
+        from the workers' records at most once every SLOTS_MAX_AGE seconds)."""
         if self.cfg.parallelism > 0:
             return replace(self.settings, parallelism=self.cfg.parallelism)
-        now = time.monotonic()
-        if now - self._slots_read_at > 1.0:
+        if not self._slots_fresh():
             self._slots = self.queries.worker_slots()
-            self._slots_read_at = now
+            self._slots_read_at = time.monotonic()
         return replace(self.settings, parallelism=max(1, self._slots))
 
+    def _slots_fresh(self) -> bool:
+        """Whether the worker slots were read less than SLOTS_MAX_AGE seconds ago."""
+        return time.monotonic() - self._slots_read_at <= SLOTS_MAX_AGE
+
     def _has_workers(self) -> bool:
-        """Whether any worker has joined: the worker slots read for planning in the
-        last second say so, or else etcd is asked."""
-        fresh = time.monotonic() - self._slots_read_at <= 1.0
-        return (fresh and self._slots > 0) or self.queries.worker_count() > 0
+        """Whether any worker has joined: the worker slots read for planning say so
+        while fresh, or else etcd is asked."""
+        return (self._slots_fresh() and self._slots > 0) or self.queries.worker_count() > 0
 
     def prepare(self, sql: str) -> Prepared:
         return self.describer.prepare(sql, self.catalog())
