@@ -73,7 +73,7 @@ class CatalogStore:
     @translated("reading the catalog")
     def entry(self, name: str) -> Entry:
         keys, txn = self.store.keys, self.store.txn
-        _, (table_kvs, view_kvs) = self.store.client.transaction(
+        _, (table_kvs, view_kvs) = self.store.transaction(
             compare=[], success=[txn.get(keys.table(name)), txn.get(keys.view(name))], failure=[]
         )
         table = Table.from_json(table_kvs[0][0]) if table_kvs else None
@@ -97,7 +97,7 @@ class CatalogStore:
         """Write ``table`` (replacing a view of that name) if its name still holds
         what ``entry`` read; False if someone changed it meanwhile."""
         keys, txn = self.store.keys, self.store.txn
-        ok, _ = self.store.client.transaction(
+        ok, _ = self.store.transaction(
             compare=self._unchanged(table.name, entry),
             success=[
                 txn.put(keys.table(table.name), table.to_json()),
@@ -110,7 +110,7 @@ class CatalogStore:
     @translated("writing the catalog")
     def put_view_if(self, view: View, entry: Entry) -> bool:
         keys, txn = self.store.keys, self.store.txn
-        ok, _ = self.store.client.transaction(
+        ok, _ = self.store.transaction(
             compare=self._unchanged(view.name, entry),
             success=[
                 txn.put(keys.view(view.name), view.to_json()),
@@ -124,7 +124,7 @@ class CatalogStore:
     def drop_if(self, name: str, entry: Entry) -> bool:
         """Remove the table or view ``name`` if it is still what ``entry`` read."""
         keys, txn = self.store.keys, self.store.txn
-        ok, _ = self.store.client.transaction(
+        ok, _ = self.store.transaction(
             compare=self._unchanged(name, entry),
             success=[txn.delete(keys.table(name)), txn.delete(keys.view(name))],
             failure=[],

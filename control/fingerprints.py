@@ -75,7 +75,7 @@ class Fingerprints:
         _, meta = self.store.client.get(key)
         if meta is None:
             return False
-        ok, _ = self.store.client.transaction(
+        ok, _ = self.store.transaction(
             compare=[txn.value(key) == old.to_json()],
             success=[txn.put(key, new.to_json(), lease=meta.lease_id)],
             failure=[],

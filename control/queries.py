@@ -125,7 +125,7 @@ class QueryStore:
 
     def _batched(self, ops: list[Any]) -> None:
         for i in range(0, len(ops), MAX_TXN_OPS):
-            self.store.client.transaction(compare=[], success=ops[i : i + MAX_TXN_OPS], failure=[])
+            self.store.transaction(compare=[], success=ops[i : i + MAX_TXN_OPS], failure=[])
 
     @translated("publishing a query")
     def publish(
@@ -270,7 +270,7 @@ class QueryStore:
             )
             if not endable:
                 return current
-            ok, _ = self.store.client.transaction(
+            ok, _ = self.store.transaction(
                 compare=[txn.mod(k.status(query_id)) == meta.mod_revision],
                 success=[
                     txn.put(k.status(query_id), status.to_json(), lease=meta.lease_id),
@@ -297,7 +297,7 @@ class QueryStore:
         ops = [txn.get(prefix, range_end=prefix_range_end(prefix.encode()))]
         if delete:
             ops.append(txn.delete(delete))
-        _, responses = self.store.client.transaction(compare=[], success=ops, failure=[])
+        _, responses = self.store.transaction(compare=[], success=ops, failure=[])
         for value, meta in responses[0]:
             _, t = self.keys.split_task_key(meta.key, self.keys.all_results())
             if t in wanted:

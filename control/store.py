@@ -20,6 +20,7 @@ import grpc
 from etcd3 import etcdrpc  # type: ignore[import-untyped]
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
+from duckfleet.control import readonly
 from duckfleet.control.errors import StoreUnavailable
 from duckfleet.control.keys import Keyspace
 from duckfleet.netutil import host_port
@@ -91,8 +92,29 @@ def parse_endpoints(urls: str) -> list[tuple[str, int]]:
     return out
 
 
+VERSION_RECHECK_SECONDS = 60.0
+
+
 class Store:
-    def __init__(self, endpoints: str, namespace: str = "/duckfleet", timeout: float = 5.0) -> None:
+    """`read_mode`: how read-only transactions are sent. "auto" (the default): as one
+    transaction when every etcd endpoint runs a version without etcd issue 14110,
+    else as Range calls (control/readonly.py); "txn" or "ranges" force one way (the
+    tests and benchmarks compare them)."""
+
+    def __init__(
+        self,
+        endpoints: str,
+        namespace: str = "/duckfleet",
+        timeout: float = 5.0,
+        read_mode: str = "auto",
+    ) -> None:
+        if read_mode not in ("auto", "txn", "ranges"):
+            raise ValueError(f"read_mode must be auto, txn or ranges, not {read_mode!r}")
+        self.read_mode = read_mode
+        self.versions: dict[str, str] = {}  # endpoint -> etcd version, once read
+        self._txn_reads = read_mode == "txn"
+        self._recheck_at = 0.0
+        self._version_lock = threading.Lock()
         self.endpoints = endpoints
         self.keys = Keyspace(namespace)
         self.timeout = timeout
@@ -116,6 +138,59 @@ class Store:
     def close(self) -> None:
         self.client.close()
 
+    def transaction(
+        self, compare: list[Any], success: list[Any], failure: list[Any]
+    ) -> tuple[bool, list[Any]]:
+        """Every transaction of the control plane goes through here. One that writes
+        is sent as it is; a read-only one is sent as one transaction only to an etcd
+        without issue 14110, else read with Range calls at one revision."""
+        if not readonly.is_readonly(success, failure) or self.readonly_txns_safe():
+            return self.client.transaction(compare=compare, success=success, failure=failure)
+        return readonly.run_as_ranges(self.client, compare, success, failure)
+
+    def readonly_txns_safe(self) -> bool:
+        """May read-only transactions be sent? In "auto" mode: once every endpoint has
+        answered with an unaffected version (checked again now and then until then,
+        so a fleet started before etcd is up, or during an upgrade, catches up)."""
+        if self.read_mode != "auto" or self._txn_reads:
+            return self._txn_reads
+        if time.monotonic() >= self._recheck_at:
+            self.check_versions()
+        return self._txn_reads
+
+    def check_versions(self) -> dict[str, str]:
+        """Ask each endpoint for its etcd version; log what that means for reads (once
+        per endpoint and version). Endpoints that do not answer stay unknown."""
+        with self._version_lock:
+            self._recheck_at = time.monotonic() + VERSION_RECHECK_SECONDS
+            for netloc, endpoint in self.client.endpoints.items():
+                if netloc in self.versions:
+                    continue
+                try:
+                    status = etcdrpc.MaintenanceStub(endpoint.channel).Status(
+                        etcdrpc.StatusRequest(), min(self.timeout, 2.0)
+                    )
+                except grpc.RpcError:
+                    continue
+                self.versions[netloc] = status.version
+                if readonly.has_readonly_txn_bug(status.version):
+                    log.warning(
+                        "etcd %s at %s panics on a cancelled read-only transaction (etcd "
+                        "issue 14110, fixed in %s): duckfleet sends it reads as Range calls "
+                        "instead; upgrade etcd to the latest 3.5 release",
+                        status.version,
+                        netloc,
+                        readonly.FIXED_IN,
+                    )
+                else:
+                    log.info("etcd %s at %s", status.version, netloc)
+            known = [self.versions.get(n) for n in self.client.endpoints]
+            if self.read_mode == "auto":
+                self._txn_reads = all(
+                    v is not None and not readonly.has_readonly_txn_bug(v) for v in known
+                )
+            return dict(self.versions)
+
     @translated("checking etcd health")
     def ping(self) -> None:
         self.client.status()
@@ -125,6 +200,7 @@ class Store:
         while True:
             try:
                 self.ping()
+                self.check_versions()
                 return
             except StoreUnavailable:
                 if time.monotonic() > deadline:

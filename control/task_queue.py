@@ -91,7 +91,7 @@ class TaskQueue:
         every wake-up starts with it)."""
         k, txn = self.keys, self.store.txn
         prefixes = (k.all_runnable(), k.all_claims(), k.all_copies())
-        _, (runnable_kvs, claim_kvs, copy_kvs) = self.store.client.transaction(
+        _, (runnable_kvs, claim_kvs, copy_kvs) = self.store.transaction(
             compare=[],
             success=[txn.get(p, range_end=prefix_range_end(p.encode())) for p in prefixes],
             failure=[],
@@ -164,7 +164,7 @@ class TaskQueue:
         if rt.inputs:  # where its inputs are, read in the same round trip
             results = k.results_of(q)
             reads.append(txn.get(results, range_end=prefix_range_end(results.encode())))
-        ok, responses = self.store.client.transaction(
+        ok, responses = self.store.transaction(
             compare=[*self._free(q, t), txn.version(k.attempts(q, t)) < rt.max_attempts],
             success=[
                 txn.put(k.claim(q, t), claim.to_json(), lease=lease_id),
@@ -209,7 +209,7 @@ class TaskQueue:
             ),
             task=t,
         )
-        failed, _ = self.store.client.transaction(
+        failed, _ = self.store.transaction(
             compare=[*self._free(q, t), txn.version(k.attempts(q, t)) > rt.max_attempts - 1],
             success=[
                 txn.put(k.status(q), status.to_json(), lease=rt.lease),
@@ -228,7 +228,7 @@ class TaskQueue:
         if not counted:
             return {}
         k, txn = self.keys, self.store.txn
-        _, responses = self.store.client.transaction(
+        _, responses = self.store.transaction(
             compare=[],
             success=[txn.get(k.pending(ct.query_id, c)) for c in counted],
             failure=[],
@@ -287,7 +287,7 @@ class TaskQueue:
                 success.append(txn.put(k.pending(q, c), str(n - 1), lease=lease))
                 if n - 1 <= 0:
                     success.append(self._ready(ct, c))
-            ok, _ = self.store.client.transaction(compare=compare, success=success, failure=[])
+            ok, _ = self.store.transaction(compare=compare, success=success, failure=[])
             if ok:
                 return True
             if not counted or not self.holds(ct):
@@ -320,7 +320,7 @@ class TaskQueue:
         ]
 
     def holds(self, ct: ClaimedTask) -> bool:
-        ok, _ = self.store.client.transaction(compare=self._fence(ct), success=[], failure=[])
+        ok, _ = self.store.transaction(compare=self._fence(ct), success=[], failure=[])
         return bool(ok)
 
     @translated("failing a task")
@@ -329,7 +329,7 @@ class TaskQueue:
         k, txn = self.keys, self.store.txn
         q, t = ct.query_id, ct.task_id
         status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason)
-        ok, _ = self.store.client.transaction(
+        ok, _ = self.store.transaction(
             compare=self._fence(ct),
             success=[
                 txn.put(k.status(q), status.to_json(), lease=ct.record.lease),
@@ -345,7 +345,7 @@ class TaskQueue:
         """Give a claimed task back to the queue (shutdown, lost input)."""
         txn = self.store.txn
         key = self._key(ct)
-        self.store.client.transaction(
+        self.store.transaction(
             compare=[txn.value(key) == ct.claim.to_json()],
             success=[txn.delete(key)],
             failure=[],
@@ -389,7 +389,7 @@ class TaskQueue:
         q, t = attempt.query, attempt.task
         claim = Claim(worker, uuid.uuid4().hex, location, started=time.time())
         reads = [txn.get(k.task(q, t)), txn.get(k.query(q))]
-        ok, responses = self.store.client.transaction(
+        ok, responses = self.store.transaction(
             compare=[
                 txn.version(k.copy(q, t)) == 0,
                 txn.version(k.claim(q, t)) > 0,
