@@ -25,7 +25,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from duckfleet.config import (
     CommonConfig,
@@ -35,6 +35,9 @@ from duckfleet.config import (
     override,
 )
 from duckfleet.errors import DuckfleetError
+
+if TYPE_CHECKING:
+    from duckfleet.local_fleet import LocalFleet
 
 
 def _setup_logging(level: str) -> None:
@@ -125,7 +128,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             finally:
                 store.close()
             print(f"registered TPC-H scale {args.scale:g} tables from {data_root}", flush=True)
-        print(f"etcd: {fleet.etcd_url}", flush=True)
+        print(f"etcd: {fleet.etcd_url} ({_etcd_versions(fleet)})", flush=True)
         if fleet.balancer_port:
             doors = ", ".join(fleet.frontdoor_uri(i) for i in range(len(fleet.frontdoor_ports)))
             print(f"front doors: {doors}, balanced at {fleet.uri}", flush=True)
@@ -133,11 +136,26 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(line, flush=True)
         where = storage or "any local path (--storage DIR limits them to DIR)"
         print(f"storage: workers read and write table files under {where}", flush=True)
+        fleet.supervise()  # a child that exits is started again, with backoff
         print(fleet.uri, flush=True)
         _until_signalled(stop)
     finally:
         fleet.stop()
     return 0
+
+
+def _etcd_versions(fleet: LocalFleet) -> str:
+    from duckfleet.control.readonly import has_readonly_txn_bug
+
+    store = fleet.store()
+    try:
+        versions = sorted(set(store.check_versions().values()))
+    finally:
+        store.close()
+    text = ", ".join(versions) or "version unknown"
+    if any(has_readonly_txn_bug(v) for v in versions):
+        return f"{text}, which has etcd issue 14110: duckfleet reads it with Range calls"
+    return text
 
 
 def _store(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps the CLI light

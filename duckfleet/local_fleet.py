@@ -21,6 +21,7 @@ from duckfleet.control.records import MemberInfo
 from duckfleet.errors import DuckfleetError
 from duckfleet.etcd_server import EtcdServer
 from duckfleet.netutil import free_port, wait_port
+from duckfleet.supervisor import Child, Supervisor
 from duckfleet.table_files import describe_table
 
 log = logging.getLogger("duckfleet.up")
@@ -75,6 +76,9 @@ class LocalFleet:
     frontdoor_ports: list[int] = field(default_factory=list, init=False)
     balancer_proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     balancer_port: int | None = field(default=None, init=False)
+    _frontdoor_env: list[dict[str, str]] = field(default_factory=list, init=False)
+    _balancer_args: list[str] = field(default_factory=list, init=False)
+    supervisor: Supervisor | None = field(default=None, init=False)
 
     @property
     def uri(self) -> str:
@@ -118,23 +122,81 @@ class LocalFleet:
             if out is not None:
                 out.close()
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def _worker_args(self) -> list[str]:
         args = ["--port", "0"]
         if self.cores_per_worker:
             args += ["--cores", str(self.cores_per_worker)]
-        proc = self._spawn("worker", args, len(self.worker_procs))
+        return args
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        proc = self._spawn("worker", self._worker_args(), len(self.worker_procs))
         self.worker_procs.append(proc)
         return proc
+
+    def restart_worker(self, index: int) -> subprocess.Popen[bytes]:
+        """Start worker `index` again (a new member: its results died with the old one)."""
+        _not_running(self.worker_procs[index], f"worker {index}")
+        self.worker_procs[index] = self._spawn("worker", self._worker_args(), index)
+        return self.worker_procs[index]
+
+    def _start_frontdoor(self, index: int) -> subprocess.Popen[bytes]:
+        port = self.frontdoor_ports[index]
+        env = self._frontdoor_env[index]
+        return self._spawn("frontdoor", ["--port", str(port)], index, env)
 
     def restart_frontdoor(self, index: int) -> subprocess.Popen[bytes]:
         """Start front door `index` again on its own port, after it exited or was killed
         (the chaos soak does this)."""
-        old = self.frontdoor_procs[index]
-        if old.poll() is None:
-            raise DuckfleetError(f"front door {index} (pid {old.pid}) is still running")
-        port = self.frontdoor_ports[index]
-        self.frontdoor_procs[index] = self._spawn("frontdoor", ["--port", str(port)], index)
+        _not_running(self.frontdoor_procs[index], f"front door {index}")
+        self.frontdoor_procs[index] = self._start_frontdoor(index)
         return self.frontdoor_procs[index]
+
+    def restart_balancer(self) -> None:
+        assert self.balancer_proc is not None
+        _not_running(self.balancer_proc, "the balancer")
+        self.balancer_proc = self._spawn("balance", self._balancer_args, 0)
+
+    def restart_etcd(self) -> None:
+        """etcd again from its data directory, on its ports: the catalog and every key
+        that had not expired are there."""
+        assert self.etcd is not None
+        self.etcd.stop()
+        self.etcd.start()
+
+    def supervise(self) -> Supervisor:
+        """Restart every child that exits from now on (duckfleet/supervisor.py)."""
+        children = []
+        if self.etcd is not None:
+            etcd = self.etcd
+            children.append(
+                Child("etcd", lambda: etcd.proc.poll() if etcd.proc else 0, self.restart_etcd)
+            )
+        if self.balancer_proc is not None:
+            children.append(
+                Child("the balancer", lambda: self._poll(self.balancer_proc), self.restart_balancer)
+            )
+        for i in range(len(self.frontdoor_procs)):
+            children.append(
+                Child(
+                    f"front door {i}",
+                    lambda i=i: self.frontdoor_procs[i].poll(),
+                    lambda i=i: self.restart_frontdoor(i),
+                )
+            )
+        for i in range(len(self.worker_procs)):
+            children.append(
+                Child(
+                    f"worker {i}",
+                    lambda i=i: self.worker_procs[i].poll(),
+                    lambda i=i: self.restart_worker(i),
+                )
+            )
+        self.supervisor = Supervisor(children).start()
+        return self.supervisor
+
+    @staticmethod
+    def _poll(proc: subprocess.Popen[bytes] | None) -> int | None:
+        return proc.poll() if proc is not None else 0
 
     def start(self, timeout: float = 60.0) -> LocalFleet:
         if self.etcd_url is None:
@@ -145,9 +207,9 @@ class LocalFleet:
         if self.frontdoors > 1:
             self._start_frontdoors_behind_balancer()
         else:
-            port = self.port or free_port()
-            self.frontdoor_ports.append(port)
-            self.frontdoor_procs.append(self._spawn("frontdoor", ["--port", str(port)], 0))
+            self.frontdoor_ports.append(self.port or free_port())
+            self._frontdoor_env.append({})
+            self.frontdoor_procs.append(self._start_frontdoor(0))
         for _ in range(self.workers):
             self.start_worker()
         self.wait_ready(timeout)
@@ -163,9 +225,10 @@ class LocalFleet:
         for i in range(self.frontdoors):
             port, health = free_port(), free_port()
             self.frontdoor_ports.append(port)
-            env = {"DUCKFLEET_HEALTH_PORT": str(health)}
-            self.frontdoor_procs.append(self._spawn("frontdoor", ["--port", str(port)], i, env))
+            self._frontdoor_env.append({"DUCKFLEET_HEALTH_PORT": str(health)})
+            self.frontdoor_procs.append(self._start_frontdoor(i))
             balance += ["--backend", f"127.0.0.1:{port}", "--health", f"127.0.0.1:{health}"]
+        self._balancer_args = balance
         self.balancer_proc = self._spawn("balance", balance, 0)
 
     def wait_ready(self, timeout: float) -> None:
@@ -206,6 +269,8 @@ class LocalFleet:
                 raise DuckfleetError(f"{' '.join(map(str, p.args))!r} exited with {p.returncode}")
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         procs = self._children()
         for p in procs:
             if p.poll() is None:
@@ -224,3 +289,8 @@ class LocalFleet:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _not_running(proc: subprocess.Popen[bytes], what: str) -> None:
+    if proc.poll() is None:
+        raise DuckfleetError(f"{what} (pid {proc.pid}) is still running")
