@@ -17,6 +17,8 @@ Experiments (one module each):
 * `streaming`: SELECT * of lineitem through ADBC vs raw Flight DoGet, MB/s.
 * `queue`: trivial tasks per second with 1, 2, 4 workers; etcd calls per query.
 * `chaos`: the soak of issue 5 (kills under load; wrong and hung must be 0).
+* `etcd-reads`: the fleet's read-only reads as one Txn against Range calls (the
+  way around etcd issue 14110 on 3.5.0-3.5.4).
 
 Helpers: `bench.fleet` (LocalFleet, real processes), `bench.one_query` and
 `bench.timeline` (a query of many tasks, traced from the claims in etcd),
@@ -57,4 +59,5 @@ EXPERIMENTS = {
     "streaming": "streaming",
     "queue": "queue",
     "chaos": "chaos",
+    "etcd-reads": "etcd_reads",
 }

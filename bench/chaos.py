@@ -1,6 +1,8 @@
 """Chaos soak: concurrent clients run TPC-H and generated queries against a fleet of
 several workers and two front doors while workers and front doors are killed with
 SIGKILL and restarted at random. Every answer is compared with DuckDB in-process.
+The fleet's etcd is not restarted if it exits: the soak then fails (etcd issue 14110
+took it down once), and the per-minute table shows when answers stopped.
 
 Each query ends as one of:
 
@@ -277,6 +279,7 @@ def run_chaos(args: argparse.Namespace) -> int:
         stuck = [i for i, t in enumerate(threads) if t.is_alive()]
         for _ in stuck:
             tally.add(HUNG, time.monotonic() - t0, "a client still waiting past the deadline")
+        etcd_exit = fleet.etcd.proc.poll() if fleet.etcd and fleet.etcd.proc else None
 
     counts = tally.counts
     table = Table(["outcome", "queries"])
@@ -285,8 +288,14 @@ def run_chaos(args: argparse.Namespace) -> int:
     killed = Table(["seconds", "killed (SIGKILL), then restarted", "pid"], digits={"seconds": 1})
     for at, what, pid in kills:
         killed.add(at, what, pid)
+    minutes = per_minute(tally.events, args.minutes)
+    etcd_line = (
+        "etcd served throughout"
+        if etcd_exit is None
+        else f"etcd EXITED (status {etcd_exit}); see its log in the fleet's log directory"
+    )
     print(
-        f"chaos: ok {counts[OK]}, retryable failures {counts[RETRIED]}, wrong "
+        f"{etcd_line}; chaos: ok {counts[OK]}, retryable failures {counts[RETRIED]}, wrong "
         f"{counts[WRONG]}, hung {counts[HUNG]}, failed {counts[FAILED]}; "
         f"{sum(1 for k in kills if k[1] == 'worker')} worker and "
         f"{sum(1 for k in kills if k[1] != 'worker')} front door kill(s)"
@@ -297,6 +306,7 @@ def run_chaos(args: argparse.Namespace) -> int:
         print(f"  retried {n} x {m}")
     header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
     header["setup"] = setup
+    header["etcd"] = etcd_line
     header["soak"] = (
         f"{args.minutes:g} min, seed {args.seed}, {args.clients} clients, TPC-H SF"
         f"{args.scale:g}: the 22 queries and {args.generated} generated aggregates and "
@@ -346,11 +356,23 @@ def run_chaos(args: argparse.Namespace) -> int:
         header,
         table,
         plot,
-        sections=[("Kills", killed)],
+        sections=[("Per minute", minutes), ("Kills", killed)],
         notes=notes,
     )
     say("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 1 if counts[WRONG] or counts[HUNG] else 0
+    return 1 if counts[WRONG] or counts[HUNG] or etcd_exit is not None else 0
+
+
+def per_minute(events: list[tuple[float, str]], minutes: float) -> Table:
+    """Outcomes by the minute of the soak they ended in."""
+    table = Table(["minute", OK, RETRIED, FAILED, WRONG, HUNG])
+    n = max(1, int(-(-minutes // 1)))
+    counts = [Counter[str]() for _ in range(n)]
+    for t, outcome in events:
+        counts[min(int(t // 60), n - 1)][outcome] += 1
+    for i, c in enumerate(counts):
+        table.add(f"{i}-{i + 1}", c[OK], c[RETRIED], c[FAILED], c[WRONG], c[HUNG])
+    return table
 
 
 def main(args: argparse.Namespace) -> int:

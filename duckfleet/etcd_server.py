@@ -66,6 +66,7 @@ class EtcdServer:
     # For a cluster: "n1=http://127.0.0.1:p1,n2=..." and "new"
     initial_cluster: str | None = None
     log_path: str | None = None
+    binary: str | None = None  # None: etcd_binary()
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
 
@@ -85,7 +86,7 @@ class EtcdServer:
         self.peer_port = self.peer_port or free_port(self.host)
         cluster = self.initial_cluster or f"{self.name}={self.peer_url}"
         args = [
-            etcd_binary(),
+            self.binary or etcd_binary(),
             "--name", self.name,
             "--data-dir", os.path.join(self.data_dir, self.name),
             "--listen-client-urls", self.url,

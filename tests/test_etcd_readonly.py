@@ -52,14 +52,14 @@ def binary_version(binary: str) -> str:
 
 
 @pytest.fixture
-def server_of(tmp_path, monkeypatch) -> Iterator:
+def server_of(tmp_path) -> Iterator:
     started: list[EtcdServer] = []
 
     def start(binary: str) -> EtcdServer:
-        monkeypatch.setenv("DUCKFLEET_ETCD_BIN", binary)
         data = tmp_path / f"etcd-{len(started)}"
         data.mkdir()
-        server = EtcdServer(data_dir=str(data), log_path=str(data / "etcd.log")).start()
+        log = str(data / "etcd.log")
+        server = EtcdServer(data_dir=str(data), log_path=log, binary=binary).start()
         started.append(server)
         return server
 
