@@ -306,7 +306,7 @@ def run_chaos(args: argparse.Namespace) -> int:
         print(f"  retried {n} x {m}")
     header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
     header["setup"] = setup
-    header["etcd"] = etcd_line
+    header["etcd during the soak"] = etcd_line
     header["soak"] = (
         f"{args.minutes:g} min, seed {args.seed}, {args.clients} clients, TPC-H SF"
         f"{args.scale:g}: the 22 queries and {args.generated} generated aggregates and "

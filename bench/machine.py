@@ -89,6 +89,19 @@ def load() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min averages)"
 
 
+def etcd_version() -> str:
+    """The etcd the local fleets of the benchmarks start (duckfleet/etcd_server.py)."""
+    from duckfleet.etcd_server import etcd_binary
+
+    try:
+        binary = etcd_binary()
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    except Exception:  # none installed, or it would not run
+        return "not found"
+    first = (done.stdout or "").strip().splitlines()
+    return f"{first[0].replace('etcd Version: ', '')} ({binary})" if first else "unknown"
+
+
 def java_version() -> str:
     try:
         done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
@@ -110,6 +123,7 @@ def environment() -> dict[str, str]:
         ),
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "packages": ", ".join(f"{p} {version(p)}" for p in PACKAGES),
+        "etcd": etcd_version(),
         "duckfleet": f"{version('duckfleet')} at git {git_revision()}",
         "machine load at start": load(),
     }
