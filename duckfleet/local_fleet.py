@@ -175,22 +175,13 @@ class LocalFleet:
             children.append(
                 Child("the balancer", lambda: self._poll(self.balancer_proc), self.restart_balancer)
             )
-        for i in range(len(self.frontdoor_procs)):
-            children.append(
-                Child(
-                    f"front door {i}",
-                    lambda i=i: self.frontdoor_procs[i].poll(),
-                    lambda i=i: self.restart_frontdoor(i),
-                )
-            )
-        for i in range(len(self.worker_procs)):
-            children.append(
-                Child(
-                    f"worker {i}",
-                    lambda i=i: self.worker_procs[i].poll(),
-                    lambda i=i: self.restart_worker(i),
-                )
-            )
+        for role, procs, restart in (
+            ("front door", self.frontdoor_procs, self.restart_frontdoor),
+            ("worker", self.worker_procs, self.restart_worker),
+        ):
+            for i in range(len(procs)):
+                poll = lambda i=i, procs=procs: procs[i].poll()  # noqa: E731
+                children.append(Child(f"{role} {i}", poll, lambda i=i, r=restart: r(i)))
         self.supervisor = Supervisor(children).start()
         return self.supervisor
 

