@@ -23,13 +23,13 @@ function lists come from dialect.py.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Iterable
 from enum import IntEnum
 
 import pyarrow as pa
 
 from duckfleet.flight import dialect
+from duckfleet.version import version
 
 
 class SqlInfo(IntEnum):
@@ -204,18 +204,11 @@ def bitmask(*bits: int) -> int:
     return mask
 
 
-def _server_version() -> str:
-    try:
-        return importlib.metadata.version("duckfleet")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree
-        return "0.0.0+unknown"
-
-
 def server_info() -> dict[int, InfoValue]:
     """Every value duckfleet reports, by info id."""
     info: dict[int, InfoValue] = {
         SqlInfo.FLIGHT_SQL_SERVER_NAME: (STRING, "duckfleet"),
-        SqlInfo.FLIGHT_SQL_SERVER_VERSION: (STRING, _server_version()),
+        SqlInfo.FLIGHT_SQL_SERVER_VERSION: (STRING, version()),
         SqlInfo.FLIGHT_SQL_SERVER_ARROW_VERSION: (STRING, pa.__version__),
         # Only queries are accepted (see the planner); no DML, DDL or ingestion.
         SqlInfo.FLIGHT_SQL_SERVER_READ_ONLY: (BOOL, True),
