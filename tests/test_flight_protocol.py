@@ -549,12 +549,12 @@ def test_sql_info_covers_every_union_member():
 @pytest.mark.parametrize(
     ("error", "code", "exception"),
     [
-        (SqlSyntaxError("bad", 1, 8), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (UnknownTableError("no table t"), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (commands.MalformedRequest("m"), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (tickets.InvalidTicket("t"), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (commands.UnsupportedRequest("u"), "UNIMPLEMENTED", pa.ArrowNotImplementedError),
-        (QueryNotFound("gone"), "NOT_FOUND", pa.ArrowKeyError),
+        (SqlSyntaxError("bad", 1, 8), "INVALID_ARGUMENT", status.InvalidArgument),
+        (UnknownTableError("no table t"), "INVALID_ARGUMENT", status.InvalidArgument),
+        (commands.MalformedRequest("m"), "INVALID_ARGUMENT", status.InvalidArgument),
+        (tickets.InvalidTicket("t"), "INVALID_ARGUMENT", status.InvalidArgument),
+        (commands.UnsupportedRequest("u"), "UNIMPLEMENTED", status.Unimplemented),
+        (QueryNotFound("gone"), "NOT_FOUND", status.NotFound),
         (StoreUnavailable("down"), "UNAVAILABLE", flight.FlightUnavailableError),
         (ResultsLost("lost"), "UNAVAILABLE", flight.FlightUnavailableError),
         (QueryTimeout("slow"), "DEADLINE_EXCEEDED", flight.FlightTimedOutError),
@@ -1072,9 +1072,29 @@ def test_unexpected_errors_are_logged_with_a_traceback(client, backend, caplog):
     with pytest.raises(flight.FlightInternalError) as info:
         run_query(client, "SELECT 1")
     incident = re.search(r"incident (\w+)", str(info.value)).group(1)
+    assert "ZeroDivision" not in str(info.value) and "division by zero" not in str(info.value)
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert f"incident={incident}" in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+def test_an_unexpected_error_mid_stream_is_logged_with_its_query_id_and_traceback(
+    raw, client, backend, caplog
+):
+    caplog.set_level(logging.INFO, logger="duckfleet.flight")
+    info = client.get_flight_info(
+        flight.FlightDescriptor.for_command(
+            commands.pack(sql.CommandStatementQuery(query="SELECT range FROM range(30)"))
+        )
+    )
+    query_id, _ = tickets.parse_result_ticket(info.endpoints[0].ticket.ticket)
+    backend.stream_fail_with = TypeError("a bug in a reader")
+    failure = rpc_error(raw.do_get, info.endpoints[0].ticket.ticket)
+    assert failure.code() == grpc.StatusCode.INTERNAL
+    assert "TypeError" not in failure.details() and "a bug" not in failure.details()
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"query={query_id}" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is TypeError
 
 
 # --- the real ADBC Flight SQL driver -----------------------------------------------------------
