@@ -24,6 +24,7 @@ import pyarrow.flight as flight
 import pytest
 from adbc_driver_manager import AdbcStatusCode
 from google.protobuf import any_pb2
+from test_flight_metadata import SQL_INFO, assert_spec_schema
 
 from duckfleet.catalog import Catalog, Column, Table
 from duckfleet.control.errors import (
@@ -485,32 +486,9 @@ def test_prepared_statement_handle_round_trip():
 
 
 def test_sql_info_schema_is_the_spec_schema():
-    expected = pa.schema(
-        [
-            pa.field("info_name", pa.uint32(), nullable=False),
-            pa.field(
-                "value",
-                pa.dense_union(
-                    [
-                        pa.field("string_value", pa.utf8(), nullable=False),
-                        pa.field("bool_value", pa.bool_(), nullable=False),
-                        pa.field("bigint_value", pa.int64(), nullable=False),
-                        pa.field("int32_bitmask", pa.int32(), nullable=False),
-                        pa.field("string_list", pa.list_(pa.utf8()), nullable=False),
-                        pa.field(
-                            "int32_to_int32_list_map",
-                            pa.map_(pa.int32(), pa.list_(pa.int32())),
-                            nullable=False,
-                        ),
-                    ]
-                ),
-                nullable=False,
-            ),
-        ]
-    )
-    assert sql_info.SCHEMA.equals(expected)
+    assert_spec_schema(sql_info.SCHEMA, SQL_INFO)  # FlightSql.proto's text, parsed
     table = sql_info.sql_info_table()
-    assert table.schema.equals(expected)
+    assert_spec_schema(table.schema, SQL_INFO)
     table.validate(full=True)
 
 
