@@ -213,7 +213,10 @@ def cmd_user(args: argparse.Namespace) -> int:
 
     path = getattr(args, "users_file", "") or os.environ.get("DUCKFLEET_USERS_FILE", "")
     if not path:
-        raise UsageError("--users-file or DUCKFLEET_USERS_FILE is needed")
+        raise UsageError(
+            f"--users-file or DUCKFLEET_USERS_FILE is needed (see duckfleet user {args.action} "
+            "--help)"
+        )
     if args.action == "add":
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")
