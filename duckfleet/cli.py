@@ -251,7 +251,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     cfg = DemoDataConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
-    root = generate_tpch(cfg.data_dir, cfg.demo_scale, cfg.demo_parts)
+    root = generate_tpch(cfg.demo_dir, cfg.demo_scale, cfg.demo_parts)
     store = Store(cfg.etcd, namespace=cfg.namespace)
     try:
         store.wait_ready(args.wait)
@@ -390,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common_flags(dd)
     dd.add_argument("--scale", dest="demo_scale", type=float, help="TPC-H scale factor")
     dd.add_argument("--parts", dest="demo_parts", type=int, help="files per table")
-    dd.add_argument("--data-dir", dest="data_dir", help="where the Parquet files go")
+    dd.add_argument(
+        "--data-dir", dest="demo_dir", help="where the Parquet files go (DUCKFLEET_DEMO_DIR)"
+    )
     dd.add_argument("--wait", type=float, default=60.0, help="seconds to wait for etcd")
     dd.set_defaults(fn=cmd_demo_data)
 
