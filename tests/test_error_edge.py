@@ -22,6 +22,7 @@ import pyarrow.flight as fl
 import pytest
 from adbc_driver_manager import Error as AdbcError
 from secure_fleet import READER, READER_PASSWORD, SecureFleet, connect, login
+from test_flight_protocol import any_message, varint
 
 from duckfleet.client import statement_descriptor
 from duckfleet.flight import commands, status, tickets
@@ -92,25 +93,10 @@ def test_the_check_catches_what_pyarrow_sends_by_default():
 # --- raw gRPC, with the bearer token -------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _flight_data(descriptor: fl.FlightDescriptor) -> bytes:
     # message FlightData { FlightDescriptor flight_descriptor = 1; ... }
     serialized = descriptor.serialize()
-    return b"\x0a" + _varint(len(serialized)) + serialized
-
-
-def _any(type_url: str) -> bytes:
-    from google.protobuf import any_pb2
-
-    return any_pb2.Any(type_url=type_url).SerializeToString()
+    return b"\x0a" + varint(len(serialized)) + serialized
 
 
 def _command(message: object) -> bytes:
@@ -144,10 +130,10 @@ SUBSTRAIT = fl.FlightDescriptor.for_command(commands.pack(sql.CommandStatementSu
 # protocol tests (tests/test_flight_protocol.py), at a front door.
 FRONT_DOOR_REQUESTS: list[tuple[str, bytes, grpc.StatusCode, str]] = [
     ("GetFlightInfo", _raw_command(b"\xff\x00garbage"), INVALID, "malformed Flight SQL command"),
-    ("GetFlightInfo", _raw_command(_any(f"{URL}acme.Widget")), INVALID, "acme.Widget"),
+    ("GetFlightInfo", _raw_command(any_message(f"{URL}acme.Widget")), INVALID, "acme.Widget"),
     (
         "GetFlightInfo",
-        _raw_command(_any(f"{URL}arrow.flight.protocol.sql.CommandFromTheFuture")),
+        _raw_command(any_message(f"{URL}arrow.flight.protocol.sql.CommandFromTheFuture")),
         UNIMPLEMENTED,
         "CommandFromTheFuture",
     ),

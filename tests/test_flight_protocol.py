@@ -268,7 +268,7 @@ def assert_still_serves(client: flight.FlightClient) -> None:
 # --- messages --------------------------------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -310,7 +310,7 @@ def _varint(n: int) -> bytes:
         (sql.DoPutUpdateResult(record_count=-1), b"\x08" + b"\xff" * 9 + b"\x01"),
         (
             sql.CommandStatementIngest(table="t", options={"a": "b"}),
-            b"\x12\x01t" + _varint(1000 << 3 | 2) + b"\x06\x0a\x01a\x12\x01b",
+            b"\x12\x01t" + varint(1000 << 3 | 2) + b"\x06\x0a\x01a\x12\x01b",
         ),
         (
             sql.ActionCancelQueryResult(result=sql.ActionCancelQueryResult.CANCEL_RESULT_CANCELLED),
@@ -368,7 +368,7 @@ def test_pack_has_the_standard_any_layout():
 # --- commands ---------------------------------------------------------------------------------
 
 
-def _any(type_url: str, value: bytes = b"") -> bytes:
+def any_message(type_url: str, value: bytes = b"") -> bytes:
     return any_pb2.Any(type_url=type_url, value=value).SerializeToString()
 
 
@@ -392,11 +392,11 @@ def test_parse_command_returns_the_typed_message():
             "CommandStatementUpdate is not implemented",
         ),
         (
-            _any("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
+            any_message("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
             commands.UnsupportedRequest,
             "arrow.flight.protocol.sql.CommandFromTheFuture",
         ),
-        (_any("type.googleapis.com/acme.Widget"), commands.MalformedRequest, "acme.Widget"),
+        (any_message("type.googleapis.com/acme.Widget"), commands.MalformedRequest, "acme.Widget"),
         (
             commands.pack(sql.TicketStatementQuery()),
             commands.MalformedRequest,
@@ -406,7 +406,7 @@ def test_parse_command_returns_the_typed_message():
         (b"", commands.MalformedRequest, "malformed Flight SQL command"),
         (b"SELECT 1", commands.MalformedRequest, "malformed Flight SQL command"),
         (
-            _any(commands.type_url(sql.CommandStatementQuery), b"\x0a\x02\xff\xfe"),
+            any_message(commands.type_url(sql.CommandStatementQuery), b"\x0a\x02\xff\xfe"),
             commands.MalformedRequest,
             "CommandStatementQuery payload does not parse",
         ),
@@ -445,7 +445,7 @@ def _statement_ticket(handle: bytes) -> bytes:
         b"\xff\xff",
         b"x" * 5000,
         commands.pack(sql.CommandStatementQuery(query="SELECT 1")),
-        _any("type.googleapis.com/acme.Widget"),
+        any_message("type.googleapis.com/acme.Widget"),
         _statement_ticket(b"not json"),
         _statement_ticket(b"\xff\xfe"),
         _statement_ticket(b"[1, 2]"),
@@ -687,11 +687,15 @@ def test_close_session_answers_closed_raw_not_any(raw):
             "CommandStatementUpdate is not implemented by duckfleet yet",
         ),
         (
-            _any("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
+            any_message("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
             grpc.StatusCode.UNIMPLEMENTED,
             "arrow.flight.protocol.sql.CommandFromTheFuture",
         ),
-        (_any("type.googleapis.com/acme.Widget"), grpc.StatusCode.INVALID_ARGUMENT, "acme.Widget"),
+        (
+            any_message("type.googleapis.com/acme.Widget"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "acme.Widget",
+        ),
         (b"\xff\x00garbage", grpc.StatusCode.INVALID_ARGUMENT, "malformed Flight SQL command"),
         (
             commands.pack(sql.CommandStatementQuery(query="SELEC 1")),
