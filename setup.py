@@ -10,8 +10,6 @@ folder needs no line here.
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
-
 ROOT = Path(__file__).parent
 # Top-level packages that are not part of the installed duckfleet.
 NOT_SHIPPED = {"duckfleet", "bench", "tests"}
@@ -22,11 +20,20 @@ COMPONENTS = sorted(
     if (p / "__init__.py").is_file() and p.name not in NOT_SHIPPED
 )
 PACKAGE_DIR = {"duckfleet": "duckfleet"} | {f"duckfleet.{c}": c for c in COMPONENTS}
-PACKAGES = [
-    package
-    for name, folder in PACKAGE_DIR.items()
-    for package in [name, *(f"{name}.{sub}" for sub in find_packages(ROOT / folder))]
-]
+
+
+def packages() -> list[str]:
+    """Every package under PACKAGE_DIR's folders, found by setuptools."""
+    from setuptools import find_packages  # here: tests read PACKAGE_DIR without setuptools
+
+    return [
+        package
+        for name, folder in PACKAGE_DIR.items()
+        for package in [name, *(f"{name}.{sub}" for sub in find_packages(ROOT / folder))]
+    ]
+
 
 if __name__ == "__main__":
-    setup(package_dir=PACKAGE_DIR, packages=PACKAGES)
+    from setuptools import setup
+
+    setup(package_dir=PACKAGE_DIR, packages=packages())
