@@ -45,7 +45,7 @@ duckfleet error -> Flight status::
     QueryFailed                                         INTERNAL           FlightInternalError
     Unauthenticated (duckfleet.auth)                    UNAUTHENTICATED    FlightUnauthenticated...
     PermissionDenied (duckfleet.auth)                   PERMISSION_DENIED  FlightUnauthorizedError
-    pyarrow.flight.FlightError (already a status)       the same code      (re-raised bare)
+    pyarrow.flight.FlightError (already a status)       its own code       its type, no extra_info
     any other exception (logged with its traceback)     INTERNAL           FlightInternalError
                                                         "internal error in duckfleet (incident
                                                         <id>): the server log has the details"
