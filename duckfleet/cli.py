@@ -11,7 +11,10 @@
     duckfleet demo-data [--scale SF] [--data-dir DIR]   generate and register TPC-H
     duckfleet balance --listen HOST:PORT --backend HOST:PORT --health HOST:PORT ...
 
-Every flag has a DUCKFLEET_* environment variable (see duckfleet/config.py).
+Every flag has a DUCKFLEET_* environment variable (see duckfleet/config.py). Flags go
+anywhere after the command (`duckfleet table add NAME PATH --etcd URL`). An error is one
+line, `duckfleet: error: ...`, exit status 2 for usage and 1 otherwise; `--verbose`
+adds the traceback (duckfleet/cli_errors.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
+from duckfleet.cli_errors import CommandFailed, Parser, UsageError, error_message, report
 from duckfleet.config import (
     CommonConfig,
     DemoDataConfig,
@@ -34,7 +38,7 @@ from duckfleet.config import (
     WorkerConfig,
     override,
 )
-from duckfleet.errors import DuckfleetError
+from duckfleet.version import version
 
 if TYPE_CHECKING:
     from duckfleet.local_fleet import LocalFleet
@@ -58,9 +62,18 @@ def _until_signalled(stop: threading.Event) -> None:
         pass
 
 
-def _common_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--etcd", help="etcd endpoints, comma-separated (DUCKFLEET_ETCD)")
-    p.add_argument("--namespace", help="etcd key prefix (DUCKFLEET_NAMESPACE)")
+def _common_flags(*parsers: argparse.ArgumentParser) -> None:
+    """--etcd and --namespace, on a command and each of its subcommands, so either
+    place works (a flag given nowhere stays unset: the environment decides)."""
+    for p in parsers:
+        p.add_argument(
+            "--etcd",
+            default=argparse.SUPPRESS,
+            help="etcd endpoints, comma-separated (DUCKFLEET_ETCD)",
+        )
+        p.add_argument(
+            "--namespace", default=argparse.SUPPRESS, help="etcd key prefix (DUCKFLEET_NAMESPACE)"
+        )
 
 
 class _Component(Protocol):
@@ -181,8 +194,7 @@ def cmd_table(args: argparse.Namespace) -> int:
             )
         elif args.action == "drop":
             if not catalog.drop_table(args.name):
-                print(f"no table {args.name!r}", file=sys.stderr)
-                return 1
+                raise CommandFailed(f"no table {args.name!r}")
             print(f"dropped {args.name}")
         else:
             for t in sorted(catalog.read().tables.values(), key=lambda t: t.name):
@@ -193,6 +205,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    import pyarrow.flight as fl
+
     from duckfleet.client import execute, format_table
 
     password = ""
@@ -204,7 +218,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.tls_ca:
         with open(args.tls_ca, "rb") as f:
             roots = f.read()
-    table = execute(args.uri, args.sql, user=args.user, password=password, tls_root_certs=roots)
+    try:
+        table = execute(args.uri, args.sql, user=args.user, password=password, tls_root_certs=roots)
+    except fl.FlightUnavailableError as exc:  # no answer at all, or the fleet cannot serve
+        raise CommandFailed(f"{args.uri} is unavailable: {error_message(exc)}") from exc
     print(format_table(table))
     return 0
 
@@ -212,24 +229,24 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     from duckfleet.auth.users import add_user, read_users_file, remove_user
 
-    path = args.users_file or os.environ.get("DUCKFLEET_USERS_FILE", "")
+    path = getattr(args, "users_file", "") or os.environ.get("DUCKFLEET_USERS_FILE", "")
     if not path:
-        print("duckfleet: --users-file or DUCKFLEET_USERS_FILE is needed", file=sys.stderr)
-        return 2
+        raise UsageError(
+            f"--users-file or DUCKFLEET_USERS_FILE is needed (see duckfleet user {args.action} "
+            "--help)"
+        )
     if args.action == "add":
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         else:
             password = getpass.getpass(f"password of {args.name}: ")
             if getpass.getpass("again: ") != password:
-                print("duckfleet: the passwords differ", file=sys.stderr)
-                return 1
+                raise CommandFailed("the passwords differ")
         new = add_user(path, args.name, args.role, password)
         print(f"{'added' if new else 'updated'} {args.name} ({args.role}) in {path}")
     elif args.action == "remove":
         if not remove_user(path, args.name):
-            print(f"no user {args.name!r} in {path}", file=sys.stderr)
-            return 1
+            raise CommandFailed(f"no user {args.name!r} in {path}")
         print(f"removed {args.name} from {path}")
     else:
         for user in sorted(read_users_file(path).values(), key=lambda u: u.name):
@@ -252,7 +269,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     cfg = DemoDataConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
-    root = generate_tpch(cfg.data_dir, cfg.demo_scale, cfg.demo_parts)
+    root = generate_tpch(cfg.demo_dir, cfg.demo_scale, cfg.demo_parts)
     store = Store(cfg.etcd, namespace=cfg.namespace)
     try:
         store.wait_ready(args.wait)
@@ -297,7 +314,8 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="duckfleet", description=__doc__.split("\n")[0])
+    p = Parser(prog="duckfleet", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"duckfleet {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start a local fleet in the foreground")
@@ -338,14 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     wk.set_defaults(fn=cmd_worker)
 
     tb = sub.add_parser("table", help="manage the catalog")
-    _common_flags(tb)
     tsub = tb.add_subparsers(dest="action", required=True)
     add = tsub.add_parser("add", help="register Parquet files as a table")
     add.add_argument("name")
     add.add_argument("path", help="a file, a directory or a glob")
-    tsub.add_parser("list", help="list tables")
+    tlist = tsub.add_parser("list", help="list tables")
     drop = tsub.add_parser("drop", help="remove a table from the catalog (files stay)")
     drop.add_argument("name")
+    _common_flags(tb, add, tlist, drop)
     tb.set_defaults(fn=cmd_table)
 
     q = sub.add_parser("query", help="run SQL and print the result")
@@ -374,8 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     ulist = usub.add_parser("list", help="list users and roles")
     urm = usub.add_parser("remove", help="remove a user")
     urm.add_argument("name")
-    for p_ in (uadd, ulist, urm):
-        p_.add_argument("--users-file", help="default: DUCKFLEET_USERS_FILE")
+    for p_ in (us, uadd, ulist, urm):
+        p_.add_argument(
+            "--users-file", default=argparse.SUPPRESS, help="default: DUCKFLEET_USERS_FILE"
+        )
     us.set_defaults(fn=cmd_user)
 
     hc = sub.add_parser("health", help="check a front door's or worker's gRPC health service")
@@ -388,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common_flags(dd)
     dd.add_argument("--scale", dest="demo_scale", type=float, help="TPC-H scale factor")
     dd.add_argument("--parts", dest="demo_parts", type=int, help="files per table")
-    dd.add_argument("--data-dir", dest="data_dir", help="where the Parquet files go")
+    dd.add_argument(
+        "--data-dir", dest="demo_dir", help="where the Parquet files go (DUCKFLEET_DEMO_DIR)"
+    )
     dd.add_argument("--wait", type=float, default=60.0, help="seconds to wait for etcd")
     dd.set_defaults(fn=cmd_demo_data)
 
@@ -406,12 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.fn(args))
-    except DuckfleetError as exc:
-        print(f"duckfleet: {exc}", file=sys.stderr)
-        return 1
+    except (Exception, KeyboardInterrupt) as exc:  # the one place errors leave the CLI
+        return report(exc, verbose="--verbose" in argv)
 
 
 if __name__ == "__main__":

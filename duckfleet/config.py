@@ -139,8 +139,9 @@ def override(cfg: CommonConfig, **flags: object) -> None:
 
 @dataclass
 class DemoDataConfig(CommonConfig):
-    """`duckfleet demo-data`: TPC-H generated under data_dir and registered."""
+    """`duckfleet demo-data`: TPC-H generated under demo_dir and registered.
+    (DUCKFLEET_DATA_DIR is where Flight SQL writes tables, a different place.)"""
 
     demo_scale: float = field(default_factory=lambda: float(_env("demo_scale", "1")))
     demo_parts: int = field(default_factory=lambda: int(_env("demo_parts", "4")))
-    data_dir: str = field(default_factory=lambda: _env("data_dir", "./data"))
+    demo_dir: str = field(default_factory=lambda: _env("demo_dir", "./data"))

@@ -9,11 +9,12 @@ and one endpoint whose ticket is the command itself (tickets.local_ticket); DoGe
 any front door turns that ticket into ``result_table``. Only GetTables (and the
 schema and catalog commands, for their filters) read the catalog, and only in DoGet.
 
-Result schemas, nullability included, are those of FlightSql.proto as Arrow C++
-(``SqlSchema``) and arrow-go (``schema_ref``) define them; drivers compare them field
-by field. Where the proto comment and both implementations disagree (the order of
-``key_name`` and ``key_sequence`` in GetPrimaryKeys) the implementations win, since
-they are what clients check against.
+Result schemas are exactly those FlightSql.proto documents in each command's comment:
+names, order, types, and nullability (nullable unless the comment says "not null").
+Where Arrow C++ (``SqlSchema``), arrow-go (``schema_ref``) and arrow-java differ from
+the proto, the proto wins: GetPrimaryKeys answers ``key_name`` before ``key_sequence``
+(they put ``key_sequence`` first; since duckfleet declares no keys, the key commands'
+tables are empty whichever way a client reads them).
 
 Filter patterns follow the spec: ``%`` any run of characters, ``_`` any one, ``\\``
 escapes either (SQL_SEARCH_STRING_ESCAPE). Identifiers match case-insensitively, as
@@ -62,8 +63,8 @@ PRIMARY_KEYS = pa.schema(
         pa.field("db_schema_name", _utf8),
         pa.field("table_name", _utf8, nullable=False),
         pa.field("column_name", _utf8, nullable=False),
-        pa.field("key_sequence", pa.int32(), nullable=False),
         pa.field("key_name", _utf8),
+        pa.field("key_sequence", pa.int32(), nullable=False),
     ]
 )
 FOREIGN_KEYS = pa.schema(

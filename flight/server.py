@@ -29,8 +29,8 @@ Implemented:
                                 SetSessionOptions, GetSessionOptions, CloseSession,
                                 CancelFlightInfo, CancelQuery
     ListActions
-Everything else answers UNIMPLEMENTED (or INVALID_ARGUMENT if malformed), naming what
-was asked for.
+Everything else (ListFlights, DoExchange, other commands and actions) answers
+UNIMPLEMENTED (or INVALID_ARGUMENT if malformed), naming what was asked for.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from duckfleet.flight.auth import require_admin
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.describe import NO_ROWS
+from duckfleet.flight.edge import FlightEdge
 from duckfleet.flight.statements import executions, parse_statement_text
 from duckfleet.flight.status import Call, flight_call, translate_stream
 from duckfleet.flight.writes import IngestRequest
@@ -134,7 +135,7 @@ class AcceptAnyAuthHandler(flight.ServerAuthHandler):
         return b""
 
 
-class FrontDoorServer(flight.FlightServerBase):
+class FrontDoorServer(FlightEdge):
     """A Flight SQL server that hands every query to ``backend``.
 
     ``location``: where to listen, e.g. ``grpc://0.0.0.0:31337`` (port 0: a free one).
@@ -142,6 +143,8 @@ class FrontDoorServer(flight.FlightServerBase):
     with the port actually bound. Other keyword arguments go to FlightServerBase
     (``tls_certificates``, ``middleware``, ``auth_handler``, ...).
     """
+
+    serves = "a front door"
 
     def __init__(
         self,
@@ -449,19 +452,6 @@ class FrontDoorServer(flight.FlightServerBase):
         self._require_write(call)
         priority = self._priority(context)
         return sum(self._backend.update(run, priority=priority) for run in runs)
-
-    # --- DoExchange: not served -------------------------------------------------------
-
-    def do_exchange(
-        self,
-        context: flight.ServerCallContext,
-        descriptor: flight.FlightDescriptor,
-        reader: flight.MetadataRecordBatchReader,
-        writer: flight.MetadataRecordBatchWriter,
-    ) -> None:
-        with flight_call("DoExchange", context):
-            raise UnsupportedRequest("DoExchange is not implemented by duckfleet")
-
 
 def _read_all(reader: flight.MetadataRecordBatchReader) -> pa.Table:
     """Every batch a DoPut client sent: none at all when it sent not even a schema."""

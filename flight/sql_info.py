@@ -1,17 +1,21 @@
 """The answer to ``CommandGetSqlInfo``: what this server is and what SQL it speaks.
 
-The result schema is fixed by the Flight SQL spec (``SqlSchema::GetSqlInfoSchema`` in
-Arrow C++, ``schema_ref.SqlInfo`` in arrow-go); drivers compare it field by field,
-nullability included::
+The result schema is the one FlightSql.proto documents for CommandGetSqlInfo, names,
+order, types and nullability (a field is nullable unless the comment says "not
+null"; list items carry the names it gives them)::
 
-    info_name: uint32 not null
-    value: dense_union<string_value: utf8 not null = 0,
-                       bool_value: bool not null = 1,
-                       bigint_value: int64 not null = 2,
-                       int32_bitmask: int32 not null = 3,
-                       string_list: list<item: utf8> not null = 4,
-                       int32_to_int32_list_map: map<int32, list<item: int32>> not null = 5>
-           not null
+    info_name: uint32 not null,
+    value: dense_union<
+                string_value: utf8 = 0,
+                bool_value: bool = 1,
+                bigint_value: int64 = 2,
+                int32_bitmask: int32 = 3,
+                string_list: list<string_data: utf8> = 4,
+                int32_to_int32_list_map: map<key: int32, value: list<$data$: int32>> = 5>
+
+(Arrow C++'s ``SqlSchema::GetSqlInfoSchema`` and arrow-go's ``schema_ref.SqlInfo``
+mark the value and its members not null and name the list items ``item``; clients
+read the members by type code, which all agree on.)
 
 Which union member carries a value follows the spec's wording for each id: "a UTF-8
 string" -> string_value, "a boolean" -> bool_value, "an int64" -> bigint_value, "an
@@ -23,13 +27,13 @@ function lists come from dialect.py.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Iterable
 from enum import IntEnum
 
 import pyarrow as pa
 
 from duckfleet.flight import dialect
+from duckfleet.version import version
 
 
 class SqlInfo(IntEnum):
@@ -131,13 +135,14 @@ STRING, BOOL, BIGINT, INT32, STRING_LIST, INT32_MAP = range(6)
 
 VALUE_TYPE = pa.dense_union(
     [
-        pa.field("string_value", pa.utf8(), nullable=False),
-        pa.field("bool_value", pa.bool_(), nullable=False),
-        pa.field("bigint_value", pa.int64(), nullable=False),
-        pa.field("int32_bitmask", pa.int32(), nullable=False),
-        pa.field("string_list", pa.list_(pa.utf8()), nullable=False),
+        pa.field("string_value", pa.utf8()),
+        pa.field("bool_value", pa.bool_()),
+        pa.field("bigint_value", pa.int64()),
+        pa.field("int32_bitmask", pa.int32()),
+        pa.field("string_list", pa.list_(pa.field("string_data", pa.utf8()))),
         pa.field(
-            "int32_to_int32_list_map", pa.map_(pa.int32(), pa.list_(pa.int32())), nullable=False
+            "int32_to_int32_list_map",
+            pa.map_(pa.int32(), pa.list_(pa.field("$data$", pa.int32()))),
         ),
     ]
 )
@@ -145,7 +150,7 @@ VALUE_TYPE = pa.dense_union(
 SCHEMA = pa.schema(
     [
         pa.field("info_name", pa.uint32(), nullable=False),
-        pa.field("value", VALUE_TYPE, nullable=False),
+        pa.field("value", VALUE_TYPE),
     ]
 )
 
@@ -204,18 +209,11 @@ def bitmask(*bits: int) -> int:
     return mask
 
 
-def _server_version() -> str:
-    try:
-        return importlib.metadata.version("duckfleet")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree
-        return "0.0.0+unknown"
-
-
 def server_info() -> dict[int, InfoValue]:
     """Every value duckfleet reports, by info id."""
     info: dict[int, InfoValue] = {
         SqlInfo.FLIGHT_SQL_SERVER_NAME: (STRING, "duckfleet"),
-        SqlInfo.FLIGHT_SQL_SERVER_VERSION: (STRING, _server_version()),
+        SqlInfo.FLIGHT_SQL_SERVER_VERSION: (STRING, version()),
         SqlInfo.FLIGHT_SQL_SERVER_ARROW_VERSION: (STRING, pa.__version__),
         # Only queries are accepted (see the planner); no DML, DDL or ingestion.
         SqlInfo.FLIGHT_SQL_SERVER_READ_ONLY: (BOOL, True),
@@ -346,7 +344,7 @@ def sql_info_table(
         if code == INT32_MAP:
             value = list(value.items())  # type: ignore[attr-defined]
         children[code].append(value)
-    # UnionArray.from_dense would make every child nullable; build with the exact type.
+    # Built with the exact type: UnionArray.from_dense would name the list items "item".
     values = pa.Array.from_buffers(
         VALUE_TYPE,
         len(names),

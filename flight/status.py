@@ -1,52 +1,54 @@
 """The one place where duckfleet errors become Flight statuses, and where calls are logged.
 
-Every RPC handler of the front door runs inside ``with flight_call(rpc, context) as
-call:``; whatever escapes the block leaves as a Flight error with the right gRPC code,
-is logged on one line with the call, and the server keeps serving.
+Every RPC handler of the front door and the worker runs inside ``with
+flight_call(rpc, context) as call:`` (flight/edge.py answers the RPCs they do not
+serve the same way); whatever escapes the block leaves as a Flight error with the
+right gRPC code, is logged on one line with the call, and the server keeps serving.
 
-What pyarrow.flight sends for an exception raised in a server handler (measured with
-pyarrow 26 and a raw gRPC client; the same in GetFlightInfo, DoAction, and mid-stream
-in a DoGet GeneratorStream). "clean" means the message is exactly "<msg>. Detail:
-<Code>"; "+traceback" means pyarrow appends "Detail: Python exception: <traceback>"::
+What a client receives is the message and the status code, nothing else: no
+traceback, no server path, no class name of ours. Server logs keep the rest (see
+``Call.fail``).
 
-    raised in the handler                       gRPC status          message
-    FlightUnavailableError                      UNAVAILABLE          clean
-    FlightTimedOutError                         DEADLINE_EXCEEDED    clean
-    FlightCancelledError                        CANCELLED            clean
-    FlightInternalError                         INTERNAL             clean
-    FlightUnauthenticatedError                  UNAUTHENTICATED      clean
-    FlightUnauthorizedError                     PERMISSION_DENIED    clean
-    FlightServerError                           UNKNOWN              clean
-    pa.ArrowInvalid, ValueError                 INVALID_ARGUMENT     +traceback
-    pa.ArrowKeyError, KeyError                  NOT_FOUND            +traceback (KeyError
-                                                                     quotes the message)
-    pa.ArrowNotImplementedError,
-      NotImplementedError                       UNIMPLEMENTED        +traceback
-    FlightWriteSizeExceededError                INVALID_ARGUMENT     +traceback
-    TypeError, IndexError, OSError, MemoryError,
-      RuntimeError, other Arrow errors, ...     UNKNOWN              +traceback
+How pyarrow.flight (26) turns an exception raised in a handler into a gRPC status
+(its _flight.pyx and arrow/python/common.cc; checked with raw gRPC, pyarrow and ADBC
+clients in tests/test_error_edge.py):
 
-INVALID_ARGUMENT, NOT_FOUND and UNIMPLEMENTED can only come from a plain Python
-exception, so their messages carry that traceback detail (the ADBC Go driver shows it
-after our message; it also returns the bare message in the x-arrow-status-message-bin
-trailer). The translated exception is raised with no traceback of its own and no
-chained cause, which keeps the detail to pyarrow's frame and the handler's.
+* A ``FlightError`` subclass becomes a Flight status of its own: UNAVAILABLE,
+  DEADLINE_EXCEEDED, CANCELLED, INTERNAL, UNAUTHENTICATED, PERMISSION_DENIED or
+  UNKNOWN, with the message ``<msg>. Detail: <Code>`` (Arrow's FlightStatusDetail).
+  Those are the only codes a FlightError can carry.
+* Any other exception becomes an Arrow status by its Python type (ValueError:
+  INVALID_ARGUMENT, KeyError: NOT_FOUND, NotImplementedError: UNIMPLEMENTED, others
+  UNKNOWN) with a PythonErrorDetail, which Arrow renders into the gRPC message (and
+  the x-arrow-status-detail-bin trailer) as ``Detail: Python exception: `` followed by
+  ``traceback.format_exception`` of it: the traceback, with the server's file paths
+  and source lines, and pyarrow's class names. INVALID_ARGUMENT, NOT_FOUND and
+  UNIMPLEMENTED can only be sent this way.
+
+So those three codes are raised as ``StatusError`` subclasses (``InvalidArgument``,
+``NotFound``, ``Unimplemented``, plain Arrow exception types underneath), and this
+module wraps ``traceback.format_exception`` so that for a StatusError — and nothing
+else — it answers the status code's name. The message arrives as ``<msg>. Detail:
+Python exception: INVALID_ARGUMENT`` (the "Python exception: " is pyarrow's, fixed);
+every other exception formats as before, in the logs too.
 
 duckfleet error -> Flight status::
 
-    PlanError (syntax: line and column in the message)  INVALID_ARGUMENT   ArrowInvalid
-    MalformedRequest, InvalidTicket                     INVALID_ARGUMENT   ArrowInvalid
-    UnsupportedRequest                                  UNIMPLEMENTED      ArrowNotImplementedError
-    QueryNotFound                                       NOT_FOUND          ArrowKeyError
+    PlanError (syntax: line and column in the message)  INVALID_ARGUMENT   InvalidArgument
+    MalformedRequest, InvalidTicket                     INVALID_ARGUMENT   InvalidArgument
+    UnsupportedRequest                                  UNIMPLEMENTED      Unimplemented
+    QueryNotFound                                       NOT_FOUND          NotFound
     StoreUnavailable, LeaseLost, NoWorkers, ResultsLost UNAVAILABLE        FlightUnavailableError
     QueryTimeout                                        DEADLINE_EXCEEDED  FlightTimedOutError
     QueryCancelled                                      CANCELLED          FlightCancelledError
-    LimitExceeded (a resource limit; see below)         INVALID_ARGUMENT   ArrowInvalid
+    LimitExceeded (a resource limit; see below)         INVALID_ARGUMENT   InvalidArgument
     QueryFailed                                         INTERNAL           FlightInternalError
     Unauthenticated (duckfleet.auth)                    UNAUTHENTICATED    FlightUnauthenticated...
     PermissionDenied (duckfleet.auth)                   PERMISSION_DENIED  FlightUnauthorizedError
-    pyarrow.flight.FlightError (already a status)       unchanged
+    pyarrow.flight.FlightError (already a status)       its own code       its type, no extra_info
     any other exception (logged with its traceback)     INTERNAL           FlightInternalError
+                                                        "internal error in duckfleet (incident
+                                                        <id>): the server log has the details"
 
 RESOURCE_EXHAUSTED, the code gRPC has for a limit, cannot be sent by a pyarrow Flight
 server: Arrow's transport maps no status to it (TransportStatusCode has no such
@@ -56,8 +58,10 @@ not retry unchanged — with a message that names the limit and its setting.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import Iterable, Iterator
 from types import TracebackType
@@ -88,11 +92,54 @@ logger = logging.getLogger("duckfleet.flight")
 
 STORE_UNAVAILABLE_HINT = "the fleet's state store (etcd) is unreachable; retry shortly"
 
-# (code name for the log, Python exception pyarrow turns into that code)
+
+class StatusError(pa.ArrowException):
+    """An error to send as a status that only a plain Python exception can carry; its
+    PythonErrorDetail renders as ``detail`` instead of a traceback (see the top)."""
+
+    detail = ""
+
+
+class InvalidArgument(StatusError, pa.ArrowInvalid):  # a ValueError: INVALID_ARGUMENT
+    detail = "INVALID_ARGUMENT"
+
+
+class NotFound(StatusError, pa.ArrowKeyError):  # a KeyError: NOT_FOUND
+    detail = "NOT_FOUND"
+
+
+class Unimplemented(StatusError, pa.ArrowNotImplementedError):  # UNIMPLEMENTED
+    detail = "UNIMPLEMENTED"
+
+
+# the standard one (unwrapped, should this module ever be imported twice)
+_format_exception = getattr(
+    traceback.format_exception, "__wrapped__", traceback.format_exception
+)
+
+
+@functools.wraps(_format_exception)
+def _format_status_errors(exc: Any, /, *args: Any, **kwargs: Any) -> list[str]:
+    """``traceback.format_exception``, but a StatusError formats as its ``detail``:
+    what Arrow puts after "Detail: Python exception: " on the wire."""
+    value = args[0] if args else kwargs.get("value", exc)
+    if isinstance(value, StatusError):
+        return [value.detail]
+    return _format_exception(exc, *args, **kwargs)
+
+
+def _install_status_formatting() -> None:
+    # Arrow looks traceback.format_exception up on the module at every error.
+    traceback.format_exception = _format_status_errors
+
+
+_install_status_formatting()
+
+# (code name for the log, the exception that leaves the handler with that code)
 _CODES: dict[str, type[Exception]] = {
-    "INVALID_ARGUMENT": pa.ArrowInvalid,
-    "NOT_FOUND": pa.ArrowKeyError,
-    "UNIMPLEMENTED": pa.ArrowNotImplementedError,
+    "INVALID_ARGUMENT": InvalidArgument,
+    "NOT_FOUND": NotFound,
+    "UNIMPLEMENTED": Unimplemented,
     "UNAVAILABLE": flight.FlightUnavailableError,
     "DEADLINE_EXCEEDED": flight.FlightTimedOutError,
     "CANCELLED": flight.FlightCancelledError,
@@ -156,15 +203,17 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
 def to_flight_error(exc: BaseException, incident: str | None = None) -> Exception:
     """The exception to raise from a pyarrow.flight handler in place of ``exc``."""
-    if isinstance(exc, flight.FlightError):
-        return exc  # already carries its status
+    if isinstance(exc, StatusError):
+        return exc
     code, message = classify(exc)
     if not code:
         incident = incident or uuid.uuid4().hex[:8]
         return flight.FlightInternalError(
-            f"internal error in duckfleet (incident {incident}): {type(exc).__name__}: {exc}; "
-            "the server log has the details"
+            f"internal error in duckfleet (incident {incident}): the server log has the details"
         )
+    if isinstance(exc, flight.FlightError):
+        # A status already. Its extra_info (binary detail, sent in a trailer) stays here.
+        return type(exc)(message) if exc.extra_info else exc
     return _CODES[code](message)
 
 
@@ -197,13 +246,18 @@ class Call:
         return " ".join(parts)
 
     def fail(self, exc: BaseException) -> Exception:
-        """Log the failure and return the Flight error to raise instead."""
+        """Log the failure and return the Flight error to raise instead.
+
+        An error duckfleet raises on purpose is one line (its traceback too when the
+        log level is DEBUG); anything else is logged at ERROR with its traceback and
+        an incident id, the one the client's message names."""
         code, message = classify(exc)
         if code:
             level = (
                 logging.WARNING if code in ("UNAVAILABLE", "INTERNAL", "UNKNOWN") else logging.INFO
             )
-            logger.log(level, "%s", self.describe(f"{code}: {message}"))
+            trace = exc if logger.isEnabledFor(logging.DEBUG) else None
+            logger.log(level, "%s", self.describe(f"{code}: {message}"), exc_info=trace)
             return to_flight_error(exc)
         incident = uuid.uuid4().hex[:8]
         logger.error("%s", self.describe(f"INTERNAL incident={incident}"), exc_info=exc)

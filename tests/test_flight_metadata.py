@@ -2,12 +2,15 @@
 and two workers as processes, TPC-H registered): through the ADBC Flight SQL driver
 as BI tools use them, and through raw pyarrow.flight against the spec's schemas.
 
-The expected schemas below are written from FlightSql.proto (and Arrow C++'s
-``SqlSchema`` / arrow-go's ``schema_ref`` where the proto comment leaves nullability
-or order open), not from duckfleet's code."""
+The expected schemas below are the text of FlightSql.proto's comments, each command's
+"The returned Arrow schema will be: < ... >" with the explanations in parentheses left
+out, read by a small parser (``spec_schema``): names, order, types, and nullability
+(a field is nullable unless the text says "not null"). Not duckfleet's code, nor
+another implementation's."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -28,92 +31,189 @@ pytestmark = pytest.mark.timeout(120)
 
 TPCH = sorted(TPCH_TABLES)
 
-# --- the spec's result schemas -------------------------------------------------------------
+# --- the spec's result schemas, as FlightSql.proto writes them ----------------------------
 
-S = pa.utf8()
-CATALOGS = pa.schema([pa.field("catalog_name", S, False)])
-DB_SCHEMAS = pa.schema([pa.field("catalog_name", S), pa.field("db_schema_name", S, False)])
-TABLES = pa.schema(
-    [
-        pa.field("catalog_name", S),
-        pa.field("db_schema_name", S),
-        pa.field("table_name", S, False),
-        pa.field("table_type", S, False),
-    ]
-)
-TABLES_WITH_SCHEMA = pa.schema([*TABLES, pa.field("table_schema", pa.binary(), False)])
-TABLE_TYPES = pa.schema([pa.field("table_type", S, False)])
-PRIMARY_KEYS = pa.schema(
-    [
-        pa.field("catalog_name", S),
-        pa.field("db_schema_name", S),
-        pa.field("table_name", S, False),
-        pa.field("column_name", S, False),
-        pa.field("key_sequence", pa.int32(), False),
-        pa.field("key_name", S),
-    ]
-)
-KEYS = pa.schema(
-    [
-        pa.field("pk_catalog_name", S),
-        pa.field("pk_db_schema_name", S),
-        pa.field("pk_table_name", S, False),
-        pa.field("pk_column_name", S, False),
-        pa.field("fk_catalog_name", S),
-        pa.field("fk_db_schema_name", S),
-        pa.field("fk_table_name", S, False),
-        pa.field("fk_column_name", S, False),
-        pa.field("key_sequence", pa.int32(), False),
-        pa.field("fk_key_name", S),
-        pa.field("pk_key_name", S),
-        pa.field("update_rule", pa.uint8(), False),
-        pa.field("delete_rule", pa.uint8(), False),
-    ]
-)
-XDBC_TYPE_INFO = pa.schema(
-    [
-        pa.field("type_name", S, False),
-        pa.field("data_type", pa.int32(), False),
-        pa.field("column_size", pa.int32()),
-        pa.field("literal_prefix", S),
-        pa.field("literal_suffix", S),
-        pa.field("create_params", pa.list_(pa.field("item", S, False))),
-        pa.field("nullable", pa.int32(), False),
-        pa.field("case_sensitive", pa.bool_(), False),
-        pa.field("searchable", pa.int32(), False),
-        pa.field("unsigned_attribute", pa.bool_()),
-        pa.field("fixed_prec_scale", pa.bool_(), False),
-        pa.field("auto_increment", pa.bool_()),
-        pa.field("local_type_name", S),
-        pa.field("minimum_scale", pa.int32()),
-        pa.field("maximum_scale", pa.int32()),
-        pa.field("sql_data_type", pa.int32(), False),
-        pa.field("datetime_subcode", pa.int32()),
-        pa.field("num_prec_radix", pa.int32()),
-        pa.field("interval_precision", pa.int32()),
-    ]
-)
-SQL_INFO = pa.schema(
-    [
-        pa.field("info_name", pa.uint32(), False),
-        pa.field(
-            "value",
-            pa.dense_union(
-                [
-                    pa.field("string_value", S, False),
-                    pa.field("bool_value", pa.bool_(), False),
-                    pa.field("bigint_value", pa.int64(), False),
-                    pa.field("int32_bitmask", pa.int32(), False),
-                    pa.field("string_list", pa.list_(S), False),
-                    pa.field(
-                        "int32_to_int32_list_map", pa.map_(pa.int32(), pa.list_(pa.int32())), False
-                    ),
-                ]
-            ),
-            False,
-        ),
-    ]
-)
+SPEC: dict[str, str] = {
+    "CommandGetCatalogs": "catalog_name: utf8 not null",
+    "CommandGetDbSchemas": "catalog_name: utf8, db_schema_name: utf8 not null",
+    "CommandGetTables": """
+        catalog_name: utf8,
+        db_schema_name: utf8,
+        table_name: utf8 not null,
+        table_type: utf8 not null,
+        [optional] table_schema: bytes not null""",
+    "CommandGetTableTypes": "table_type: utf8 not null",
+    "CommandGetPrimaryKeys": """
+        catalog_name: utf8,
+        db_schema_name: utf8,
+        table_name: utf8 not null,
+        column_name: utf8 not null,
+        key_name: utf8,
+        key_sequence: int32 not null""",
+    # the same text for CommandGetImportedKeys, CommandGetExportedKeys and
+    # CommandGetCrossReference
+    "keys": """
+        pk_catalog_name: utf8,
+        pk_db_schema_name: utf8,
+        pk_table_name: utf8 not null,
+        pk_column_name: utf8 not null,
+        fk_catalog_name: utf8,
+        fk_db_schema_name: utf8,
+        fk_table_name: utf8 not null,
+        fk_column_name: utf8 not null,
+        key_sequence: int32 not null,
+        fk_key_name: utf8,
+        pk_key_name: utf8,
+        update_rule: uint8 not null,
+        delete_rule: uint8 not null""",
+    "CommandGetXdbcTypeInfo": """
+        type_name: utf8 not null,
+        data_type: int32 not null,
+        column_size: int32,
+        literal_prefix: utf8,
+        literal_suffix: utf8,
+        create_params: list<utf8 not null>,
+        nullable: int32 not null,
+        case_sensitive: bool not null,
+        searchable: int32 not null,
+        unsigned_attribute: bool,
+        fixed_prec_scale: bool not null,
+        auto_increment: bool,
+        local_type_name: utf8,
+        minimum_scale: int32,
+        maximum_scale: int32,
+        sql_data_type: int32 not null,
+        datetime_subcode: int32,
+        num_prec_radix: int32,
+        interval_precision: int32""",
+    "CommandGetSqlInfo": """
+        info_name: uint32 not null,
+        value: dense_union<
+                    string_value: utf8,
+                    bool_value: bool,
+                    bigint_value: int64,
+                    int32_bitmask: int32,
+                    string_list: list<string_data: utf8>
+                    int32_to_int32_list_map: map<key: int32, value: list<$data$: int32>>
+        >""",
+}
+
+_PRIMITIVES = {
+    "utf8": pa.utf8(),
+    "bytes": pa.binary(),
+    "bool": pa.bool_(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "uint8": pa.uint8(),
+    "uint32": pa.uint32(),
+}
+
+
+class _SpecReader:
+    """FlightSql.proto's schema notation: ``name: type [not null]`` separated by commas
+    (the spec forgets one in GetSqlInfo's union; a new line separates too); types are
+    the primitives above, ``list<[name:] type>`` (an unnamed item is Arrow's "item"),
+    ``map<key: type, value: type>`` (Arrow map keys are never null) and
+    ``dense_union<fields>`` (type codes in order)."""
+
+    def __init__(self, text: str) -> None:
+        text = text.replace("[optional]", "")
+        self.tokens = re.findall(r"[\w$]+|[:,<>]|\n", text)
+        self.pos = 0
+
+    def peek(self) -> str:
+        while self.pos < len(self.tokens) and self.tokens[self.pos] == "\n":
+            self.pos += 1
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else ""
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        assert token and (expected is None or token == expected), (expected, token, self.pos)
+        self.pos += 1
+        return token
+
+    def fields(self, end: str = "") -> list[pa.Field]:
+        out = [self.field()]
+        while self.peek() not in (end, ""):
+            if self.peek() == ",":
+                self.take(",")
+            out.append(self.field())
+        return out
+
+    def field(self) -> pa.Field:
+        name = self.take()
+        self.take(":")
+        return self.nullability(name, self.type())
+
+    def nullability(self, name: str, type_: pa.DataType) -> pa.Field:
+        if self.peek() == "not":
+            self.take("not")
+            self.take("null")
+            return pa.field(name, type_, nullable=False)
+        return pa.field(name, type_)
+
+    def type(self) -> pa.DataType:
+        word = self.take()
+        if word in _PRIMITIVES:
+            return _PRIMITIVES[word]
+        self.take("<")
+        if word == "list":
+            self.peek()  # past line breaks
+            named = self.tokens[self.pos + 1] == ":"
+            item = self.field() if named else self.nullability("item", self.type())
+            result: pa.DataType = pa.list_(item)
+        elif word == "map":
+            key, value = self.field(), (self.take(","), self.field())[1]
+            result = pa.map_(key.type, value)
+        else:
+            assert word == "dense_union", word
+            result = pa.dense_union(self.fields(end=">"))
+        self.take(">")
+        return result
+
+
+def spec_schema(command: str) -> pa.Schema:
+    reader = _SpecReader(SPEC[command])
+    schema = pa.schema(reader.fields())
+    assert reader.peek() == "", f"unread spec text: {reader.tokens[reader.pos :]}"
+    return schema
+
+
+def assert_spec_schema(actual: pa.Schema, spec: pa.Schema) -> None:
+    """Field by field: name, type (children included), nullability; then the whole."""
+    assert actual.names == spec.names
+    for got, want in zip(actual, spec, strict=True):
+        assert (got.name, str(got.type), got.nullable) == (want.name, str(want.type), want.nullable)
+        assert got.equals(want), (got, want)
+    assert actual.equals(spec)
+
+
+CATALOGS = spec_schema("CommandGetCatalogs")
+DB_SCHEMAS = spec_schema("CommandGetDbSchemas")
+TABLES_WITH_SCHEMA = spec_schema("CommandGetTables")
+TABLES = pa.schema(list(TABLES_WITH_SCHEMA)[:-1])  # table_schema only with include_schema
+TABLE_TYPES = spec_schema("CommandGetTableTypes")
+PRIMARY_KEYS = spec_schema("CommandGetPrimaryKeys")
+KEYS = spec_schema("keys")
+XDBC_TYPE_INFO = spec_schema("CommandGetXdbcTypeInfo")
+SQL_INFO = spec_schema("CommandGetSqlInfo")
+
+
+def test_the_spec_reader_reads_what_the_proto_writes():
+    assert TABLES_WITH_SCHEMA.field("table_schema") == pa.field("table_schema", pa.binary(), False)
+    assert PRIMARY_KEYS.names[-2:] == ["key_name", "key_sequence"]
+    create_params = XDBC_TYPE_INFO.field("create_params")
+    assert create_params.type == pa.list_(pa.field("item", pa.utf8(), False))
+    value = SQL_INFO.field("value")
+    assert value.nullable and isinstance(value.type, pa.UnionType)
+    assert [f.name for f in value.type] == [
+        "string_value", "bool_value", "bigint_value", "int32_bitmask", "string_list",
+        "int32_to_int32_list_map",
+    ]  # fmt: skip
+    assert value.type.field(4).type == pa.list_(pa.field("string_data", pa.utf8()))
+    assert value.type.field(5).type == pa.map_(
+        pa.int32(), pa.field("value", pa.list_(pa.field("$data$", pa.int32())))
+    )
 
 COMMANDS = [
     (sql.CommandGetCatalogs(), CATALOGS),
@@ -165,9 +265,9 @@ def fetch(client, command) -> tuple[fl.FlightInfo, pa.Table]:
 def test_each_command_answers_with_the_spec_schema(client, command, schema):
     descriptor = fl.FlightDescriptor.for_command(pack(command))
     info, table = fetch(client, command)
-    assert info.schema.equals(schema), info.schema
-    assert client.get_schema(descriptor).schema.equals(schema)
-    assert table.schema.equals(schema)
+    assert_spec_schema(info.schema, schema)
+    assert_spec_schema(client.get_schema(descriptor).schema, schema)
+    assert_spec_schema(table.schema, schema)
     assert info.endpoints[0].locations == []  # served by the front door it came from
 
 

@@ -24,6 +24,7 @@ import pyarrow.flight as flight
 import pytest
 from adbc_driver_manager import AdbcStatusCode
 from google.protobuf import any_pb2
+from test_flight_metadata import SQL_INFO, assert_spec_schema
 
 from duckfleet.catalog import Catalog, Column, Table
 from duckfleet.control.errors import (
@@ -267,7 +268,7 @@ def assert_still_serves(client: flight.FlightClient) -> None:
 # --- messages --------------------------------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -309,7 +310,7 @@ def _varint(n: int) -> bytes:
         (sql.DoPutUpdateResult(record_count=-1), b"\x08" + b"\xff" * 9 + b"\x01"),
         (
             sql.CommandStatementIngest(table="t", options={"a": "b"}),
-            b"\x12\x01t" + _varint(1000 << 3 | 2) + b"\x06\x0a\x01a\x12\x01b",
+            b"\x12\x01t" + varint(1000 << 3 | 2) + b"\x06\x0a\x01a\x12\x01b",
         ),
         (
             sql.ActionCancelQueryResult(result=sql.ActionCancelQueryResult.CANCEL_RESULT_CANCELLED),
@@ -367,7 +368,7 @@ def test_pack_has_the_standard_any_layout():
 # --- commands ---------------------------------------------------------------------------------
 
 
-def _any(type_url: str, value: bytes = b"") -> bytes:
+def any_message(type_url: str, value: bytes = b"") -> bytes:
     return any_pb2.Any(type_url=type_url, value=value).SerializeToString()
 
 
@@ -391,11 +392,11 @@ def test_parse_command_returns_the_typed_message():
             "CommandStatementUpdate is not implemented",
         ),
         (
-            _any("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
+            any_message("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
             commands.UnsupportedRequest,
             "arrow.flight.protocol.sql.CommandFromTheFuture",
         ),
-        (_any("type.googleapis.com/acme.Widget"), commands.MalformedRequest, "acme.Widget"),
+        (any_message("type.googleapis.com/acme.Widget"), commands.MalformedRequest, "acme.Widget"),
         (
             commands.pack(sql.TicketStatementQuery()),
             commands.MalformedRequest,
@@ -405,7 +406,7 @@ def test_parse_command_returns_the_typed_message():
         (b"", commands.MalformedRequest, "malformed Flight SQL command"),
         (b"SELECT 1", commands.MalformedRequest, "malformed Flight SQL command"),
         (
-            _any(commands.type_url(sql.CommandStatementQuery), b"\x0a\x02\xff\xfe"),
+            any_message(commands.type_url(sql.CommandStatementQuery), b"\x0a\x02\xff\xfe"),
             commands.MalformedRequest,
             "CommandStatementQuery payload does not parse",
         ),
@@ -444,7 +445,7 @@ def _statement_ticket(handle: bytes) -> bytes:
         b"\xff\xff",
         b"x" * 5000,
         commands.pack(sql.CommandStatementQuery(query="SELECT 1")),
-        _any("type.googleapis.com/acme.Widget"),
+        any_message("type.googleapis.com/acme.Widget"),
         _statement_ticket(b"not json"),
         _statement_ticket(b"\xff\xfe"),
         _statement_ticket(b"[1, 2]"),
@@ -485,32 +486,9 @@ def test_prepared_statement_handle_round_trip():
 
 
 def test_sql_info_schema_is_the_spec_schema():
-    expected = pa.schema(
-        [
-            pa.field("info_name", pa.uint32(), nullable=False),
-            pa.field(
-                "value",
-                pa.dense_union(
-                    [
-                        pa.field("string_value", pa.utf8(), nullable=False),
-                        pa.field("bool_value", pa.bool_(), nullable=False),
-                        pa.field("bigint_value", pa.int64(), nullable=False),
-                        pa.field("int32_bitmask", pa.int32(), nullable=False),
-                        pa.field("string_list", pa.list_(pa.utf8()), nullable=False),
-                        pa.field(
-                            "int32_to_int32_list_map",
-                            pa.map_(pa.int32(), pa.list_(pa.int32())),
-                            nullable=False,
-                        ),
-                    ]
-                ),
-                nullable=False,
-            ),
-        ]
-    )
-    assert sql_info.SCHEMA.equals(expected)
+    assert_spec_schema(sql_info.SCHEMA, SQL_INFO)  # FlightSql.proto's text, parsed
     table = sql_info.sql_info_table()
-    assert table.schema.equals(expected)
+    assert_spec_schema(table.schema, SQL_INFO)
     table.validate(full=True)
 
 
@@ -549,12 +527,12 @@ def test_sql_info_covers_every_union_member():
 @pytest.mark.parametrize(
     ("error", "code", "exception"),
     [
-        (SqlSyntaxError("bad", 1, 8), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (UnknownTableError("no table t"), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (commands.MalformedRequest("m"), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (tickets.InvalidTicket("t"), "INVALID_ARGUMENT", pa.ArrowInvalid),
-        (commands.UnsupportedRequest("u"), "UNIMPLEMENTED", pa.ArrowNotImplementedError),
-        (QueryNotFound("gone"), "NOT_FOUND", pa.ArrowKeyError),
+        (SqlSyntaxError("bad", 1, 8), "INVALID_ARGUMENT", status.InvalidArgument),
+        (UnknownTableError("no table t"), "INVALID_ARGUMENT", status.InvalidArgument),
+        (commands.MalformedRequest("m"), "INVALID_ARGUMENT", status.InvalidArgument),
+        (tickets.InvalidTicket("t"), "INVALID_ARGUMENT", status.InvalidArgument),
+        (commands.UnsupportedRequest("u"), "UNIMPLEMENTED", status.Unimplemented),
+        (QueryNotFound("gone"), "NOT_FOUND", status.NotFound),
         (StoreUnavailable("down"), "UNAVAILABLE", flight.FlightUnavailableError),
         (ResultsLost("lost"), "UNAVAILABLE", flight.FlightUnavailableError),
         (QueryTimeout("slow"), "DEADLINE_EXCEEDED", flight.FlightTimedOutError),
@@ -709,11 +687,15 @@ def test_close_session_answers_closed_raw_not_any(raw):
             "CommandStatementUpdate is not implemented by duckfleet yet",
         ),
         (
-            _any("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
+            any_message("type.googleapis.com/arrow.flight.protocol.sql.CommandFromTheFuture"),
             grpc.StatusCode.UNIMPLEMENTED,
             "arrow.flight.protocol.sql.CommandFromTheFuture",
         ),
-        (_any("type.googleapis.com/acme.Widget"), grpc.StatusCode.INVALID_ARGUMENT, "acme.Widget"),
+        (
+            any_message("type.googleapis.com/acme.Widget"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "acme.Widget",
+        ),
         (b"\xff\x00garbage", grpc.StatusCode.INVALID_ARGUMENT, "malformed Flight SQL command"),
         (
             commands.pack(sql.CommandStatementQuery(query="SELEC 1")),
@@ -1072,9 +1054,29 @@ def test_unexpected_errors_are_logged_with_a_traceback(client, backend, caplog):
     with pytest.raises(flight.FlightInternalError) as info:
         run_query(client, "SELECT 1")
     incident = re.search(r"incident (\w+)", str(info.value)).group(1)
+    assert "ZeroDivision" not in str(info.value) and "division by zero" not in str(info.value)
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert f"incident={incident}" in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+def test_an_unexpected_error_mid_stream_is_logged_with_its_query_id_and_traceback(
+    raw, client, backend, caplog
+):
+    caplog.set_level(logging.INFO, logger="duckfleet.flight")
+    info = client.get_flight_info(
+        flight.FlightDescriptor.for_command(
+            commands.pack(sql.CommandStatementQuery(query="SELECT range FROM range(30)"))
+        )
+    )
+    query_id, _ = tickets.parse_result_ticket(info.endpoints[0].ticket.ticket)
+    backend.stream_fail_with = TypeError("a bug in a reader")
+    failure = rpc_error(raw.do_get, info.endpoints[0].ticket.ticket)
+    assert failure.code() == grpc.StatusCode.INTERNAL
+    assert "TypeError" not in failure.details() and "a bug" not in failure.details()
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"query={query_id}" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is TypeError
 
 
 # --- the real ADBC Flight SQL driver -----------------------------------------------------------

@@ -69,6 +69,14 @@ def test_duckdb_out_of_memory_names_the_limit_that_was_too_small():
     assert reason == EndReason.LIMIT and "DUCKFLEET_MEMORY_LIMIT=4GB" in error
 
 
-def test_other_errors_keep_their_type_and_no_reason():
+def test_other_errors_say_what_duckdb_said_and_bugs_point_at_the_log():
+    con = duckdb.connect()
+    with pytest.raises(duckdb.ConversionException) as info:
+        con.sql("select 'x'::int").fetchall()
+    error, reason = failure(claimed(), info.value, "")
+    assert reason == EndReason.NONE
+    assert error.startswith("Conversion Error: ") and "Exception" not in error
     error, reason = failure(claimed(), ZeroDivisionError("division by zero"), "")
-    assert (error, reason) == ("ZeroDivisionError: division by zero", EndReason.NONE)
+    assert reason == EndReason.NONE
+    assert "internal error in task" in error and "the worker's log" in error
+    assert "ZeroDivision" not in error and "division by zero" not in error

@@ -1,4 +1,5 @@
-"""The worker's Flight endpoint: serves the results it holds, by ticket."""
+"""The worker's Flight endpoint: serves the results it holds, by ticket (DoGet); every
+other RPC answers UNIMPLEMENTED (flight/edge.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pyarrow.flight as fl
 
 from duckfleet.control.errors import QueryNotFound
-from duckfleet.flight.auth import EmptyHandshake
+from duckfleet.flight.edge import FlightEdge
 from duckfleet.flight.status import flight_call
 from duckfleet.flight.tickets import parse_result_ticket_bucket
 from duckfleet.worker.results import ResultStore
@@ -17,13 +18,15 @@ from duckfleet.worker.wire import wire_sized
 log = logging.getLogger("duckfleet.worker")
 
 
-class WorkerFlightServer(fl.FlightServerBase):
+class WorkerFlightServer(FlightEdge):
     """``kwargs`` go to FlightServerBase: ``tls_certificates`` and the auth
     ``middleware`` (flight/auth.py ProcessSecurity.server_kwargs): with auth on,
     every call needs a bearer token from a front door."""
 
+    serves = "a worker"
+    instead = "a worker serves the results it holds (DoGet); send Flight SQL to a front door"
+
     def __init__(self, location: str, results: ResultStore, **kwargs: Any) -> None:
-        kwargs.setdefault("auth_handler", EmptyHandshake())
         super().__init__(location, **kwargs)
         self.results = results
 
@@ -41,7 +44,3 @@ class WorkerFlightServer(fl.FlightServerBase):
                 )
             log.info("query=%s task=%s serving %d rows", q, what, table.num_rows)
             return fl.RecordBatchStream(wire_sized(table))
-
-    def list_actions(self, context: fl.ServerCallContext) -> list[tuple[str, str]]:
-        with flight_call("ListActions", context):
-            return []

@@ -9,6 +9,9 @@ accepting front door was configured with:
 - ``max_result_bytes`` (DUCKFLEET_MAX_RESULT_BYTES): an output partition larger
   than the whole result may be fails the query before it is even kept. (The front
   door checks the sum of the partitions.)
+
+Any other failure reports DuckDB's message (or duckfleet's) as it is; an unexpected
+exception, a bug, reports only that the worker's log has it (with its traceback).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pyarrow as pa
 from duckfleet.control import ClaimedTask
 from duckfleet.control.keys import QUERY_SINK
 from duckfleet.control.records import EndReason
+from duckfleet.errors import DuckfleetError
 from duckfleet.worker.errors import ResourceLimitExceeded
 
 
@@ -47,4 +51,15 @@ def failure(ct: ClaimedTask, exc: BaseException, worker_limit: str) -> tuple[str
             "raise the limit or make the query need less (fewer groups, rows or columns)",
             EndReason.LIMIT,
         )
-    return f"{type(exc).__name__}: {exc}", EndReason.NONE
+    if expected(exc):
+        return str(exc), EndReason.NONE  # DuckDB's own words name the kind of error
+    return (
+        f"internal error in task {ct.task_id}: the worker's log has the details",
+        EndReason.NONE,
+    )
+
+
+def expected(exc: BaseException) -> bool:
+    """An error the task's SQL or its inputs caused (DuckDB's, or one duckfleet raises
+    on purpose), not a bug: logged without its traceback, sent as it says."""
+    return isinstance(exc, duckdb.Error | DuckfleetError)

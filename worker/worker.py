@@ -37,7 +37,7 @@ from duckfleet.worker.buckets import split_buckets
 from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.inputs import FlightClients, InputFetcher
-from duckfleet.worker.limits import check_result_size, failure
+from duckfleet.worker.limits import check_result_size, expected, failure
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
 from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
@@ -366,7 +366,8 @@ class Worker:
                 self._release_quietly(ct)
                 return
             error, reason = failure(ct, exc, self.cfg.memory_limit)
-            log.warning("query=%s task=%s failed: %s", q, t, error)
+            trace = None if expected(exc) else exc
+            log.warning("query=%s task=%s failed: %s", q, t, error, exc_info=trace)
             try:
                 if not self.queue.fail(ct, error, reason):
                     self._release_quietly(ct)
