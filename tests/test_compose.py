@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import runpy
 import signal
 import socket
 import subprocess
@@ -208,6 +209,10 @@ def test_secrets_come_from_compose_secrets_and_are_never_in_the_files_or_the_ima
     assert copied and all(not c.startswith(("compose", ".env", "secrets")) for c in copied)
     for c in copied:
         assert (ROOT / c).exists(), f"COPY {c}: not in the repository"
+    # ... and everything the install needs: setup.py finds the component folders
+    shipped = runpy.run_path(str(ROOT / "setup.py"))["PACKAGE_DIR"].values()
+    needed = {"setup.py", "pyproject.toml", "README.md", "scripts", *shipped}
+    assert needed <= {c.rstrip("/") for c in copied}, "the image would miss part of the package"
     ignore = (COMPOSE_DIR / "Dockerfile.dockerignore").read_text().splitlines()
     patterns = [p for p in ignore if p and not p.startswith("#")]
     assert patterns[0] == "**", "the build context starts from nothing"
