@@ -77,6 +77,7 @@ class LocalFleet:
     balancer_proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     balancer_port: int | None = field(default=None, init=False)
     _frontdoor_env: list[dict[str, str]] = field(default_factory=list, init=False)
+    _logs: dict[int, str] = field(default_factory=dict, init=False)  # pid -> log file
     _balancer_args: list[str] = field(default_factory=list, init=False)
     supervisor: Supervisor | None = field(default=None, init=False)
 
@@ -112,15 +113,16 @@ class LocalFleet:
         self, role: str, args: list[str], index: int, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "duckfleet.cli", role, *args]
-        if self.log_dir:
-            out = open(os.path.join(self.log_dir, f"{role}-{index}.log"), "ab")
-        else:
-            out = None
+        log = os.path.join(self.log_dir, f"{role}-{index}.log") if self.log_dir else None
+        out = open(log, "ab") if log else None
         try:
-            return subprocess.Popen(cmd, env={**self._env(), **(env or {})}, stdout=out, stderr=out)
+            proc = subprocess.Popen(cmd, env={**self._env(), **(env or {})}, stdout=out, stderr=out)
         finally:
             if out is not None:
                 out.close()
+        if log:
+            self._logs[proc.pid] = log
+        return proc
 
     def _worker_args(self) -> list[str]:
         args = ["--port", "0"]
@@ -225,8 +227,10 @@ class LocalFleet:
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for port in self.frontdoor_ports + ([self.balancer_port] if self.balancer_port else []):
-            if not wait_port("127.0.0.1", port, max(0.1, deadline - time.monotonic())):
-                raise DuckfleetError(f"front door on port {port} did not start")
+            while not wait_port("127.0.0.1", port, 0.5):
+                self._check_children()  # a child that exited says why, at once
+                if time.monotonic() > deadline:
+                    raise DuckfleetError(f"front door on port {port} did not start")
         store = self.store()
         try:
             while time.monotonic() < deadline:
@@ -257,7 +261,21 @@ class LocalFleet:
     def _check_children(self) -> None:
         for p in self._children():
             if p.poll() is not None and p.returncode not in (0, -signal.SIGKILL):
-                raise DuckfleetError(f"{' '.join(map(str, p.args))!r} exited with {p.returncode}")
+                command = " ".join(map(str, p.args))
+                raise DuckfleetError(
+                    f"{command!r} exited with {p.returncode}{self._last_words(p.pid)}"
+                )
+
+    def _last_words(self, pid: int) -> str:
+        """The last line of a child's log (its one-line error), if it has a log."""
+        log = self._logs.get(pid)
+        if not log:
+            return ""
+        try:
+            lines = Path(log).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f": {lines[-1]} (log: {log})" if lines else f" (log: {log})"
 
     def stop(self) -> None:
         if self.supervisor is not None:

@@ -16,6 +16,7 @@ from fleet_fixture import SLOW, first_claim, records_for, reference, run, run_in
 
 from duckfleet.control import QueryStore
 from duckfleet.etcd_server import EtcdServer
+from duckfleet.ids import MemberId, QueryId, TaskId
 from duckfleet.verify import assert_same_result
 
 
@@ -26,12 +27,19 @@ def test_a_worker_frozen_past_its_lease_is_fenced_and_rejoins(etcd, tpch_dir, tm
     t, out = run_in_thread(fleet.uri, SLOW)
     frozen_pid = None
     try:
-        _, held, claim = first_claim(qs)
+        qid, held, claim = first_claim(qs)
         frozen = claim.worker
         frozen_pid = fleet.pid_of(frozen)
         assert frozen_pid is not None
         os.kill(frozen_pid, signal.SIGSTOP)  # cut off: alive, but silent
-        time.sleep(4)  # past its 2 s lease: its claims are gone, the other worker took over
+        # until its 2 s lease has expired (on a loaded machine etcd may take longer to
+        # revoke it) and the other worker has taken over the task it held. Woken
+        # before that, it would rejoin and could claim that task again legitimately.
+        deadline = time.monotonic() + 120
+        while not _taken_over(qs, qid, held, frozen):
+            assert time.monotonic() < deadline, "the held task was never taken over"
+            time.sleep(0.1)
+        assert frozen not in {m.id for m in fleet.members("worker")}
         os.kill(frozen_pid, signal.SIGCONT)
         t.join(120)
         assert not t.is_alive() and "error" not in out, out.get("error")
@@ -53,6 +61,14 @@ def test_a_worker_frozen_past_its_lease_is_fenced_and_rejoins(etcd, tpch_dir, tm
         t.join(5)
         store.close()
         fleet.stop()
+
+
+def _taken_over(qs: QueryStore, qid: QueryId, task: TaskId, frozen: MemberId) -> bool:
+    """Another worker holds `task` now, or has finished it."""
+    if any(q == qid and t == task and c.worker != frozen for q, t, c in qs.claims()):
+        return True
+    done = {r.id: r.done_by for r in qs.task_records(qid)}
+    return done.get(task) not in (None, frozen)
 
 
 def test_etcd_outage_answers_unavailable_and_the_fleet_resumes_by_itself(tpch_dir, tmp_path):
