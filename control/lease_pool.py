@@ -1,11 +1,12 @@
 """Query leases granted ahead of need, so publishing a query does not wait for etcd
 to grant its lease (a write etcd syncs to disk) on the request's path.
 
-A front door keeps one spare lease, granted in the background right after the last
-one was taken. A query takes the spare if it was granted less than SPARE_SECONDS
-ago, and a fresh one otherwise (the stale spare is revoked in the background).
+Queries share leases: every query a front door starts within SPARE_SECONDS of a
+lease's grant takes that lease, so concurrent queries cost one grant, not one each.
+Once the current lease is half that old, the next is granted in the background.
 Leases are granted for the query TTL plus SPARE_SECONDS, so a query's keys live at
-least the TTL and at most SPARE_SECONDS longer.
+least the TTL and at most SPARE_SECONDS longer. No query lease is ever revoked; a
+lease nobody took expires by itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from typing import Any
 
 from duckfleet.control.errors import ControlError
-from duckfleet.control.store import Store, translated, unavailable_as_store_error
+from duckfleet.control.store import Store, translated
 
 log = logging.getLogger("duckfleet.control")
 
@@ -29,8 +30,7 @@ class LeasePool:
         self.ttl = ttl + SPARE_SECONDS
         self._lock = threading.Lock()
         self._spare: Any = None
-        self._granted = 0.0
-        self._stale: list[Any] = []
+        self._granted = -1e9
         self._refill = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-pool", daemon=True)
@@ -46,17 +46,21 @@ class LeasePool:
         self._thread.join(timeout=2)
 
     def take(self) -> Any:
-        """A lease for a new query: the spare if it is fresh, else one granted now."""
+        """A lease for a new query: the current one if it is fresh, else one granted
+        now (which becomes the current one)."""
+        now = time.monotonic()
         with self._lock:
-            spare, granted = self._spare, self._granted
-            self._spare = None
-        self._refill.set()
-        if spare is not None and time.monotonic() - granted < SPARE_SECONDS:
-            return spare
-        if spare is not None:
-            with self._lock:
-                self._stale.append(spare)
-        return self._grant()
+            lease, granted = self._spare, self._granted
+        age = now - granted
+        if lease is not None and age < SPARE_SECONDS:
+            if age >= SPARE_SECONDS / 2:
+                self._refill.set()  # the next one, before this one is too old
+            return lease
+        lease = self._grant()
+        with self._lock:
+            if now >= self._granted:
+                self._spare, self._granted = lease, now
+        return lease
 
     @translated("granting a query lease")
     def _grant(self) -> Any:
@@ -69,17 +73,15 @@ class LeasePool:
             if self._stop.is_set():
                 return
             with self._lock:
-                stale, self._stale = self._stale, []
-                have_spare = self._spare is not None
+                fresh = time.monotonic() - self._granted < SPARE_SECONDS / 2
+            if fresh and self._spare is not None:
+                continue
             try:
-                with unavailable_as_store_error("revoking an unused query lease"):
-                    for old in stale:  # never used: no key is bound to it
-                        self.store.client.revoke_lease(old.id)
-                if have_spare:
-                    continue
+                granted = time.monotonic()
                 lease = self._grant()
             except ControlError as exc:  # etcd is away: queries grant their own
                 log.info("no spare query lease: %s", exc)
                 continue
             with self._lock:
-                self._spare, self._granted = lease, time.monotonic()
+                if granted >= self._granted:
+                    self._spare, self._granted = lease, granted

@@ -118,6 +118,68 @@ class TaskRecord:
     ms: float | None = None  # its worker's time: fetching inputs and running the fragment
 
 
+def new_record(
+    query_id: QueryId,
+    plan: Plan,
+    *,
+    frontdoor: MemberId,
+    lease: int,
+    priority: int = 0,
+    max_attempts: int = 3,
+    timeout: float = 0.0,
+    memory_limit: str = "",
+    max_result_bytes: int = 0,
+) -> QueryRecord:
+    """The immutable record of query `query_id` running `plan` under `lease`."""
+    return QueryRecord(
+        id=query_id,
+        sql=plan.sql,
+        created=time.time(),
+        lease=lease,
+        outputs=tuple(t.id for t in plan.output_tasks),
+        ntasks=len(plan.tasks),
+        frontdoor=frontdoor,
+        priority=priority,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        memory_limit=memory_limit,
+        max_result_bytes=max_result_bytes,
+    )
+
+
+def stored_tasks(plan: Plan) -> dict[TaskId, StoredTask]:
+    """Each task of `plan` as etcd holds it: with its consumers, and the inputs of
+    those that have few."""
+    consumers = plan.consumers()
+    outputs = {t.id for t in plan.output_tasks}
+    few = inputs_of_consumers(plan)
+    out = {}
+    for t in plan.tasks:
+        cons = consumers[t.id] + ((QUERY_SINK,) if t.id in outputs else ())
+        out[t.id] = StoredTask(t, cons, {c: few[c] for c in cons if c in few})
+    return out
+
+
+def query_ops(store: Store, record: QueryRecord, plan: Plan) -> list[Any]:
+    """The writes that make a query: its record, RUNNING status, every task with its
+    consumers, the pending counters; everything under the query's lease. No task is
+    runnable yet (publishing adds the markers; an accepted offer, a claim)."""
+    k, put, q, lease = store.keys, store.txn.put, record.id, record.lease
+    few = inputs_of_consumers(plan)
+    stored = stored_tasks(plan)
+    ops = [
+        put(k.query(q), record.to_json(), lease=lease),
+        put(k.status(q), RUNNING_JSON, lease=lease),
+    ]
+    if QUERY_SINK not in few:
+        ops.append(put(k.pending(q, QUERY_SINK), str(len(record.outputs)), lease=lease))
+    for t in plan.tasks:
+        ops.append(put(k.task(q, t.id), stored[t.id].to_json(), lease=lease))
+        if t.input_tasks and t.id not in few:
+            ops.append(put(k.pending(q, t.id), str(len(set(t.input_tasks))), lease=lease))
+    return ops
+
+
 class QueryStore:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -147,41 +209,22 @@ class QueryStore:
         LeasePool), or one of `ttl` seconds granted now."""
         if lease is None:
             lease = self.store.client.lease(ttl)
-        record = QueryRecord(
-            id=query_id,
-            sql=plan.sql,
-            created=time.time(),
-            lease=int(lease.id),
-            outputs=tuple(t.id for t in plan.output_tasks),
-            ntasks=len(plan.tasks),
+        record = new_record(
+            query_id,
+            plan,
             frontdoor=frontdoor,
+            lease=int(lease.id),
             priority=priority,
             max_attempts=max_attempts,
             timeout=timeout,
             memory_limit=memory_limit,
             max_result_bytes=max_result_bytes,
         )
-        k, put = self.keys, self.store.txn.put
-        consumers = plan.consumers()
-        outputs = set(record.outputs)
-        few = inputs_of_consumers(plan)
-        ops = [
-            put(k.query(query_id), record.to_json(), lease=lease),
-            put(k.status(query_id), RUNNING_JSON, lease=lease),
-        ]
-        if QUERY_SINK not in few:
-            ops.append(put(k.pending(query_id, QUERY_SINK), str(len(outputs)), lease=lease))
+        ops = query_ops(self.store, record, plan)
         if fingerprint is not None:
             f, waiter = fingerprint
             ops.append(Fingerprints(self.store).put_op(f, query_id, waiter, lease))
-        for t in plan.tasks:
-            cons = consumers[t.id] + ((QUERY_SINK,) if t.id in outputs else ())
-            stored = StoredTask(t, cons, {c: few[c] for c in cons if c in few})
-            ops.append(put(k.task(query_id, t.id), stored.to_json(), lease=lease))
-            if t.input_tasks and t.id not in few:
-                ops.append(
-                    put(k.pending(query_id, t.id), str(len(set(t.input_tasks))), lease=lease)
-                )
+        put, k = self.store.txn.put, self.keys
         ready = [
             put(k.runnable(query_id, t.id), runnable_value(record), lease=lease)
             for t in plan.tasks
@@ -307,8 +350,13 @@ class QueryStore:
     @translated("counting worker slots")
     def worker_slots(self) -> int:
         """Tasks the workers of the fleet can run at once."""
+        return sum(w.slots for w in self.workers())
+
+    @translated("listing workers")
+    def workers(self) -> list[MemberInfo]:
+        """Every worker's member record."""
         prefix = self.keys.members("worker")
-        return sum(MemberInfo.from_json(v).slots for v, _ in self.store.client.get_prefix(prefix))
+        return [MemberInfo.from_json(v) for v, _ in self.store.client.get_prefix(prefix)]
 
     @translated("counting workers")
     def worker_count(self) -> int:

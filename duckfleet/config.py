@@ -121,10 +121,20 @@ class FrontDoorConfig(CommonConfig):
     split_bytes: int = field(
         default_factory=lambda: int(_env("split_bytes", str(32 * 1024 * 1024)))
     )
+    # smaller files packed together into splits of at most this many bytes
+    # (planner/splits.py), so a query over less than a split is one task; 0: never
+    pack_bytes: int = field(
+        default_factory=lambda: int(_env("pack_bytes", str(32 * 1024 * 1024)))
+    )
     # planner/joins, splitting joins, subqueries, CTEs and windows by key: "cost" when
     # the planner's costs say it pays, "always" whenever the answer stays right,
     # "never"
     split_joins: str = field(default_factory=lambda: _env("split_joins", "cost").lower())
+    # a one-task read-only query over at most this many bytes of table files is
+    # offered straight to a worker with a free slot (planner/fast_path.py); 0: never
+    fast_path_bytes: int = field(
+        default_factory=lambda: int(_env("fast_path_bytes", str(32 * 1024 * 1024)))
+    )
     # tasks the fleet runs at once, for the planner's costs; 0: its workers' slots
     parallelism: int = field(default_factory=lambda: int(_env("parallelism", "0")))
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import pyarrow.flight as fl
 
-from duckfleet.auth import ANONYMOUS, USER, Identity, TokenSigner, setup
+from duckfleet.auth import ANONYMOUS, SERVICE, Identity, TokenSigner, setup
 from duckfleet.auth.errors import AuthError, PermissionDenied, Unauthenticated
 from duckfleet.auth.tls import TlsFiles
 from duckfleet.auth.users import UserDirectory
@@ -175,6 +175,17 @@ def require_admin(who: Any, what: str) -> None:
         )
 
 
+def require_service(context: Any, what: str) -> None:
+    """Raise PermissionDenied unless the call comes from a fleet member (a service
+    token), or auth is off."""
+    identity = identity_of(context)
+    if identity is not ANONYMOUS and identity.role != SERVICE:
+        raise PermissionDenied(
+            f"{what} is for the fleet's own front doors; user {identity.user!r} may not "
+            "call it (send queries to a front door)"
+        )
+
+
 class EmptyHandshake(fl.ServerAuthHandler):
     """A worker's Handshake body: an empty answer. The auth middleware has checked the
     caller's bearer token (the JDBC driver's ``token`` option shakes hands with every
@@ -204,7 +215,7 @@ class ServiceToken:
         with self._lock:
             now = time.monotonic()
             if now >= self._renew_at:
-                self._header = f"Bearer {self._signer.issue(self._user, USER)}"
+                self._header = f"Bearer {self._signer.issue(self._user, SERVICE)}"
                 self._renew_at = now + self._signer.ttl / 2
             return self._header
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckfleet.control.queries import TaskRecord
-from duckfleet.planner.explain import explain_rows
+from duckfleet.planner.explain import ExplainRow, explain_rows
 from duckfleet.planner.plan import Plan
 
 SCHEMA = pa.schema(
@@ -39,9 +39,14 @@ ANALYZE_SCHEMA = pa.schema(
 )
 
 
-def explain_table(plan: Plan, records: list[TaskRecord] | None = None) -> pa.Table:
-    """The plan as rows; with `records` (EXPLAIN ANALYZE), each task's run as well."""
+def explain_table(
+    plan: Plan, records: list[TaskRecord] | None = None, path: str = ""
+) -> pa.Table:
+    """The plan as rows; with `records` (EXPLAIN ANALYZE), each task's run as well;
+    `path`: how the query runs, the fast path or the queue (planner/fast_path.py)."""
     rows = explain_rows(plan)
+    if path:
+        rows.insert(1, ExplainRow(None, "path", None, path, "", "", ""))
     columns: dict[str, list[object]] = {
         "stage": [r.stage for r in rows],
         "kind": [r.kind for r in rows],

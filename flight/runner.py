@@ -35,13 +35,15 @@ from duckfleet.control.errors import (
 )
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
 from duckfleet.control.lease_pool import LeasePool
-from duckfleet.control.queries import StatusWatch, timeout_status
-from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.offers import Offer
+from duckfleet.control.queries import StatusWatch, new_record, timeout_status
+from duckfleet.control.records import EndReason, MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.session_store import SessionStore
 from duckfleet.flight.auth import ClientSecurity
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
+from duckfleet.flight.fast_path import FastPath, WorkerLost
 from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
 from duckfleet.flight.tickets import (
@@ -56,6 +58,7 @@ from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.explain import Explain, explain_statement
+from duckfleet.planner.fast_path import choose_path
 from duckfleet.planner.plan import Plan
 from duckfleet.worker.inputs import FlightClients
 
@@ -94,12 +97,15 @@ class FleetBackend:
         self.settings = PlannerSettings(
             broadcast_max_bytes=cfg.broadcast_max_bytes,
             split_bytes=cfg.split_bytes,
+            pack_bytes=cfg.pack_bytes,
             split_joins=cfg.split_joins != "never",
         )
         if cfg.split_joins == "always":  # every split that keeps the answer right
             self.settings = replace(self.settings, max_cost_share=math.inf)
+        self._workers: list[MemberInfo] = []  # as read for planning and the fast path
         self._slots = 0
         self._slots_read_at = -1e9
+        self.fast = FastPath(self.clients, cfg.query_timeout)
         self.describer = Describer(self.settings)
         self.writer = TableWriter(
             self.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
@@ -107,6 +113,7 @@ class FleetBackend:
         self.sessions = SessionStore(store, cfg.session_ttl)
 
     def close(self) -> None:
+        self.fast.close()
         self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
@@ -130,10 +137,16 @@ class FleetBackend:
         from the workers' records at most once every SLOTS_MAX_AGE seconds)."""
         if self.cfg.parallelism > 0:
             return replace(self.settings, parallelism=self.cfg.parallelism)
-        if not self._slots_fresh():
-            self._slots = self.queries.worker_slots()
-            self._slots_read_at = time.monotonic()
+        self._read_workers()
         return replace(self.settings, parallelism=max(1, self._slots))
+
+    def _read_workers(self) -> list[MemberInfo]:
+        """The workers, re-read from etcd at most once every SLOTS_MAX_AGE seconds."""
+        if not self._slots_fresh():
+            self._workers = self.queries.workers()
+            self._slots = sum(w.slots for w in self._workers)
+            self._slots_read_at = time.monotonic()
+        return self._workers
 
     def _slots_fresh(self) -> bool:
         """Whether the worker slots were read less than SLOTS_MAX_AGE seconds ago."""
@@ -188,23 +201,30 @@ class FleetBackend:
         it says yes the query is cancelled fleet-wide. ``user`` and ``role``: who
         asked (flight/auth.py); "" when auth is off."""
         started = time.perf_counter()
-        who = {"user": user, "role": role} if user else {}
-        f = fingerprint(sql, priority=priority, **who)  # a retry by someone else is not this
-        adopted = self._adopted(f, cancelled)
-        if adopted is not None:
-            return adopted
         explain = explain_statement(sql)
         if explain is not None:
             return self._explain(sql, explain)
-        plan = self._plan(sql)
+        catalog = self.catalog()
+        plan = self._plan(sql, catalog)
         planned = time.perf_counter()
-        q = new_query_id()
-        index = self._execute(q, plan, priority=priority, cancelled=cancelled, fingerprint=f)
+        path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
+        fast = self._run_fast(plan, priority, cancelled) if path.fast else None
+        if fast is not None:
+            q, index = fast
+        else:
+            who = {"user": user, "role": role} if user else {}
+            f = fingerprint(sql, priority=priority, **who)  # a retry by someone else is not this
+            adopted = self._adopted(f, cancelled)
+            if adopted is not None:
+                return adopted
+            q = new_query_id()
+            index = self._execute(q, plan, priority=priority, cancelled=cancelled, fingerprint=f)
         outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
         log.info(
-            "query=%s finished: %d task(s), %d partition(s), %d rows; plan %.1f ms, total %.1f ms"
-            "%s",
+            "query=%s finished%s: %d task(s), %d partition(s), %d rows; plan %.1f ms, "
+            "total %.1f ms%s",
             q,
+            " on the fast path" if fast is not None else "",
             len(plan.tasks),
             len(outcome.partitions),
             outcome.rows,
@@ -213,6 +233,60 @@ class FleetBackend:
             f"; user={user} role={role}" if user else "",
         )
         return outcome
+
+    def _run_fast(
+        self,
+        plan: Plan,
+        priority: int,
+        cancelled: Callable[[], bool] | None,
+        q: QueryId | None = None,
+    ) -> tuple[QueryId, dict[TaskId, ResultInfo]] | None:
+        """Offer a one-task plan to a worker with a free slot (flight/fast_path.py):
+        the query's id and where its result is, or None if every worker asked refused
+        or the one that took it was lost (the caller runs it through the queue)."""
+        workers = self._read_workers()
+        if not workers:
+            return None
+        q = q or new_query_id()
+        record = new_record(
+            q,
+            plan,
+            frontdoor=self.member_id,
+            lease=int(self.leases.take().id),
+            priority=priority,
+            max_attempts=self.cfg.max_attempts,
+            timeout=self.cfg.query_timeout,
+            memory_limit=self.cfg.query_memory_limit,
+            max_result_bytes=self.cfg.max_result_bytes,
+        )
+        try:
+            answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
+        except WorkerLost as exc:
+            log.warning("query=%s: %s; running it again through the queue", q, exc)
+            self._end_quietly(q, "its worker was lost; it runs again through the queue")
+            return None
+        except QueryCancelled:
+            status = QueryStatus(
+                QueryState.CANCELLED,
+                error="the client cancelled the call or went away",
+                reason=EndReason.CLIENT,
+            )
+            raise ended_error(q, self.queries.end(q, status)) from None
+        if answer is None:
+            return None
+        if answer.status is not None:
+            raise ended_error(q, answer.status)
+        assert answer.result is not None
+        (task,) = plan.tasks
+        self._check_result_size(q, [answer.result])
+        return q, {task.id: answer.result}
+
+    def _end_quietly(self, q: QueryId, why: str) -> None:
+        """End a query that may or may not be in etcd."""
+        try:
+            self.queries.end(q, QueryStatus(QueryState.CANCELLED, error=why))
+        except ControlError as exc:
+            log.info("query=%s: not ended (%s)", q, exc)
 
     def _outcome(
         self, q: QueryId, outputs: list[TaskId], index: dict[TaskId, ResultInfo]
@@ -241,19 +315,28 @@ class FleetBackend:
         index = self._results(q, record.outputs, status, f)
         return self._outcome(q, list(record.outputs), index)
 
-    def _plan(self, sql: str) -> Plan:
-        return self.plans.plan(sql, self.catalog(), self._planner_settings(), plan_query)
+    def _plan(self, sql: str, catalog: Catalog | None = None) -> Plan:
+        catalog = catalog if catalog is not None else self.catalog()
+        return self.plans.plan(sql, catalog, self._planner_settings(), plan_query)
 
     def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
         each task's run. One endpoint, answered by any front door."""
-        plan = self._plan(explain.sql)
+        catalog = self.catalog()
+        plan = self._plan(explain.sql, catalog)
+        path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
         q = new_query_id()
         records = None
         if explain.analyze:
-            self._execute(q, plan)
+            with self.status_watch.waiting(q) as changed:
+                ran = self._run_fast(plan, 0, None, q) if path.fast else None
+                if ran is None:
+                    q = new_query_id()
+                    self._execute(q, plan)
+                else:  # its completion commits just after the answer: wait for it
+                    self.queries.wait(q, self.cfg.query_timeout, changed)
             records = self.queries.task_records(q)
-        table = explain_table(plan, records)
+        table = explain_table(plan, records, path.reason)
         ticket = explain_ticket(sql, q if explain.analyze else None)
         log.info("query=%s explained: %d task(s)%s", q, len(plan.tasks), " (ran)" * bool(records))
         partition = Partition(ticket=ticket, locations=(), rows=table.num_rows, bytes=table.nbytes)
@@ -263,12 +346,14 @@ class FleetBackend:
         explain = explain_statement(ticket.sql)
         if explain is None:
             raise InvalidTicket("invalid ticket: the explain ticket carries no EXPLAIN")
-        plan = self._plan(explain.sql)
+        catalog = self.catalog()
+        plan = self._plan(explain.sql, catalog)
+        path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
         records = None
         if ticket.query_id is not None:
             self.queries.record(ticket.query_id)  # QueryNotFound once its keys expired
             records = self.queries.task_records(ticket.query_id)
-        return explain_table(plan, records).to_reader()
+        return explain_table(plan, records, path.reason).to_reader()
 
     def _execute(
         self,

@@ -20,6 +20,12 @@ class PlannerSettings:
     # 2-worker fleet. (16 MiB, 16 splits, measured slower on 2 cores: each task has
     # a fixed cost in etcd and DuckDB.)
     split_bytes: int = 32 * 1024 * 1024
+    # Files (and pieces of files) smaller than a split are packed together, in file
+    # order, while a split holds at most this many bytes; 0: never (one split per
+    # file or piece). The front door packs up to a split (DUCKFLEET_PACK_BYTES); the
+    # default here is 0 so the planner's tests, whose tables are a few small files,
+    # still exercise one split per file.
+    pack_bytes: int = 0
 
     # -- joins (planner/joins): tables split by a join key --------------------------
     # Try splitting joins, subqueries, CTEs and windows by key when the query is not

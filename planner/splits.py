@@ -1,11 +1,14 @@
 """The splits of a table: what one task of a split stage reads of it.
 
-A split is a run of consecutive row groups of one file, of about
-`PlannerSettings.split_bytes` on storage: a file of that size or less is one split,
-a larger one is cut at row-group boundaries into pieces of about equal size, so one
-big file still spreads over the fleet. Files are never combined. Row groups that a
+A split is about `PlannerSettings.split_bytes` on storage: a file larger than that
+is cut at row-group boundaries into pieces of about equal size, so one big file
+still spreads over the fleet; smaller files (and pieces) are packed together, in
+file order, while the split stays within the size, so a table of many small files
+costs a task per split's worth of data, not a task per file, and a table smaller
+than one split is one split (the planner then gives it one task). Packing stops at
+`PlannerSettings.pack_bytes` (0: off). Row groups that a
 `RowGroupFilter` rules out (min/max pruning) are left out; a run stops at each of
-them. Without row-group information in the catalog, every file is one split.
+them. Without row-group information in the catalog, a file is whole or nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +26,45 @@ def splits_of(
 ) -> list[TableBinding]:
     """The table's splits, in file order; at least one (an empty range if every row
     group is pruned, so that the stage still has a task and a schema)."""
-    out: list[TableBinding] = []
-    for file in table.files:
-        for piece in _pieces(file, settings.split_bytes, keep):
-            ranges = (piece,) if piece is not None else ()
-            out.append(TableBinding(table.name, (file.path,), ranges))
+    pieces = [
+        (file, piece, _bytes(file, piece))
+        for file in table.files
+        for piece in _pieces(file, settings.split_bytes, keep)
+    ]
+    out = [_binding(table.name, group) for group in _packed(pieces, settings.pack_bytes)]
     if not out and table.files:
         out.append(TableBinding(table.name, (table.files[0].path,), (RowRange(0, 0, 0, 0),)))
     return out
+
+
+_Piece = tuple[DataFile, RowRange | None, int]  # a file, its rows (None: whole), bytes
+
+
+def _packed(pieces: list[_Piece], target: int) -> list[list[_Piece]]:
+    """Consecutive pieces grouped while a group stays within `target` bytes (a piece
+    larger than that stands alone)."""
+    groups: list[list[_Piece]] = []
+    size = 0
+    for piece in pieces:
+        if groups and size + piece[2] <= target:
+            groups[-1].append(piece)
+            size += piece[2]
+        else:
+            groups.append([piece])
+            size = piece[2]
+    return groups
+
+
+def _binding(name: str, group: list[_Piece]) -> TableBinding:
+    files = tuple(f.path for f, _, _ in group)
+    ranges = tuple(r for _, r, _ in group)
+    return TableBinding(name, files, ranges if any(r is not None for r in ranges) else ())
+
+
+def _bytes(file: DataFile, piece: RowRange | None) -> int:
+    if piece is None:
+        return file.bytes
+    return sum(g.bytes for g in file.groups[piece.first_group : piece.end_group])
 
 
 def split_count(table: Table, settings: PlannerSettings, keep: RowGroupFilter | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Spare query leases (control/lease_pool.py) against a real etcd server."""
+"""Shared query leases (control/lease_pool.py) against a real etcd server."""
 
 from __future__ import annotations
 
@@ -7,42 +7,46 @@ import time
 from duckfleet.control.lease_pool import SPARE_SECONDS, LeasePool
 
 
-def wait_for_spare(pool: LeasePool) -> int:
+def wait_for_lease(pool: LeasePool, other_than: int | None = None) -> int:
     deadline = time.monotonic() + 10
-    while pool._spare is None:
-        assert time.monotonic() < deadline, "no spare lease was granted"
+    while pool._spare is None or int(pool._spare.id) == other_than:
+        assert time.monotonic() < deadline, "no lease was granted ahead"
         time.sleep(0.01)
     return int(pool._spare.id)
 
 
-def alive(store, lease_id: int) -> bool:
-    return store.client.get_lease_info(lease_id).TTL > 0  # -1: revoked or expired
-
-
-def test_a_query_takes_the_spare_granted_ahead_and_a_new_spare_follows(store):
+def test_queries_started_together_share_the_lease_granted_ahead(store):
     pool = LeasePool(store, ttl=60).start()
     try:
-        spare = wait_for_spare(pool)
-        lease = pool.take()
-        assert int(lease.id) == spare
-        remaining = store.client.get_lease_info(lease.id).TTL
+        ahead = wait_for_lease(pool)
+        first, second = pool.take(), pool.take()
+        assert int(first.id) == int(second.id) == ahead
+        remaining = store.client.get_lease_info(first.id).TTL
         assert 60 <= remaining <= 60 + SPARE_SECONDS
-        assert wait_for_spare(pool) != spare
     finally:
         pool.stop()
 
 
-def test_a_stale_spare_is_not_used_and_is_revoked(store):
+def test_the_next_lease_is_granted_in_the_background_before_this_one_is_stale(store):
     pool = LeasePool(store, ttl=60).start()
     try:
-        stale = wait_for_spare(pool)
-        pool._granted -= SPARE_SECONDS + 1  # as if it had waited too long
+        old = wait_for_lease(pool)
+        pool._granted -= SPARE_SECONDS / 2 + 0.1  # half its freshness gone
+        assert int(pool.take().id) == old  # still fresh enough for this query
+        new = wait_for_lease(pool, other_than=old)
+        assert int(pool.take().id) == new
+    finally:
+        pool.stop()
+
+
+def test_a_stale_lease_is_not_taken(store):
+    pool = LeasePool(store, ttl=60).start()
+    try:
+        stale = wait_for_lease(pool)
+        pool._granted -= SPARE_SECONDS + 1  # as if nobody had asked for a while
         lease = pool.take()
         assert int(lease.id) != stale
-        deadline = time.monotonic() + 10
-        while alive(store, stale):
-            assert time.monotonic() < deadline, "the stale spare was never revoked"
-            time.sleep(0.01)
-        assert alive(store, int(lease.id))
+        assert store.client.get_lease_info(lease.id).TTL >= 60
+        assert int(pool.take().id) == int(lease.id)  # the new one is shared in turn
     finally:
         pool.stop()

@@ -1,17 +1,21 @@
-"""The worker's Flight endpoint: serves the results it holds, by ticket (DoGet); every
-other RPC answers UNIMPLEMENTED (flight/edge.py)."""
+"""The worker's Flight endpoint: serves the results it holds, by ticket (DoGet), and
+takes fast-path offers from front doors (DoAction duckfleet.offer, worker/offers.py);
+every other RPC answers UNIMPLEMENTED (flight/edge.py)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow.flight as fl
 
 from duckfleet.control.errors import QueryNotFound
+from duckfleet.control.offers import OFFER_ACTION, Offer, OfferAnswer
+from duckfleet.flight.auth import require_service
 from duckfleet.flight.edge import FlightEdge
 from duckfleet.flight.status import flight_call
-from duckfleet.flight.tickets import parse_result_ticket_bucket
+from duckfleet.flight.tickets import InvalidTicket, parse_result_ticket_bucket
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.wire import wire_sized
 
@@ -26,9 +30,32 @@ class WorkerFlightServer(FlightEdge):
     serves = "a worker"
     instead = "a worker serves the results it holds (DoGet); send Flight SQL to a front door"
 
-    def __init__(self, location: str, results: ResultStore, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        location: str,
+        results: ResultStore,
+        on_offer: Callable[[Offer], OfferAnswer] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(location, **kwargs)
         self.results = results
+        self.on_offer = on_offer
+
+    def list_actions(self, context: fl.ServerCallContext) -> list[tuple[str, str]]:
+        with flight_call("ListActions", context):
+            return [(OFFER_ACTION, "run a one-task query now, or refuse (front doors only)")]
+
+    def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> list[fl.Result]:
+        if action.type != OFFER_ACTION or self.on_offer is None:
+            return super().do_action(context, action)
+        with flight_call("DoAction offer", context) as call:
+            require_service(context, "DoAction duckfleet.offer")
+            try:
+                offer = Offer.from_json(action.body.to_pybytes())
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidTicket(f"malformed offer: {exc}") from None
+            call.query_id = offer.record.id
+            return [fl.Result(self.on_offer(offer).to_json())]
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         with flight_call("DoGet", context) as call:

@@ -25,6 +25,7 @@ import pyarrow as pa
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
+from duckfleet.control.offers import Offer, OfferAnswer
 from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.scheduling import spread_ties
@@ -38,6 +39,7 @@ from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.inputs import FlightClients, InputFetcher
 from duckfleet.worker.limits import check_result_size, expected, failure
+from duckfleet.worker.offers import OfferDesk
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
 from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
@@ -58,6 +60,7 @@ class Worker:
         self.server = WorkerFlightServer(
             f"{cfg.scheme}://{cfg.host}:{cfg.port}",
             self.results,
+            on_offer=self._take_offer,
             **self.security.server_kwargs(),
         )
         self.location = cfg.location(self.server.port)
@@ -114,6 +117,7 @@ class Worker:
             )
         ]
         self._loop = threading.Thread(target=self._claim_loop, name="claim-loop", daemon=True)
+        self.offers = OfferDesk(self)
 
     # lifecycle
     def start(self) -> Worker:
@@ -170,6 +174,7 @@ class Worker:
                 pass
             run.stop("the worker is stopping")
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.offers.close()
         self.membership.stop()
         self.server.shutdown()
         self.health.stop()
@@ -244,6 +249,39 @@ class Worker:
                 run.ct.query_id,
                 run.ct.task_id,
             )
+
+    # the fast path (worker/offers.py)
+    def _take_offer(self, offer: Offer) -> OfferAnswer:
+        return self.offers.take(offer)
+
+    def reserve_slot(self, run: RunningTask) -> str:
+        """Take a slot for `run` (an offered query) if one is free: "", or why not."""
+        with self._lock:
+            if self._draining.is_set() or self._stop.is_set():
+                return "the worker is draining"
+            if len(self._running) >= self.slots:
+                return "no free slot"
+            self._running[(run.ct.query_id, run.ct.task_id)] = run
+        return ""
+
+    def free_slot(self, run: RunningTask) -> None:
+        with self._lock:
+            self._running.pop((run.ct.query_id, run.ct.task_id), None)
+        self._idle.set()
+        self._wake.set()  # the claim loop may fill the slot from the queue
+
+    def execute_as(
+        self, run: RunningTask, task: TaskPlan, inputs: Mapping[str, pa.Table]
+    ) -> pa.Table | list[pa.Table]:
+        """Run `task` as `run` on this thread (so a stop interrupts it)."""
+        self._current.run = run
+        try:
+            return self._execute(task, inputs)
+        finally:
+            self._current.run = None
+
+    def keep_result(self, q: QueryId, t: TaskId, out: pa.Table | list[pa.Table]) -> ResultInfo:
+        return self._keep(q, t, out)
 
     # claiming
     def _free_slots(self) -> int:

@@ -15,12 +15,21 @@ duckfleet.flight.auth; nothing here imports pyarrow.
 from __future__ import annotations
 
 from duckfleet.auth.errors import AuthConfigError, AuthError, PermissionDenied, Unauthenticated
-from duckfleet.auth.tokens import ADMIN, ANONYMOUS, ROLES, USER, Identity, TokenSigner
+from duckfleet.auth.tokens import (
+    ADMIN,
+    ANONYMOUS,
+    ROLES,
+    SERVICE,
+    USER,
+    Identity,
+    TokenSigner,
+)
 
 __all__ = [
     "ADMIN",
     "ANONYMOUS",
     "ROLES",
+    "SERVICE",
     "USER",
     "AuthConfigError",
     "AuthError",

@@ -26,7 +26,11 @@ from duckfleet.auth.errors import AuthConfigError, Unauthenticated
 
 ADMIN = "admin"  # DDL, ingest, table management, and everything a user may do
 USER = "user"  # read: queries and metadata
-ROLES = (ADMIN, USER)
+ROLES = (ADMIN, USER)  # what a person may have
+# a fleet member's own calls to workers: reading results, offering fast-path work;
+# issued to processes (flight/auth.py ServiceToken), never to a login
+SERVICE = "service"
+TOKEN_ROLES = (*ROLES, SERVICE)
 
 VERSION = "v1"
 MIN_KEY_BYTES = 16
@@ -72,8 +76,8 @@ class TokenSigner:
         self._clock = clock
 
     def issue(self, user: str, role: str, ttl: float | None = None) -> str:
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        if role not in TOKEN_ROLES:
+            raise ValueError(f"unknown role {role!r}; roles: {', '.join(TOKEN_ROLES)}")
         now = self._clock()
         claims = {"u": user, "r": role, "e": int(now + (ttl or self.ttl)), "i": int(now)}
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
@@ -97,7 +101,7 @@ class TokenSigner:
             identity = Identity(str(claims["u"]), str(claims["r"]), float(claims["e"]))
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise Unauthenticated("invalid bearer token: malformed payload") from None
-        if identity.role not in ROLES:
+        if identity.role not in TOKEN_ROLES:
             raise Unauthenticated(f"invalid bearer token: unknown role {identity.role!r}")
         if identity.expires <= self._clock():
             raise Unauthenticated("the bearer token has expired; log in again (Handshake)")
