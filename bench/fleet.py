@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from bench.machine import cores
 from bench.progress import say
+from duckfleet.auth.local import FleetSecurity
 from duckfleet.control import CatalogStore, QueryStore
 from duckfleet.local_fleet import LocalFleet, register_tables
 from duckfleet.table_files import describe_table
@@ -49,10 +50,12 @@ def running_fleet(
     frontdoors: int = 1,
     lease_ttl: int = 5,
     env: Mapping[str, str] | None = None,
+    auth: bool = False,
 ) -> Iterator[LocalFleet]:
     """`frontdoors` front doors and `workers` workers of `per_worker` cores each
     (default: this machine's cores shared out); logs kept under `log_dir` (a fresh
-    /tmp/bench-logs-* directory if not given)."""
+    /tmp/bench-logs-* directory if not given). `auth`: logins and bearer tokens on,
+    as `duckfleet up` starts a fleet (connect with `adbc_connect(..., login=...)`)."""
     log_dir = log_dir or tempfile.mkdtemp(prefix="bench-logs-")
     os.makedirs(log_dir, exist_ok=True)
     fleet = LocalFleet(
@@ -62,7 +65,8 @@ def running_fleet(
         cores_per_worker=per_worker or cores_per_worker(workers),
         lease_ttl=lease_ttl,
         log_dir=log_dir,
-        extra_env={**BENCH_ENV, **(env or {})},
+        extra_env={**({} if auth else BENCH_ENV), **(env or {})},
+        security=FleetSecurity.basic() if auth else FleetSecurity(),
     )
     say(f"starting a fleet: {fleet_setup(fleet)}; logs in {log_dir}")
     try:
@@ -97,13 +101,19 @@ def tasks_of(fleet: LocalFleet, sql: str) -> int | None:
 
 
 def adbc_connect(
-    uri: str, timeout: float | None = None, max_message_bytes: int | None = None
+    uri: str,
+    timeout: float | None = None,
+    max_message_bytes: int | None = None,
+    login: LocalFleet | None = None,
 ) -> flightsql.Connection:
     """An ADBC Flight SQL connection (without the driver's autocommit warning);
     `timeout`: seconds each RPC may take before the driver gives up;
     `max_message_bytes`: the largest gRPC message it accepts (the driver's default
-    is 16 MiB)."""
+    is 16 MiB); `login`: a fleet with auth on, logged in to as its admin."""
     kwargs: dict[str, str] = {}
+    if login is not None and login.security.auth:
+        kwargs["username"] = login.security.admin_user
+        kwargs["password"] = login.security.admin_password
     if max_message_bytes is not None:
         key = adbc_driver_flightsql.DatabaseOptions.WITH_MAX_MSG_SIZE.value
         kwargs[key] = str(max_message_bytes)

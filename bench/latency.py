@@ -24,10 +24,19 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pyarrow.parquet as pq
 
-from bench.fleet import adbc_connect, cores_per_worker, register, running_fleet, tasks_of
+from bench.fleet import (
+    adbc_connect,
+    cores_per_worker,
+    fetch,
+    register,
+    running_fleet,
+    tasks_of,
+)
 from bench.machine import environment
 from bench.progress import say
+from bench.queue import delta, etcd_calls
 from bench.report import Table, latency_cdf, percentile, write_markdown
+from duckfleet.local_fleet import LocalFleet
 
 SELECT_1 = "SELECT 1"
 TINY_TABLE = "bench_tiny"
@@ -89,19 +98,23 @@ def run_latency(
     workers: int = 2,
     out: str | Path = "bench/results",
     log_dir: str | None = None,
+    auth: bool = True,
 ) -> dict[str, Path]:
-    """Run the latency cases; write latency.md, .csv and .png under `out`."""
+    """Run the latency cases; write latency.md, .csv and .png under `out`. `auth`:
+    logins on (the default of `duckfleet up`), the client logged in once."""
     header = environment()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[float]] = {}
     tasks: dict[str, int | None] = {}
+    calls: dict[str, float | None] = {}
+    paths_taken: dict[str, str] = {}
     scratch = Path(tempfile.mkdtemp(prefix="bench-tiny-"))
     try:
         tiny = write_tiny_table(scratch)
-        with running_fleet(workers, log_dir) as fleet:
+        with running_fleet(workers, log_dir, auth=auth) as fleet:
             register(fleet, **{TINY_TABLE: str(tiny)})
-            with adbc_connect(fleet.uri) as conn, conn.cursor() as cur:
+            with adbc_connect(fleet.uri, login=fleet) as conn, conn.cursor() as cur:
                 for case, sql in (
                     ("SELECT 1, ADBC", SELECT_1),
                     ("10-row table, ADBC", TINY_SQL),
@@ -115,17 +128,38 @@ def run_latency(
                     assert rows == (1 if sql == SELECT_1 else 10), (sql, rows)
                     samples[case] = measure(case, runs, query)
                     tasks[case] = tasks_of(fleet, sql)
+                    calls[case] = etcd_calls_per_query(fleet, query)
+                    explained = fetch(cur, f"EXPLAIN {sql}").to_pylist()
+                    paths_taken[case] = next(
+                        (r["detail"].split(":")[0] for r in explained if r["kind"] == "path"), ""
+                    )
         with one_row_server() as server, fl.connect(f"grpc://127.0.0.1:{server.port}") as client:
             ticket = fl.Ticket(b"one-row")
             case = "1-row DoGet, pyarrow.flight (floor)"
             samples[case] = measure(case, runs, lambda: client.do_get(ticket).read_all())
             tasks[case] = None
+            calls[case] = None
+            paths_taken[case] = ""
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     table = Table(
-        ["case", "runs", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "tasks"],
-        digits={c: 3 for c in ("p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms")},
+        [
+            "case",
+            "runs",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "mean ms",
+            "max ms",
+            "tasks",
+            "path",
+            "etcd calls / query",
+        ],
+        digits={
+            **{c: 3 for c in ("p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms")},
+            "etcd calls / query": 1,
+        },
     )
     for case, times in samples.items():
         table.add(
@@ -137,6 +171,8 @@ def run_latency(
             sum(times) / len(times),
             max(times),
             tasks[case],
+            paths_taken[case],
+            calls[case],
         )
     print(table.text())
     paths = {"md": out / f"{NAME}.md", "csv": out / f"{NAME}.csv", "png": out / f"{NAME}.png"}
@@ -145,7 +181,9 @@ def run_latency(
     header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
     header["setup"] = (
         f"duckfleet: 1 front door, {workers} worker(s) x {cores_per_worker(workers)} core(s), "
-        "etcd, all on this machine over loopback; ADBC Flight SQL client, one connection, "
+        f"etcd, all on this machine over loopback; auth {'on' if auth else 'off'}"
+        f"{' (the client logged in once, a bearer token on every call)' if auth else ''}; "
+        "ADBC Flight SQL client, one connection, "
         "one cursor, execute + fetch_arrow_table per request; floor: pyarrow.flight client "
         "and server in this process"
     )
@@ -167,11 +205,33 @@ def run_latency(
 HELP = "small-query latency through ADBC, and the pyarrow.flight floor"
 
 
+def etcd_calls_per_query(fleet: LocalFleet, query: Callable[[], object], n: int = 50) -> float:
+    """etcd gRPC calls per run of `query`, from etcd's /metrics over `n` runs, less
+    the fleet's background calls over an idle stretch as long."""
+    assert fleet.etcd is not None
+    url = fleet.etcd.url
+    started, before = time.monotonic(), etcd_calls(url)
+    for _ in range(n):
+        query()
+    busy = delta(etcd_calls(url), before)
+    idle_before = etcd_calls(url)
+    time.sleep(time.monotonic() - started)
+    idle = delta(etcd_calls(url), idle_before)
+    return max(0.0, sum(busy.values()) - sum(idle.values())) / n
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--runs", type=int, default=1000, help="requests per case (default 1000)")
+    p.add_argument("--no-auth", action="store_true", help="logins off (default: on)")
 
 
 def main(args: argparse.Namespace) -> int:
-    run_latency(runs=args.runs, workers=args.workers, out=args.out, log_dir=args.log_dir)
+    run_latency(
+        runs=args.runs,
+        workers=args.workers,
+        out=args.out,
+        log_dir=args.log_dir,
+        auth=not args.no_auth,
+    )
     return 0

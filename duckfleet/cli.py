@@ -119,7 +119,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         frontdoors=args.frontdoors,
         workers=args.workers,
         port=args.port,
-        cores_per_worker=args.cores_per_worker,
+        # the machine's cores shared out among the workers, one task slot per core
+        cores_per_worker=args.cores_per_worker or max(1, (os.cpu_count() or 1) // args.workers),
         # tables written through Flight SQL (ingest, CREATE TABLE AS) go here
         extra_env={
             "DUCKFLEET_DATA_DIR": os.environ.get("DUCKFLEET_DATA_DIR")
@@ -325,7 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--port", type=int, default=31337, help="the one address (a balancer if --frontdoors > 1)"
     )
-    up.add_argument("--cores-per-worker", type=int, default=None)
+    up.add_argument(
+        "--cores-per-worker",
+        type=int,
+        default=None,
+        help="DuckDB threads and task slots of each worker (default: the cores shared out)",
+    )
     up.add_argument("--demo", choices=["tpch"], help="generate and register demo data")
     up.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor")
     up.add_argument("--data-dir", default="./data", help="where demo data is written")

@@ -29,9 +29,6 @@ def start_fleet(
     written through Flight SQL go under `log_dir`/tables."""
     extra_env = dict(kwargs.pop("extra_env", None) or {})  # type: ignore[call-overload]
     extra_env.setdefault("DUCKFLEET_DATA_DIR", str(Path(log_dir) / "tables"))
-    # the test tables are a few small files each: one split per file, as the tests
-    # of distribution expect (tests/test_fast_path.py packs)
-    extra_env.setdefault("DUCKFLEET_PACK_BYTES", "0")
     kwargs.setdefault("lease_ttl", 2)
     fleet = LocalFleet(
         etcd_url=etcd_urls or etcd.url,

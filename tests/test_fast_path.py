@@ -258,3 +258,23 @@ def test_etcd_stopped_mid_fast_path_query_never_gives_a_wrong_answer(tpch_dir, t
         store.close()
         fleet.stop()
         server.stop()
+
+
+def test_small_files_packed_into_one_split_make_a_fast_path_query(etcd, tpch_dir, tmp_path):
+    """With packing on (the default outside the tests), lineitem's 4 small files are
+    one split, and a grouped aggregate over it one fast-path task."""
+    pack = {"DUCKFLEET_PACK_BYTES": str(32 * 1024 * 1024)}
+    fleet = start_fleet(etcd, str(tpch_dir), str(tmp_path), extra_env=pack)
+    store = fleet.store()
+    try:
+        grouped = (
+            "select l_returnflag, count(*) as n, sum(l_quantity) as q from lineitem group by 1"
+        )
+        assert explain_path(fleet.uri, grouped).startswith("fast path: one task over ")
+        since = time.time()
+        assert_same_result(run(fleet.uri, grouped), reference(tpch_dir, grouped), ordered=False)
+        (record,) = records_of(QueryStore(store), grouped, since)
+        assert record.ntasks == 1
+    finally:
+        store.close()
+        fleet.stop()
