@@ -76,6 +76,9 @@ class Keyspace:
     def session(self, session_id: str) -> str:
         return self._k("sessions", session_id)
 
+    def sessions(self) -> str:
+        return self._prefix("sessions")
+
     # queries
     def query(self, q: QueryId) -> str:
         return self._k("queries", q)

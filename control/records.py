@@ -120,9 +120,15 @@ class Claim:
     token: str  # unique per claim: a later claim of the same task never matches
     location: str
     started: float = 0.0  # wall clock at the claim: how long the task has run
+    # an accepted fast-path offer (control/offers.py): the task was never runnable,
+    # so its claim going away frees nothing for other workers to claim
+    offered: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        d = asdict(self)
+        if not self.offered:
+            del d["offered"]
+        return json.dumps(d)
 
     @staticmethod
     def from_json(text: str | bytes) -> Claim:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -34,6 +34,7 @@ from duckfleet.control.errors import (
     ResultsLost,
 )
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
+from duckfleet.control.freshness import Freshness
 from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.offers import Offer
 from duckfleet.control.queries import StatusWatch, new_record, timeout_status
@@ -57,12 +58,18 @@ from duckfleet.flight.tickets import (
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
+from duckfleet.planner.errors import UnknownColumnError, UnknownTableError
 from duckfleet.planner.explain import Explain, explain_statement
 from duckfleet.planner.fast_path import choose_path
 from duckfleet.planner.plan import Plan
 from duckfleet.worker.inputs import FlightClients
 
 log = logging.getLogger("duckfleet.flight")
+
+T = TypeVar("T")
+
+# sessions whose options a front door keeps in memory (all dropped past it)
+MAX_SESSIONS_KEPT = 10_000
 
 # seconds the workers' slot count, read for planning, is used before it is read again
 SLOTS_MAX_AGE = 1.0
@@ -93,7 +100,10 @@ class FleetBackend:
         self.clients = FlightClients(client_security)
         self.plans = PlanCache(cfg.plan_cache)
         self._catalog: Catalog | None = None
+        self._catalog_token: int | None = None
         self._catalog_lock = threading.Lock()
+        prefix = store.keys.catalog()
+        self.catalog_freshness = Freshness(store, prefix, "catalog").start()
         self.settings = PlannerSettings(
             broadcast_max_bytes=cfg.broadcast_max_bytes,
             split_bytes=cfg.split_bytes,
@@ -111,26 +121,43 @@ class FleetBackend:
             self.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
         )
         self.sessions = SessionStore(store, cfg.session_ttl)
+        # session options read once and kept while the watch on sessions/ is quiet
+        self.session_freshness = Freshness(store, store.keys.sessions(), "sessions").start()
+        self._sessions: dict[str, tuple[int, dict[str, Any] | None]] = {}
 
     def close(self) -> None:
         self.fast.close()
+        self.catalog_freshness.stop()
+        self.session_freshness.stop()
         self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
         self.describer.close()
 
-    def catalog(self) -> Catalog:
-        """The catalog, read again only when its version moved."""
+    def catalog(self, fresh: bool = False) -> Catalog:
+        """The catalog, read again only when a watch says it changed (or, while the
+        watch is down, when its version moved); `fresh`: read it now."""
+        token = self.catalog_freshness.token()
         with self._catalog_lock:
-            cached = self._catalog
-        if cached is not None:
+            cached, cached_token = self._catalog, self._catalog_token
+        if cached is not None and not fresh:
+            if token is not None and token == cached_token:
+                return cached
             entries = len(cached.tables) + len(cached.views)
-            if self.catalog_store.version() == (cached.version, entries):
+            if token is None and self.catalog_store.version() == (cached.version, entries):
                 return cached
         catalog = self.catalog_store.read()
         with self._catalog_lock:
-            self._catalog = catalog
+            self._catalog, self._catalog_token = catalog, token
         return catalog
+
+    def _with_catalog(self, use: Callable[[Catalog], T]) -> T:
+        """`use(catalog)`; once more on a catalog read now if it named a table or
+        column the cached catalog lacks (added a moment ago, its event in flight)."""
+        try:
+            return use(self.catalog())
+        except (UnknownTableError, UnknownColumnError):
+            return use(self.catalog(fresh=True))
 
     def _planner_settings(self) -> PlannerSettings:
         """The planner's settings, with the fleet's parallelism as of now (re-read
@@ -158,22 +185,45 @@ class FleetBackend:
         return (self._slots_fresh() and self._slots > 0) or self.queries.worker_count() > 0
 
     def prepare(self, sql: str) -> Prepared:
-        return self.describer.prepare(sql, self.catalog())
+        return self._with_catalog(lambda catalog: self.describer.prepare(sql, catalog))
 
     def update(self, sql: str, *, priority: int = 0) -> int:
-        return self.writer.update(sql, priority)
+        try:
+            return self.writer.update(sql, priority)
+        finally:  # read our own writes: the watch tells a moment later
+            self.catalog_freshness.changed()
 
     def ingest(self, request: IngestRequest, data: pa.Table) -> int:
-        return self.writer.ingest(request, data)
+        try:
+            return self.writer.ingest(request, data)
+        finally:
+            self.catalog_freshness.changed()
 
     def session(self, session_id: str) -> dict[str, Any] | None:
-        return self.sessions.get(session_id)
+        """A session's options; from memory while no session changed since they were
+        read (every query of a client with a session cookie asks)."""
+        token = self.session_freshness.token()
+        kept = self._sessions.get(session_id)
+        if token is not None and kept is not None and kept[0] == token:
+            return kept[1]
+        options = self.sessions.get(session_id)
+        if token is not None:
+            if len(self._sessions) >= MAX_SESSIONS_KEPT:
+                self._sessions.clear()
+            self._sessions[session_id] = (token, options)
+        return options
 
     def save_session(self, session_id: str, options: dict[str, Any]) -> None:
-        self.sessions.put(session_id, options)
+        try:
+            self.sessions.put(session_id, options)
+        finally:
+            self.session_freshness.changed()
 
     def close_session(self, session_id: str) -> bool:
-        return self.sessions.delete(session_id)
+        try:
+            return self.sessions.delete(session_id)
+        finally:
+            self.session_freshness.changed()
 
     def run_plan(self, plan: Plan, priority: int = 0) -> None:
         """Run a plan to its end (its results are not fetched: writes)."""
@@ -204,8 +254,7 @@ class FleetBackend:
         explain = explain_statement(sql)
         if explain is not None:
             return self._explain(sql, explain)
-        catalog = self.catalog()
-        plan = self._plan(sql, catalog)
+        catalog, plan = self._with_catalog(lambda c: (c, self._plan(sql, c)))
         planned = time.perf_counter()
         path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
         fast = self._run_fast(plan, priority, cancelled) if path.fast else None
@@ -322,8 +371,7 @@ class FleetBackend:
     def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
         each task's run. One endpoint, answered by any front door."""
-        catalog = self.catalog()
-        plan = self._plan(explain.sql, catalog)
+        catalog, plan = self._with_catalog(lambda c: (c, self._plan(explain.sql, c)))
         path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
         q = new_query_id()
         records = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -58,31 +59,43 @@ class OfferDesk:
         plan = offer.plan()
         (task,) = plan.tasks
         q, t = offer.record.id, task.id
-        claim = Claim(w.id, uuid.uuid4().hex, w.location, started=time.time())
+        claim = Claim(w.id, uuid.uuid4().hex, w.location, started=time.time(), offered=True)
         ct = ClaimedTask(offer.record, stored_tasks(plan)[t], claim, results={})
         run = RunningTask(ct)
         refusal = w.reserve_slot(run)
         if refusal:
             return OfferAnswer(False, refusal)
         committing = False
+        started = time.perf_counter()
         try:
             lease = w.membership.lease_id
-            recording = self.pool.submit(self.offers.record, offer.record, plan, claim, lease)
+            recording = self.pool.submit(
+                _timed, self.offers.record, offer.record, plan, claim, lease
+            )
             answer, out = self._run(run, recording)
+            ran = time.perf_counter() - started
             if answer is not None:
                 return answer
             assert out is not None
-            info = w.keep_result(q, t, out)
+            info = w.keep_result(ct, out)
             committing = True
             self.pool.submit(self._commit, run, info, lease)
-            log.info("query=%s task=%s fast path: %d rows", q, t, info.rows)
+            log.info(
+                "query=%s task=%s fast path: %d rows in %.1f ms (run %.1f, record %.1f)",
+                q,
+                t,
+                info.rows,
+                (time.perf_counter() - started) * 1000,
+                ran * 1000,
+                recording.result()[1] * 1000,
+            )
             return OfferAnswer(True, result=info)
         finally:
             if not committing:
                 w.free_slot(run)
 
     def _run(
-        self, run: RunningTask, recording: Future[bool]
+        self, run: RunningTask, recording: Future[tuple[bool, float]]
     ) -> tuple[OfferAnswer | None, pa.Table | None]:
         """Run the fragment beside the etcd record of the offer: (None, its result),
         or (the answer to give instead, None)."""
@@ -142,9 +155,15 @@ class OfferDesk:
             w.free_slot(run)
 
 
-def _recorded(recording: Future[bool]) -> bool:
+def _timed(record: Callable[..., bool], *args: object) -> tuple[bool, float]:
+    """`record(*args)` and the seconds it took."""
+    started = time.perf_counter()
+    return record(*args), time.perf_counter() - started
+
+
+def _recorded(recording: Future[tuple[bool, float]]) -> bool:
     try:
-        return bool(recording.result())
+        return recording.result()[0]
     except Exception as exc:  # etcd unreachable, the worker's lease gone
         log.warning("fast path: the offer could not be recorded: %s", exc)
         return False

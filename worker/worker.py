@@ -49,6 +49,7 @@ log = logging.getLogger("duckfleet.worker")
 
 RESCAN_SECONDS = 2.0  # safety net only: the watches wake the loop
 TIMEOUT_GRACE = 1.0  # the front door cancels at the timeout; workers a little later
+MAX_OUTPUTS_KEPT = 10_000  # queries whose outputs a worker remembers (past it: read)
 
 
 class Worker:
@@ -84,6 +85,12 @@ class Worker:
         )
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
         self._running: dict[tuple[str, str], RunningTask] = {}
+        # claims of fast-path queries seen by the claims watch: their deletion frees
+        # no task, so it wakes no claim round
+        self._offered: set[tuple[QueryId, TaskId]] = set()
+        # the outputs of each query this worker ran a task of (from its record), so
+        # that the query's end needs no read to know which results to keep
+        self._outputs: dict[QueryId, tuple[TaskId, ...]] = {}
         self._current = threading.local()  # .run: the RunningTask of this task thread
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -192,9 +199,18 @@ class Worker:
         text = key.decode()
         if text.startswith(keys.all_runnable()) and kind == "put":
             self._wake.set()
+        elif text.startswith(keys.all_claims()) and kind == "put":
+            if b'"offered": true' in value:  # a fast-path query's (control/offers.py)
+                with self._lock:
+                    self._offered.add(keys.split_task_key(text, keys.all_claims()))
         elif text.startswith(keys.all_claims()) and kind == "delete":
-            self._wake.set()  # a claim was released or expired: the task may be free
-            self._stop_if_lost(*keys.split_task_key(text, keys.all_claims()), copy=False)
+            q, t = keys.split_task_key(text, keys.all_claims())
+            with self._lock:
+                offered = (q, t) in self._offered
+                self._offered.discard((q, t))
+            if not offered:  # released or expired: the task may be free to claim
+                self._wake.set()
+            self._stop_if_lost(q, t, copy=False)
         elif text.startswith(keys.all_copies()) and kind == "delete":
             self._stop_if_lost(*keys.split_task_key(text, keys.all_copies()), copy=True)
         elif text.startswith(keys.all_statuses()) and kind == "put":
@@ -206,6 +222,8 @@ class Worker:
                 self._drop_unneeded(q, status)
         elif text.startswith(keys.queries()) and kind == "delete":
             q = QueryId(keys.tail(text, keys.queries()))
+            with self._lock:
+                self._outputs.pop(q, None)
             dropped = self.results.drop_query(q)
             if dropped:
                 log.info("query=%s expired: dropped %d result(s)", q, dropped)
@@ -215,9 +233,14 @@ class Worker:
         if status.state == QueryState.RUNNING:
             return
         keep: set[str] = set()
+        if status.state != QueryState.FINISHED:
+            with self._lock:
+                self._outputs.pop(q, None)
         if status.state == QueryState.FINISHED:
+            with self._lock:
+                outputs = self._outputs.pop(q, None)
             try:
-                keep = set(self.queries.record(q).outputs)
+                keep = set(outputs if outputs is not None else self.queries.record(q).outputs)
             except ControlError:
                 return  # keep everything; the query's expiry drops it
         dropped = self.results.drop_query(q, keep=keep)
@@ -280,8 +303,8 @@ class Worker:
         finally:
             self._current.run = None
 
-    def keep_result(self, q: QueryId, t: TaskId, out: pa.Table | list[pa.Table]) -> ResultInfo:
-        return self._keep(q, t, out)
+    def keep_result(self, ct: ClaimedTask, out: pa.Table | list[pa.Table]) -> ResultInfo:
+        return self._keep(ct, out)
 
     # claiming
     def _free_slots(self) -> int:
@@ -374,7 +397,7 @@ class Worker:
             run.computed()
             if isinstance(out, pa.Table):  # buckets feed other tasks, never the client
                 check_result_size(ct, out)
-            info = self._keep(q, t, out)
+            info = self._keep(ct, out)
             lease = self.membership.lease_id
             ran = time.monotonic()
             seconds = ran - run.started
@@ -418,9 +441,13 @@ class Worker:
             self._idle.set()
             self._wake.set()
 
-    def _keep(self, q: QueryId, t: TaskId, out: pa.Table | list[pa.Table]) -> ResultInfo:
+    def _keep(self, ct: ClaimedTask, out: pa.Table | list[pa.Table]) -> ResultInfo:
         """Hold a task's result; its results index entry (one per task, listing the
         buckets of a partitioned one)."""
+        q, t = ct.query_id, ct.task_id
+        with self._lock:
+            if len(self._outputs) < MAX_OUTPUTS_KEPT:
+                self._outputs[q] = ct.record.outputs
         if isinstance(out, list):
             self.results.put_buckets(q, t, out)
             rows = tuple(b.num_rows for b in out)
