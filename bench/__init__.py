@@ -17,6 +17,8 @@ Experiments (one module each):
 * `streaming`: SELECT * of lineitem through ADBC vs raw Flight DoGet, MB/s.
 * `queue`: trivial tasks per second with 1, 2, 4 workers; etcd calls per query.
 * `chaos`: the soak of issue 5 (kills under load; wrong and hung must be 0).
+* `dashboard`: 8 ADBC clients looping over short BI queries, against DuckDB
+  in-process serving the same loop from 8 threads, at SF1 and SF0.01.
 * `etcd-reads`: the fleet's read-only reads as one Txn against Range calls (the
   way around etcd issue 14110 on 3.5.0-3.5.4).
 
@@ -60,4 +62,5 @@ EXPERIMENTS = {
     "queue": "queue",
     "chaos": "chaos",
     "etcd-reads": "etcd_reads",
+    "dashboard": "dashboard",
 }

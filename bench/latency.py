@@ -3,6 +3,8 @@
 Cases, each `runs` times after a few uncounted warm-up runs:
 * SELECT 1 through ADBC Flight SQL (one connection, execute + fetch each time);
 * SELECT * from a 10-row Parquet table registered in the fleet's catalog;
+* both again on a fleet with the fast path off (DUCKFLEET_FAST_PATH_BYTES=0), so
+  the queue's cost is measured in the same run;
 * a bare pyarrow.flight DoGet of a one-row table from a tiny in-process Flight
   server: the round trip no Flight service can beat on this machine.
 """
@@ -112,27 +114,31 @@ def run_latency(
     scratch = Path(tempfile.mkdtemp(prefix="bench-tiny-"))
     try:
         tiny = write_tiny_table(scratch)
-        with running_fleet(workers, log_dir, auth=auth) as fleet:
-            register(fleet, **{TINY_TABLE: str(tiny)})
-            with adbc_connect(fleet.uri, login=fleet) as conn, conn.cursor() as cur:
-                for case, sql in (
-                    ("SELECT 1, ADBC", SELECT_1),
-                    ("10-row table, ADBC", TINY_SQL),
-                ):
+        # the same fleet twice: as it runs by default, and with the fast path off, so
+        # the queue's cost is measured in the same run
+        for mode, env in (("", {}), (", queue only", {"DUCKFLEET_FAST_PATH_BYTES": "0"})):
+            with running_fleet(workers, log_dir, auth=auth, env=env) as fleet:
+                register(fleet, **{TINY_TABLE: str(tiny)})
+                with adbc_connect(fleet.uri, login=fleet) as conn, conn.cursor() as cur:
+                    for case, sql in (
+                        (f"SELECT 1, ADBC{mode}", SELECT_1),
+                        (f"10-row table, ADBC{mode}", TINY_SQL),
+                    ):
 
-                    def query(sql: str = sql) -> pa.Table:
-                        cur.execute(sql)
-                        return cur.fetch_arrow_table()
+                        def query(sql: str = sql) -> pa.Table:
+                            cur.execute(sql)
+                            return cur.fetch_arrow_table()
 
-                    rows = query().num_rows
-                    assert rows == (1 if sql == SELECT_1 else 10), (sql, rows)
-                    samples[case] = measure(case, runs, query)
-                    tasks[case] = tasks_of(fleet, sql)
-                    calls[case] = etcd_calls_per_query(fleet, query)
-                    explained = fetch(cur, f"EXPLAIN {sql}").to_pylist()
-                    paths_taken[case] = next(
-                        (r["detail"].split(":")[0] for r in explained if r["kind"] == "path"), ""
-                    )
+                        rows = query().num_rows
+                        assert rows == (1 if sql == SELECT_1 else 10), (sql, rows)
+                        samples[case] = measure(case, runs, query)
+                        tasks[case] = tasks_of(fleet, sql)
+                        calls[case] = etcd_calls_per_query(fleet, query)
+                        explained = fetch(cur, f"EXPLAIN {sql}").to_pylist()
+                        paths_taken[case] = next(
+                            (r["detail"].split(":")[0] for r in explained if r["kind"] == "path"),
+                            "",
+                        )
         with one_row_server() as server, fl.connect(f"grpc://127.0.0.1:{server.port}") as client:
             ticket = fl.Ticket(b"one-row")
             case = "1-row DoGet, pyarrow.flight (floor)"

@@ -208,6 +208,10 @@ class Store:
                 time.sleep(0.2)
 
 
+NOPUT = etcdrpc.WatchCreateRequest.FilterType.Value("NOPUT")
+NODELETE = etcdrpc.WatchCreateRequest.FilterType.Value("NODELETE")
+
+
 class PrefixWatch:
     """Call ``on_event(kind, key, value)`` for every change under a prefix, surviving
     etcd outages. ``kind`` is "put" or "delete".
@@ -225,9 +229,15 @@ class PrefixWatch:
         on_event: Callable[[str, bytes, bytes], None],
         on_reconnect: Callable[[], None] | None = None,
         name: str = "watch",
+        kinds: tuple[str, ...] = ("put", "delete"),
     ) -> None:
         self.store = store
         self.prefix = prefix.encode()
+        # etcd leaves out the events of the other kinds (watch filters): a watcher
+        # that acts on deletes alone is not woken by every put
+        self.filters = [
+            f for kind, f in (("put", NOPUT), ("delete", NODELETE)) if kind not in kinds
+        ]
         self.on_event = on_event
         self.on_reconnect = on_reconnect
         self._stop = threading.Event()
@@ -248,7 +258,7 @@ class PrefixWatch:
 
     def _requests(self) -> Iterator[Any]:
         create = etcdrpc.WatchCreateRequest(
-            key=self.prefix, range_end=prefix_range_end(self.prefix)
+            key=self.prefix, range_end=prefix_range_end(self.prefix), filters=self.filters
         )
         yield etcdrpc.WatchRequest(create_request=create)
         self._stop.wait()  # keep the request side open until we stop

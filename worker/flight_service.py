@@ -5,17 +5,19 @@ every other RPC answers UNIMPLEMENTED (flight/edge.py)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow.flight as fl
 
 from duckfleet.control.errors import QueryNotFound
-from duckfleet.control.offers import OFFER_ACTION, Offer, OfferAnswer
+from duckfleet.control.offers import OFFER_ACTION, Offer
 from duckfleet.flight.auth import require_service
 from duckfleet.flight.edge import FlightEdge
 from duckfleet.flight.status import flight_call
 from duckfleet.flight.tickets import InvalidTicket, parse_result_ticket_bucket
+from duckfleet.worker.offers import Taken
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.wire import wire_sized
 
@@ -34,18 +36,23 @@ class WorkerFlightServer(FlightEdge):
         self,
         location: str,
         results: ResultStore,
-        on_offer: Callable[[Offer], OfferAnswer] | None = None,
+        on_offer: Callable[[Offer], Taken] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(location, **kwargs)
         self.results = results
         self.on_offer = on_offer
+        self._after = ThreadPoolExecutor(2, thread_name_prefix="after-offer")
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._after.shutdown(wait=True)
 
     def list_actions(self, context: fl.ServerCallContext) -> list[tuple[str, str]]:
         with flight_call("ListActions", context):
             return [(OFFER_ACTION, "run a one-task query now, or refuse (front doors only)")]
 
-    def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> list[fl.Result]:
+    def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterable[fl.Result]:
         if action.type != OFFER_ACTION or self.on_offer is None:
             return super().do_action(context, action)
         with flight_call("DoAction offer", context) as call:
@@ -55,7 +62,16 @@ class WorkerFlightServer(FlightEdge):
             except (ValueError, KeyError, TypeError) as exc:
                 raise InvalidTicket(f"malformed offer: {exc}") from None
             call.query_id = offer.record.id
-            return [fl.Result(self.on_offer(offer).to_json())]
+            taken = self.on_offer(offer)
+        return self._then(taken)
+
+    def _then(self, taken: Taken) -> Iterator[fl.Result]:
+        """The answer, and once it has been written, what follows it (the
+        completion's commit) on another thread, so the call ends at once."""
+        try:
+            yield fl.Result(taken.answer.to_json())
+        finally:
+            self._after.submit(taken.then)
 
     def do_get(self, context: fl.ServerCallContext, ticket: fl.Ticket) -> fl.FlightDataStream:
         with flight_call("DoGet", context) as call:

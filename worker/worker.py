@@ -25,7 +25,7 @@ import pyarrow as pa
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
-from duckfleet.control.offers import Offer, OfferAnswer
+from duckfleet.control.offers import Offer
 from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.scheduling import spread_ties
@@ -39,7 +39,7 @@ from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.inputs import FlightClients, InputFetcher
 from duckfleet.worker.limits import check_result_size, expected, failure
-from duckfleet.worker.offers import OfferDesk
+from duckfleet.worker.offers import OfferDesk, Taken
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
 from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
@@ -88,6 +88,10 @@ class Worker:
         # claims of fast-path queries seen by the claims watch: their deletion frees
         # no task, so it wakes no claim round
         self._offered: set[tuple[QueryId, TaskId]] = set()
+        # unclaimed runnable tasks as far as this worker knows: the last queue view,
+        # then the watches' puts, deletes and claims. A slot that frees up starts a
+        # claim round only if there may be one (the rescan is the safety net).
+        self._maybe_runnable: set[tuple[QueryId, TaskId]] = set()
         # the outputs of each query this worker ran a task of (from its record), so
         # that the query's end needs no read to know which results to keep
         self._outputs: dict[QueryId, tuple[TaskId, ...]] = {}
@@ -113,14 +117,17 @@ class Worker:
             on_lost=self._on_lease_lost,
         )
         keys = self.store.keys
+        both = ("put", "delete")
         self._watches = [
-            PrefixWatch(self.store, prefix, self._on_change, self._wake.set, f"watch-{name}")
-            for name, prefix in (
-                ("runnable", keys.all_runnable()),
-                ("claims", keys.all_claims()),
-                ("copies", keys.all_copies()),
-                ("queries", keys.queries()),
-                ("status", keys.all_statuses()),
+            PrefixWatch(
+                self.store, prefix, self._on_change, self._wake.set, f"watch-{name}", kinds
+            )
+            for name, prefix, kinds in (
+                ("runnable", keys.all_runnable(), both),
+                ("claims", keys.all_claims(), both),
+                ("copies", keys.all_copies(), ("delete",)),
+                ("queries", keys.queries(), ("delete",)),  # expiry: drop the results
+                ("status", keys.all_statuses(), ("put",)),
             )
         ]
         self._loop = threading.Thread(target=self._claim_loop, name="claim-loop", daemon=True)
@@ -181,7 +188,6 @@ class Worker:
                 pass
             run.stop("the worker is stopping")
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.offers.close()
         self.membership.stop()
         self.server.shutdown()
         self.health.stop()
@@ -197,12 +203,21 @@ class Worker:
     def _on_change(self, kind: str, key: bytes, value: bytes) -> None:
         keys = self.store.keys
         text = key.decode()
-        if text.startswith(keys.all_runnable()) and kind == "put":
-            self._wake.set()
+        if text.startswith(keys.all_runnable()):
+            task = keys.split_task_key(text, keys.all_runnable())
+            with self._lock:
+                if kind == "put":
+                    self._maybe_runnable.add(task)
+                else:
+                    self._maybe_runnable.discard(task)
+            if kind == "put":
+                self._wake.set()
         elif text.startswith(keys.all_claims()) and kind == "put":
-            if b'"offered": true' in value:  # a fast-path query's (control/offers.py)
-                with self._lock:
-                    self._offered.add(keys.split_task_key(text, keys.all_claims()))
+            task = keys.split_task_key(text, keys.all_claims())
+            with self._lock:
+                self._maybe_runnable.discard(task)
+                if b'"offered": true' in value:  # a fast-path query's (control/offers.py)
+                    self._offered.add(task)
         elif text.startswith(keys.all_claims()) and kind == "delete":
             q, t = keys.split_task_key(text, keys.all_claims())
             with self._lock:
@@ -274,7 +289,7 @@ class Worker:
             )
 
     # the fast path (worker/offers.py)
-    def _take_offer(self, offer: Offer) -> OfferAnswer:
+    def _take_offer(self, offer: Offer) -> Taken:
         return self.offers.take(offer)
 
     def reserve_slot(self, run: RunningTask) -> str:
@@ -291,7 +306,14 @@ class Worker:
         with self._lock:
             self._running.pop((run.ct.query_id, run.ct.task_id), None)
         self._idle.set()
-        self._wake.set()  # the claim loop may fill the slot from the queue
+        self._wake_if_work()
+
+    def _wake_if_work(self) -> None:
+        """A slot freed up: a claim round, if a task may be waiting for one."""
+        with self._lock:
+            waiting = bool(self._maybe_runnable)
+        if waiting:
+            self._wake.set()
 
     def execute_as(
         self, run: RunningTask, task: TaskPlan, inputs: Mapping[str, pa.Table]
@@ -353,6 +375,8 @@ class Worker:
             return 0, []
         started = time.monotonic()
         view = self.queue.view()
+        with self._lock:
+            self._maybe_runnable = {(rt.query, rt.task) for rt in view.runnable}
         fifo = self.cfg.scheduling == "fifo"
         for rt in spread_ties(view.runnable, random.randrange(1 << 16), fifo):
             lease = self.membership.lease_id
@@ -439,7 +463,7 @@ class Worker:
             with self._lock:
                 self._running.pop((q, t), None)
             self._idle.set()
-            self._wake.set()
+            self._wake_if_work()
 
     def _keep(self, ct: ClaimedTask, out: pa.Table | list[pa.Table]) -> ResultInfo:
         """Hold a task's result; its results index entry (one per task, listing the
