@@ -46,6 +46,19 @@ QUERIES = (
 )
 
 
+# Query 2 keeps the first 5 of 25 nations by a count that ties: which tied nation
+# makes the cut varies from run to run in DuckDB too, so its answer is compared by
+# the counts, in order.
+TIES_BY = {1: "c"}
+
+
+def same_answer(query: int, table: pa.Table, expected: pa.Table) -> bool:
+    column = TIES_BY.get(query)
+    if column is not None:
+        return table.column(column).to_pylist() == expected.column(column).to_pylist()
+    return difference(table, expected, ordered=True) is None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scales", default="1,0.01", help="TPC-H scale factors (default 1,0.01)")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
@@ -108,7 +121,7 @@ def run_loop(
                     loop.record(q, None, False)
                     continue
                 ms = (time.perf_counter() - started) * 1000
-                right = difference(table, expected[q], ordered=True) is None
+                right = same_answer(q, table, expected[q])
                 loop.record(q, ms, right)
         finally:
             close()
