@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import sqlglot
 
 from duckfleet.local_fleet import TPCH_TABLES
+from duckfleet.planner.quoting import quote_ident, quote_literal
 from duckfleet.table_files import expand_paths
 from duckfleet.verify import difference
-from duckfleet.worker.fragment import quote_ident, quote_literal
 
 ENGINES = ("duckdb", "duckfleet", "datafusion", "spark")
 

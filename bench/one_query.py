@@ -26,9 +26,9 @@ from bench.report import Span
 from bench.timeline import TaskRun, Timeline
 from duckfleet.control import QueryStore
 from duckfleet.local_fleet import LocalFleet
+from duckfleet.planner.quoting import quote_literal
 from duckfleet.table_files import expand_paths
 from duckfleet.verify import difference
-from duckfleet.worker.fragment import quote_literal
 
 
 def add_heavy_query_arguments(p: argparse.ArgumentParser) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from duckfleet.flight.commands import pack
-from duckfleet.flight.sql_messages import CommandStatementQuery
+from duckfleet.wire.commands import pack
+from duckfleet.wire.sql_messages import CommandStatementQuery
 
 
 def statement_descriptor(sql: str) -> fl.FlightDescriptor:

@@ -5,7 +5,7 @@
     ├── duckfleet.control.errors.ControlError     (etcd unreachable, lost lease, ...)
     └── duckfleet.worker.errors.WorkerError       (a fragment failed, an input is gone)
 
-Each package raises its own subclasses; the Flight edge (duckfleet.flight.status)
+Each package raises its own subclasses; the Flight edge (duckfleet.wire.status)
 translates them to Flight status codes.
 """
 

@@ -2,18 +2,18 @@
 
     server.py        FrontDoorServer: Flight SQL requests -> QueryBackend calls
     backend.py       QueryBackend: what the protocol layer asks of the fleet
-    commands.py      google.protobuf.Any in and out; malformed / unsupported requests
-    sql_messages.py  the Flight SQL protobuf messages, built without protoc
-    tickets.py       self-contained result tickets and prepared-statement handles
     metadata.py      the metadata commands (GetCatalogs, GetTables, ...): schemas, answers
     sql_info.py      the GetSqlInfo answer
     dialect.py       DuckDB's keywords, function lists and casts, for GetSqlInfo
     xdbc.py          the GetXdbcTypeInfo answer
     types.py         DuckDB type names -> Arrow types
-    status.py        duckfleet errors -> Flight statuses; one log line per call
+    runner.py        FleetBackend: plan, publish or offer (fast_path.py), wait, answer
 
-The names below are imported on first use, so that ``duckfleet.flight.tickets`` (read
-by workers) does not pull in the server.
+The Flight plumbing it shares with the workers (auth, statuses, tickets, the Flight
+SQL messages) is in ``duckfleet.wire``.
+
+The names below are imported on first use, so that importing the package does not
+pull in the server.
 """
 
 from __future__ import annotations
@@ -26,11 +26,6 @@ _EXPORTS = {
     "QueryBackend": "backend",
     "QueryOutcome": "backend",
     "Partition": "backend",
-    "InvalidTicket": "tickets",
-    "result_ticket": "tickets",
-    "parse_result_ticket": "tickets",
-    "MalformedRequest": "commands",
-    "UnsupportedRequest": "commands",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -58,7 +58,7 @@ class QueryBackend(Protocol):
     ) -> QueryOutcome:
         """Plan, publish and wait for a query; raise PlanError, ControlError subclasses.
         ``cancelled`` is asked while waiting; once true the query is cancelled.
-        ``user``/``role``: who asks (duckfleet.flight.auth); admin-only work checks the
+        ``user``/``role``: who asks (duckfleet.wire.auth); admin-only work checks the
         role with ``require_admin``."""
         ...
 

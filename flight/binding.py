@@ -18,9 +18,9 @@ import decimal
 
 import pyarrow as pa
 
-from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.types import arrow_type
 from duckfleet.planner.parameters import ParameterValue
+from duckfleet.wire.commands import MalformedRequest, UnsupportedRequest
 
 MAX_BOUND_BYTES = 1 << 20  # parameters carried in a handle: at most 1 MiB
 

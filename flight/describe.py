@@ -31,7 +31,7 @@ from duckfleet.planner.errors import PlanError
 from duckfleet.planner.explain import explain_statement
 from duckfleet.planner.parameters import ParameterValue, bind, parameter_types
 from duckfleet.planner.parse import DIALECT
-from duckfleet.worker.fragment import quote_ident
+from duckfleet.planner.quoting import quote_ident
 
 NO_ROWS = pa.schema([])
 

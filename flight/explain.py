@@ -6,7 +6,7 @@ ANALYZE runs the query first and adds, per task, what its task record says: the
 worker that ran it, its result's rows and bytes, and the worker's time on it in ms.
 
 The answer is one endpoint whose ticket carries the statement (and, for ANALYZE,
-the query id), so any front door can produce it again (flight/tickets.py).
+the query id), so any front door can produce it again (wire/tickets.py).
 """
 
 from __future__ import annotations

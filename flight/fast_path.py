@@ -28,7 +28,7 @@ import pyarrow.flight as fl
 from duckfleet.control.errors import QueryCancelled
 from duckfleet.control.offers import OFFER_ACTION, Offer, OfferAnswer
 from duckfleet.control.records import MemberInfo
-from duckfleet.worker.inputs import FlightClients
+from duckfleet.wire.clients import FlightClients
 
 log = logging.getLogger("duckfleet.flight")
 

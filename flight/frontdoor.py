@@ -10,12 +10,12 @@ import time
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
 from duckfleet.control.records import MemberInfo
-from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.flight.runner import FleetBackend
 from duckfleet.flight.server import FrontDoorServer
 from duckfleet.health import HealthServer
 from duckfleet.ids import new_member_id
 from duckfleet.netutil import free_port
+from duckfleet.wire.auth import ProcessSecurity
 
 log = logging.getLogger("duckfleet.flight")
 

@@ -32,8 +32,8 @@ from google.protobuf.message import Message
 
 from duckfleet.catalog import Catalog, Table, View
 from duckfleet.flight import sql_info, xdbc
-from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.types import arrow_type
+from duckfleet.wire import sql_messages as sql
 
 CATALOG_NAME = "duckfleet"
 DB_SCHEMA_NAME = "main"

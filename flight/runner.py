@@ -40,21 +40,12 @@ from duckfleet.control.offers import Offer
 from duckfleet.control.queries import StatusWatch, new_record, timeout_status
 from duckfleet.control.records import EndReason, MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.session_store import SessionStore
-from duckfleet.flight.auth import ClientSecurity
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
 from duckfleet.flight.fast_path import FastPath, WorkerLost
 from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
-from duckfleet.flight.tickets import (
-    ExplainTicket,
-    InvalidTicket,
-    explain_ticket,
-    parse_result_ticket,
-    parse_ticket,
-    result_ticket,
-)
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
@@ -62,7 +53,16 @@ from duckfleet.planner.errors import UnknownColumnError, UnknownTableError
 from duckfleet.planner.explain import Explain, explain_statement
 from duckfleet.planner.fast_path import choose_path
 from duckfleet.planner.plan import Plan
-from duckfleet.worker.inputs import FlightClients
+from duckfleet.wire.auth import ClientSecurity
+from duckfleet.wire.clients import FlightClients
+from duckfleet.wire.tickets import (
+    ExplainTicket,
+    InvalidTicket,
+    explain_ticket,
+    parse_result_ticket,
+    parse_ticket,
+    result_ticket,
+)
 
 log = logging.getLogger("duckfleet.flight")
 
@@ -249,7 +249,7 @@ class FleetBackend:
         """Plan, publish and wait for `sql`. ``priority``: higher is scheduled first;
         ``cancelled``: asked while waiting (the Flight call's ``is_cancelled``): once
         it says yes the query is cancelled fleet-wide. ``user`` and ``role``: who
-        asked (flight/auth.py); "" when auth is off."""
+        asked (wire/auth.py); "" when auth is off."""
         started = time.perf_counter()
         explain = explain_statement(sql)
         if explain is not None:

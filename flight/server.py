@@ -8,7 +8,7 @@ so any front door can serve any request.
 
 Implemented:
     Handshake                   answers empty; with auth on, the auth middleware
-                                (flight/auth.py) checks Basic user:password and sends
+                                (wire/auth.py) checks Basic user:password and sends
                                 the bearer token back in the response headers
     GetFlightInfo               CommandStatementQuery, CommandPreparedStatementQuery
                                 (a write statement runs right there and answers an
@@ -44,16 +44,17 @@ import pyarrow.flight as flight
 from google.protobuf.message import Message
 
 from duckfleet.control.records import QueryState
-from duckfleet.flight import binding, commands, metadata, sessions, tickets
-from duckfleet.flight import sql_messages as sql
-from duckfleet.flight.auth import require_admin
+from duckfleet.flight import binding, metadata, sessions
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
-from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.describe import NO_ROWS
-from duckfleet.flight.edge import FlightEdge
 from duckfleet.flight.statements import executions, parse_statement_text
-from duckfleet.flight.status import Call, flight_call, translate_stream
 from duckfleet.flight.writes import IngestRequest
+from duckfleet.wire import commands, tickets
+from duckfleet.wire import sql_messages as sql
+from duckfleet.wire.auth import require_admin
+from duckfleet.wire.commands import MalformedRequest, UnsupportedRequest
+from duckfleet.wire.edge import FlightEdge
+from duckfleet.wire.status import Call, flight_call, translate_stream
 
 # DoAction types (Flight SQL and Flight). Flight SQL bodies and results are wrapped in
 # google.protobuf.Any; Flight's own session actions carry their messages raw.
@@ -122,7 +123,7 @@ MAX_SQL_BYTES = 1 << 20
 
 class AcceptAnyAuthHandler(flight.ServerAuthHandler):
     """The Handshake body: any payload, an empty answer. Credentials travel in headers,
-    checked by the auth middleware (flight/auth.py) before this runs."""
+    checked by the auth middleware (wire/auth.py) before this runs."""
 
     def authenticate(
         self, outgoing: flight.ServerAuthSender, incoming: flight.ServerAuthReader
@@ -252,7 +253,7 @@ class FrontDoorServer(FlightEdge):
 
     def _require_write(self, call: Call) -> None:
         """Every path that changes the catalog or writes files passes through here
-        first: admins only may write (flight/auth.py)."""
+        first: admins only may write (wire/auth.py)."""
         require_admin(call, call.what or "a write")
 
     def _priority(self, context: flight.ServerCallContext | None) -> int:

@@ -30,8 +30,8 @@ from typing import Any
 import pyarrow.flight as flight
 from google.protobuf.message import Message
 
-from duckfleet.flight import sql_messages as sql
 from duckfleet.flight.metadata import CATALOG_NAME, DB_SCHEMA_NAME
+from duckfleet.wire import sql_messages as sql
 
 COOKIE = "arrow_flight_session_id"
 MIDDLEWARE_KEY = "session"

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from duckfleet.flight.commands import MalformedRequest
 from duckfleet.planner.errors import SqlSyntaxError
 from duckfleet.planner.parameters import (
     ParameterValue,
@@ -27,6 +26,7 @@ from duckfleet.planner.parameters import (
 )
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.write_statements import WriteStatement, parse_tree, parse_write
+from duckfleet.wire.commands import MalformedRequest
 
 STATEMENTS_KEPT = 256  # statement texts whose parse is kept
 

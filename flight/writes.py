@@ -36,7 +36,6 @@ from sqlglot import exp
 
 from duckfleet.catalog import Catalog, Table, View
 from duckfleet.control import CatalogStore
-from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.flight.describe import Describer
 from duckfleet.flight.statements import parse_statement_text
 from duckfleet.planner import PlannerSettings, plan_query
@@ -52,6 +51,7 @@ from duckfleet.planner.write_statements import (
     table_name,
 )
 from duckfleet.table_files import describe_files
+from duckfleet.wire.commands import MalformedRequest, UnsupportedRequest
 
 log = logging.getLogger("duckfleet.flight")
 

@@ -35,9 +35,9 @@ from secure_fleet import (
 from duckfleet.auth import ADMIN as ADMIN_ROLE
 from duckfleet.auth import USER, TokenSigner
 from duckfleet.client import statement_descriptor
-from duckfleet.flight import commands
-from duckfleet.flight import sql_messages as sql
 from duckfleet.verify import assert_same_result
+from duckfleet.wire import commands
+from duckfleet.wire import sql_messages as sql
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -197,8 +197,8 @@ def test_with_auth_off_a_client_that_logs_in_anyway_still_works():
     a placeholder, and every call is the anonymous admin's."""
     from test_flight_protocol import DuckDBBackend
 
-    from duckfleet.flight.auth import ProcessSecurity
     from duckfleet.flight.server import FrontDoorServer
+    from duckfleet.wire.auth import ProcessSecurity
 
     security = ProcessSecurity(signer=None, tls=None)
     server = FrontDoorServer("grpc://127.0.0.1:0", DuckDBBackend(), **security.server_kwargs())

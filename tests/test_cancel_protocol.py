@@ -20,9 +20,9 @@ from test_flight_protocol import (  # noqa: F401  (fixtures)
 )
 
 from duckfleet.control.records import QueryState, QueryStatus
-from duckfleet.flight import commands, tickets
-from duckfleet.flight import sql_messages as sql
 from duckfleet.ids import QueryId
+from duckfleet.wire import commands, tickets
+from duckfleet.wire import sql_messages as sql
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,5 +1,5 @@
 """What a client sees of an error, from a real front door and a real worker: the
-message and the right status code, nothing else (flight/status.py, flight/edge.py).
+message and the right status code, nothing else (wire/status.py, wire/edge.py).
 
 The protocol tests' bad requests (malformed commands, tickets and actions, bad SQL,
 SQL the sandbox refuses, RPCs a server does not serve, missing or too weak
@@ -25,9 +25,9 @@ from secure_fleet import READER, READER_PASSWORD, SecureFleet, connect, login
 from test_flight_protocol import any_message, varint
 
 from duckfleet.client import statement_descriptor
-from duckfleet.flight import commands, status, tickets
-from duckfleet.flight import sql_messages as sql
 from duckfleet.ids import QueryId, TaskId
+from duckfleet.wire import commands, status, tickets
+from duckfleet.wire import sql_messages as sql
 
 pytestmark = pytest.mark.timeout(120)
 

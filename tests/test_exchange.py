@@ -17,10 +17,10 @@ from tpch_data import execute_plan, reference, tpch_catalog
 from duckfleet.control.errors import QueryNotFound
 from duckfleet.control.queries import StoredTask
 from duckfleet.control.records import ResultInfo
-from duckfleet.flight import tickets
 from duckfleet.ids import MemberId, QueryId, TaskId
 from duckfleet.planner.plan import InputBinding, TableBinding, TaskPlan
 from duckfleet.verify import assert_same_result
+from duckfleet.wire import tickets
 from duckfleet.worker.buckets import split_buckets
 from duckfleet.worker.errors import InputUnavailable
 from duckfleet.worker.inputs import InputFetcher

@@ -15,10 +15,10 @@ import pytest
 from fleet_fixture import run
 from tpch_data import tpch_catalog
 
-from duckfleet.flight import sql_messages as sql
-from duckfleet.flight.commands import pack
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.explain import Explain, explain_statement
+from duckfleet.wire import sql_messages as sql
+from duckfleet.wire.commands import pack
 
 AGGREGATE = "SELECT l_returnflag, SUM(l_quantity) AS q FROM lineitem GROUP BY l_returnflag"
 

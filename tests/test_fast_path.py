@@ -24,10 +24,10 @@ from duckfleet.client import statement_descriptor
 from duckfleet.control import QueryStore
 from duckfleet.control.records import EndReason, QueryRecord, QueryState
 from duckfleet.etcd_server import EtcdServer
-from duckfleet.flight import sql_messages as sql
-from duckfleet.flight.tickets import result_ticket
 from duckfleet.local_fleet import LocalFleet
 from duckfleet.verify import assert_same_result
+from duckfleet.wire import sql_messages as sql
+from duckfleet.wire.tickets import result_ticket
 
 SMALL = "select n_regionkey, count(*) as n, min(n_name) as first from nation group by 1"
 # small inputs (nation and region), seconds of work: a fast-path query that is still

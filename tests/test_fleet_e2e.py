@@ -16,8 +16,8 @@ from tpch_data import is_ordered, tpch_query
 
 from duckfleet.client import statement_descriptor
 from duckfleet.control import QueryStore
-from duckfleet.flight.tickets import result_ticket
 from duckfleet.verify import assert_same_result
+from duckfleet.wire.tickets import result_ticket
 
 
 @pytest.mark.parametrize("n", range(1, 23))
@@ -111,8 +111,8 @@ def test_a_fleet_without_workers_answers_unavailable_at_once(etcd, tpch_dir, tmp
 
 
 def test_unknown_flight_sql_command_is_not_implemented_by_name(fleet):
-    from duckfleet.flight import sql_messages as sql
-    from duckfleet.flight.commands import pack
+    from duckfleet.wire import sql_messages as sql
+    from duckfleet.wire.commands import pack
 
     with fl.connect(fleet.uri) as client:
         descriptor = fl.FlightDescriptor.for_command(pack(sql.CommandStatementSubstraitPlan()))

@@ -22,10 +22,10 @@ from fleet_fixture import reference
 
 from duckfleet.catalog import Catalog
 from duckfleet.control import CatalogStore
-from duckfleet.flight import sql_messages as sql
-from duckfleet.flight.commands import pack
 from duckfleet.health import HealthServer
 from duckfleet.local_fleet import TPCH_TABLES
+from duckfleet.wire import sql_messages as sql
+from duckfleet.wire.commands import pack
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -35,14 +35,15 @@ from duckfleet.control.errors import (
     StoreUnavailable,
 )
 from duckfleet.control.records import QueryState, QueryStatus
-from duckfleet.flight import commands, sql_info, status, tickets
-from duckfleet.flight import sql_messages as sql
+from duckfleet.flight import sql_info
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.server import FrontDoorServer
 from duckfleet.flight.writes import IngestRequest
 from duckfleet.ids import QueryId, TaskId, new_query_id, task_id
 from duckfleet.planner.errors import SqlSyntaxError, UnknownTableError
+from duckfleet.wire import commands, status, tickets
+from duckfleet.wire import sql_messages as sql
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,9 +16,9 @@ import pytest
 from fleet_fixture import reference, start_fleet
 
 from duckfleet.control import CatalogStore, QueryStore
-from duckfleet.flight import commands
-from duckfleet.flight import sql_messages as sql
 from duckfleet.verify import assert_same_result
+from duckfleet.wire import commands
+from duckfleet.wire import sql_messages as sql
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -267,7 +267,7 @@ def test_xdbc_types_cover_the_catalog_types_in_spec_order(con):
 
 
 def test_every_metadata_command_is_served_by_front_door_local_tickets():
-    from duckfleet.flight import commands, tickets
+    from duckfleet.wire import commands, tickets
 
     assert metadata.COMMANDS == tickets.LOCAL_TICKET_COMMANDS
     assert metadata.COMMANDS <= commands.SUPPORTED_COMMANDS

@@ -23,8 +23,8 @@ import pytest
 from secure_fleet import ADMIN, ADMIN_PASSWORD, SecureFleet
 
 from duckfleet.client import statement_descriptor
-from duckfleet.flight import commands, tickets
-from duckfleet.flight import sql_messages as sql
+from duckfleet.wire import commands, tickets
+from duckfleet.wire import sql_messages as sql
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -54,10 +54,10 @@ from test_flight_metadata import (
 )
 
 from duckfleet.auth import TokenSigner
-from duckfleet.flight import commands
-from duckfleet.flight import sql_messages as sql
 from duckfleet.local_fleet import TPCH_TABLES
 from duckfleet.verify import assert_same_result
+from duckfleet.wire import commands
+from duckfleet.wire import sql_messages as sql
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -26,11 +26,11 @@ from tpch_data import is_ordered, tpch_catalog, tpch_query
 
 from duckfleet.control import QueryStore
 from duckfleet.control.records import QueryState
-from duckfleet.flight.tickets import result_ticket
 from duckfleet.ids import MemberId, new_query_id
 from duckfleet.local_fleet import LocalFleet
 from duckfleet.planner.plan import StageKind, TaskPlan
 from duckfleet.verify import assert_same_result
+from duckfleet.wire.tickets import result_ticket
 
 ALWAYS = {"DUCKFLEET_SPLIT_JOINS": "always"}
 WINDOW = (

@@ -32,9 +32,9 @@ from tpch_data import execute_plan, is_ordered
 from duckfleet.catalog import Catalog
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.errors import PlanError
+from duckfleet.planner.quoting import quote_ident, quote_literal
 from duckfleet.table_files import describe_table
 from duckfleet.verify import difference
-from duckfleet.worker.fragment import quote_ident, quote_literal
 
 SEED = 20261124
 COUNT = int(os.environ.get("DUCKFLEET_GENERATED_QUERIES", "500"))

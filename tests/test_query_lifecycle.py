@@ -24,11 +24,11 @@ from tpch_data import tpch_query
 from duckfleet.client import statement_descriptor
 from duckfleet.control import QueryStore
 from duckfleet.control.records import EndReason, QueryRecord, QueryState
-from duckfleet.flight import sql_messages as sql
-from duckfleet.flight.commands import pack, unpack
-from duckfleet.flight.tickets import result_ticket
 from duckfleet.local_fleet import LocalFleet
 from duckfleet.verify import assert_same_result
+from duckfleet.wire import sql_messages as sql
+from duckfleet.wire.commands import pack, unpack
+from duckfleet.wire.tickets import result_ticket
 
 # Four partial tasks of about 15 s each on one core: it never finishes in a test.
 LONG = """
@@ -295,7 +295,7 @@ def test_workers_enforce_the_timeout_of_a_query_whose_front_door_died(
 def assert_limit_error(uri: str, sql_text: str, *needles: str) -> None:
     with pytest.raises(adbc_driver_manager.Error) as info:
         run(uri, sql_text)
-    # RESOURCE_EXHAUSTED cannot leave a pyarrow Flight server (see flight/status.py)
+    # RESOURCE_EXHAUSTED cannot leave a pyarrow Flight server (see wire/status.py)
     assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT
     assert "resource limit exceeded" in str(info.value)
     for needle in needles:

@@ -24,9 +24,9 @@ from duckfleet.control.speculation import (
     old_enough,
     stragglers,
 )
-from duckfleet.flight.tickets import result_ticket
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.verify import assert_same_result
+from duckfleet.wire.tickets import result_ticket
 
 POLICY = SpeculationPolicy(factor=2.0, min_seconds=1.0, quantile=0.5)
 Q = QueryId("q")

@@ -25,10 +25,10 @@ from secure_fleet import ADMIN, ADMIN_PASSWORD
 from duckfleet.auth.local import FleetSecurity
 from duckfleet.auth.tls import make_self_signed
 from duckfleet.client import statement_descriptor
-from duckfleet.flight.auth import ClientSecurity
 from duckfleet.local_fleet import LocalFleet
 from duckfleet.netutil import free_port
 from duckfleet.verify import assert_same_result
+from duckfleet.wire.auth import ClientSecurity
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from duckfleet.flight.tickets import result_ticket
 from duckfleet.ids import QueryId, TaskId
+from duckfleet.wire.tickets import result_ticket
 from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.wire import MAX_BATCH_BYTES, wire_sized

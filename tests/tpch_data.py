@@ -27,9 +27,10 @@ import sqlglot
 
 from duckfleet.catalog import Catalog
 from duckfleet.planner.plan import Plan
+from duckfleet.planner.quoting import quote_ident, quote_literal
 from duckfleet.table_files import describe_table
 from duckfleet.worker.buckets import split_buckets
-from duckfleet.worker.fragment import quote_ident, quote_literal, run_fragment
+from duckfleet.worker.fragment import run_fragment
 
 TPCH_SCALE = "0.01"
 TPCH_PARTS = 4

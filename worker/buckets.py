@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from duckfleet.worker.fragment import quote_ident
+from duckfleet.planner.quoting import quote_ident
 
 _RESULT = "__exchange_result"
 

@@ -1,6 +1,6 @@
 """The worker's Flight endpoint: serves the results it holds, by ticket (DoGet), and
 takes fast-path offers from front doors (DoAction duckfleet.offer, worker/offers.py);
-every other RPC answers UNIMPLEMENTED (flight/edge.py)."""
+every other RPC answers UNIMPLEMENTED (wire/edge.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pyarrow.flight as fl
 
 from duckfleet.control.errors import QueryNotFound
 from duckfleet.control.offers import OFFER_ACTION, Offer
-from duckfleet.flight.auth import require_service
-from duckfleet.flight.edge import FlightEdge
-from duckfleet.flight.status import flight_call
-from duckfleet.flight.tickets import InvalidTicket, parse_result_ticket_bucket
+from duckfleet.wire.auth import require_service
+from duckfleet.wire.edge import FlightEdge
+from duckfleet.wire.status import flight_call
+from duckfleet.wire.tickets import InvalidTicket, parse_result_ticket_bucket
 from duckfleet.worker.offers import Taken
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.wire import wire_sized
@@ -26,7 +26,7 @@ log = logging.getLogger("duckfleet.worker")
 
 class WorkerFlightServer(FlightEdge):
     """``kwargs`` go to FlightServerBase: ``tls_certificates`` and the auth
-    ``middleware`` (flight/auth.py ProcessSecurity.server_kwargs): with auth on,
+    ``middleware`` (wire/auth.py ProcessSecurity.server_kwargs): with auth on,
     every call needs a bearer token from a front door."""
 
     serves = "a worker"

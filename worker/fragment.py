@@ -13,17 +13,10 @@ import duckdb
 import pyarrow as pa
 
 from duckfleet.planner.plan import TableBinding, TaskPlan
+from duckfleet.planner.quoting import quote_ident, quote_literal
 from duckfleet.worker.writes import write_result
 
 ROW_NUMBER = "file_row_number"
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def bind_tables(cur: duckdb.DuckDBPyConnection, task: TaskPlan) -> None:

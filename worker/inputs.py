@@ -18,7 +18,6 @@ own thread.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,10 +27,10 @@ import pyarrow.flight as fl
 from duckfleet.control import QueryStore
 from duckfleet.control.errors import QueryNotFound
 from duckfleet.control.records import ResultInfo
-from duckfleet.flight.auth import ClientSecurity
-from duckfleet.flight.tickets import result_ticket
 from duckfleet.ids import QueryId, TaskId
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.wire.clients import FlightClients
+from duckfleet.wire.tickets import result_ticket
 from duckfleet.worker.errors import InputUnavailable
 from duckfleet.worker.results import ResultStore
 
@@ -41,31 +40,6 @@ FETCH_THREADS = 8  # inputs fetched at once, per worker
 
 # runs a task: its result, or its buckets for a partitioned task
 RunTask = Callable[[TaskPlan, Mapping[str, pa.Table]], pa.Table | list[pa.Table]]
-
-
-class FlightClients:
-    """One Flight client per location, shared by the worker's task threads.
-
-    ``security``: TLS roots and this process's bearer token (flight/auth.py), so
-    calls to other members pass their TLS and token checks."""
-
-    def __init__(self, security: ClientSecurity | None = None) -> None:
-        self._security = security or ClientSecurity()
-        self._lock = threading.Lock()
-        self._clients: dict[str, fl.FlightClient] = {}
-
-    def get(self, location: str) -> fl.FlightClient:
-        with self._lock:
-            client = self._clients.get(location)
-            if client is None:
-                client = self._clients[location] = self._security.connect(location)
-            return client
-
-    def close(self) -> None:
-        with self._lock:
-            for c in self._clients.values():
-                c.close()
-            self._clients.clear()
 
 
 class InputFetcher:

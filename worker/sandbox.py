@@ -27,8 +27,9 @@ import duckdb
 import pyarrow as pa
 
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.planner.quoting import quote_literal
 from duckfleet.worker.errors import WorkerError
-from duckfleet.worker.fragment import quote_literal, run_fragment
+from duckfleet.worker.fragment import run_fragment
 
 FRAGMENT_STATEMENTS = frozenset({"SELECT", "COPY", "MULTI"})
 

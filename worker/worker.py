@@ -30,14 +30,15 @@ from duckfleet.control.queries import timeout_status
 from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
-from duckfleet.flight.auth import ProcessSecurity
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.wire.auth import ProcessSecurity
+from duckfleet.wire.clients import FlightClients
 from duckfleet.worker.buckets import split_buckets
 from duckfleet.worker.errors import TaskStopped
 from duckfleet.worker.flight_service import WorkerFlightServer
-from duckfleet.worker.inputs import FlightClients, InputFetcher
+from duckfleet.worker.inputs import InputFetcher
 from duckfleet.worker.limits import check_result_size, expected, failure
 from duckfleet.worker.offers import OfferDesk, Taken
 from duckfleet.worker.results import ResultStore

@@ -9,7 +9,7 @@
     errors.py     Unauthenticated, PermissionDenied, AuthConfigError
 
 The Flight side (middleware that checks headers, the Handshake answer) lives in
-duckfleet.flight.auth; nothing here imports pyarrow.
+duckfleet.wire.auth; nothing here imports pyarrow.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Auth errors (duckfleet.flight.status maps them to Flight statuses).
+"""Auth errors (duckfleet.wire.status maps them to Flight statuses).
 
 AuthError
 ├── Unauthenticated   no, wrong, forged or expired credentials   UNAUTHENTICATED

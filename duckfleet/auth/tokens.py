@@ -28,7 +28,7 @@ ADMIN = "admin"  # DDL, ingest, table management, and everything a user may do
 USER = "user"  # read: queries and metadata
 ROLES = (ADMIN, USER)  # what a person may have
 # a fleet member's own calls to workers: reading results, offering fast-path work;
-# issued to processes (flight/auth.py ServiceToken), never to a login
+# issued to processes (wire/auth.py ServiceToken), never to a login
 SERVICE = "service"
 TOKEN_ROLES = (*ROLES, SERVICE)
 

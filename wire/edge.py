@@ -3,7 +3,7 @@ answered, served or not.
 
 pyarrow's FlightServerBase answers an RPC its subclass does not override by raising
 NotImplementedError, which reaches the client with the server's traceback (see
-flight/status.py). ``FlightEdge`` answers each of them UNIMPLEMENTED through
+wire/status.py). ``FlightEdge`` answers each of them UNIMPLEMENTED through
 ``flight_call`` instead, naming the RPC and where to send it; subclasses override
 what they serve, each handler inside ``flight_call``.
 """
@@ -15,9 +15,9 @@ from typing import Any, NoReturn
 
 import pyarrow.flight as fl
 
-from duckfleet.flight.auth import EmptyHandshake
-from duckfleet.flight.commands import UnsupportedRequest
-from duckfleet.flight.status import flight_call
+from duckfleet.wire.auth import EmptyHandshake
+from duckfleet.wire.commands import UnsupportedRequest
+from duckfleet.wire.status import flight_call
 
 
 class FlightEdge(fl.FlightServerBase):

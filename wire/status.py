@@ -1,7 +1,7 @@
 """The one place where duckfleet errors become Flight statuses, and where calls are logged.
 
 Every RPC handler of the front door and the worker runs inside ``with
-flight_call(rpc, context) as call:`` (flight/edge.py answers the RPCs they do not
+flight_call(rpc, context) as call:`` (wire/edge.py answers the RPCs they do not
 serve the same way); whatever escapes the block leaves as a Flight error with the
 right gRPC code, is logged on one line with the call, and the server keeps serving.
 
@@ -83,10 +83,10 @@ from duckfleet.control.errors import (
     ResultsLost,
     StoreUnavailable,
 )
-from duckfleet.flight.auth import identity_of
-from duckfleet.flight.commands import MalformedRequest, UnsupportedRequest
-from duckfleet.flight.tickets import InvalidTicket
 from duckfleet.planner.errors import PlanError
+from duckfleet.wire.auth import identity_of
+from duckfleet.wire.commands import MalformedRequest, UnsupportedRequest
+from duckfleet.wire.tickets import InvalidTicket
 
 logger = logging.getLogger("duckfleet.flight")
 
@@ -224,7 +224,7 @@ class Call:
     def __init__(self, rpc: str, peer: str, identity: Identity = ANONYMOUS) -> None:
         self.rpc = rpc
         self.peer = peer
-        self.identity = identity  # who calls (flight/auth.py); require_admin(call, ...)
+        self.identity = identity  # who calls (wire/auth.py); require_admin(call, ...)
         self.what = ""
         self.query_id: str | None = None
         self.detail = ""

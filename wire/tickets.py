@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from duckfleet.errors import DuckfleetError
-from duckfleet.flight import commands
-from duckfleet.flight import sql_messages as sql
 from duckfleet.ids import QueryId, TaskId
+from duckfleet.wire import commands
+from duckfleet.wire import sql_messages as sql
 
 MAX_TICKET_BYTES = 4096
 MAX_EXPLAIN_TICKET_BYTES = 256 * 1024  # it carries the statement

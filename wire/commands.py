@@ -5,7 +5,7 @@ and every ticket duckfleet mints inside a ``google.protobuf.Any`` whose ``type_u
 ``type.googleapis.com/<full message name>``. This module unpacks that envelope once;
 the server dispatches on the typed message it gets back.
 
-Errors (all DuckfleetError; duckfleet.flight.status maps them to Flight statuses)::
+Errors (all DuckfleetError; duckfleet.wire.status maps them to Flight statuses)::
 
     FlightRequestError
     ├── MalformedRequest    not an Any, a payload that does not parse, a message
@@ -24,7 +24,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from duckfleet.errors import DuckfleetError
-from duckfleet.flight import sql_messages as sql
+from duckfleet.wire import sql_messages as sql
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
