@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -23,7 +23,7 @@ import pyarrow.flight as fl
 from duckfleet.auth import ADMIN
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
-from duckfleet.control import CatalogStore, QueryStore, Store
+from duckfleet.control import QueryStore, Store
 from duckfleet.control.errors import (
     ControlError,
     LimitExceeded,
@@ -34,22 +34,20 @@ from duckfleet.control.errors import (
     ResultsLost,
 )
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
-from duckfleet.control.freshness import Freshness
 from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.offers import Offer
 from duckfleet.control.queries import StatusWatch, new_record, timeout_status
-from duckfleet.control.records import EndReason, MemberInfo, QueryState, QueryStatus, ResultInfo
-from duckfleet.control.session_store import SessionStore
+from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
 from duckfleet.flight.fast_path import FastPath, WorkerLost
+from duckfleet.flight.fleet_view import FleetView
 from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
-from duckfleet.planner.errors import UnknownColumnError, UnknownTableError
 from duckfleet.planner.explain import Explain, explain_statement
 from duckfleet.planner.fast_path import choose_path
 from duckfleet.planner.plan import Plan
@@ -66,13 +64,6 @@ from duckfleet.wire.tickets import (
 
 log = logging.getLogger("duckfleet.flight")
 
-T = TypeVar("T")
-
-# sessions whose options a front door keeps in memory (all dropped past it)
-MAX_SESSIONS_KEPT = 10_000
-
-# seconds the workers' slot count, read for planning, is used before it is read again
-SLOTS_MAX_AGE = 1.0
 
 # what DuckDB's memory_limit accepts: 512MB, 1.5 GB, 2GiB, 80%, ...
 MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[kmgt]i?b?|b|bytes?)", re.IGNORECASE)
@@ -92,18 +83,13 @@ class FleetBackend:
         self.store = store
         self.member_id = member_id
         self.location = location
-        self.catalog_store = CatalogStore(store)
         self.queries = QueryStore(store)
         self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
         self.leases = LeasePool(store, int(cfg.query_timeout + cfg.result_ttl)).start()
         self.clients = FlightClients(client_security)
         self.plans = PlanCache(cfg.plan_cache)
-        self._catalog: Catalog | None = None
-        self._catalog_token: int | None = None
-        self._catalog_lock = threading.Lock()
-        prefix = store.keys.catalog()
-        self.catalog_freshness = Freshness(store, prefix, "catalog").start()
+        self.fleet = FleetView(store, cfg.session_ttl)
         self.settings = PlannerSettings(
             broadcast_max_bytes=cfg.broadcast_max_bytes,
             split_bytes=cfg.split_bytes,
@@ -112,118 +98,53 @@ class FleetBackend:
         )
         if cfg.split_joins == "always":  # every split that keeps the answer right
             self.settings = replace(self.settings, max_cost_share=math.inf)
-        self._workers: list[MemberInfo] = []  # as read for planning and the fast path
-        self._slots = 0
-        self._slots_read_at = -1e9
         self.fast = FastPath(self.clients, cfg.query_timeout)
         self.describer = Describer(self.settings)
         self.writer = TableWriter(
-            self.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
+            self.fleet.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
         )
-        self.sessions = SessionStore(store, cfg.session_ttl)
-        # session options read once and kept while the watch on sessions/ is quiet
-        self.session_freshness = Freshness(store, store.keys.sessions(), "sessions").start()
-        self._sessions: dict[str, tuple[int, dict[str, Any] | None]] = {}
 
     def close(self) -> None:
         self.fast.close()
-        self.catalog_freshness.stop()
-        self.session_freshness.stop()
+        self.fleet.close()
         self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
         self.describer.close()
 
-    def catalog(self, fresh: bool = False) -> Catalog:
-        """The catalog, read again only when a watch says it changed (or, while the
-        watch is down, when its version moved); `fresh`: read it now."""
-        token = self.catalog_freshness.token()
-        with self._catalog_lock:
-            cached, cached_token = self._catalog, self._catalog_token
-        if cached is not None and not fresh:
-            if token is not None and token == cached_token:
-                return cached
-            entries = len(cached.tables) + len(cached.views)
-            if token is None and self.catalog_store.version() == (cached.version, entries):
-                return cached
-        catalog = self.catalog_store.read()
-        with self._catalog_lock:
-            self._catalog, self._catalog_token = catalog, token
-        return catalog
-
-    def _with_catalog(self, use: Callable[[Catalog], T]) -> T:
-        """`use(catalog)`; once more on a catalog read now if it named a table or
-        column the cached catalog lacks (added a moment ago, its event in flight)."""
-        try:
-            return use(self.catalog())
-        except (UnknownTableError, UnknownColumnError):
-            return use(self.catalog(fresh=True))
+    def catalog(self) -> Catalog:
+        return self.fleet.catalog()
 
     def _planner_settings(self) -> PlannerSettings:
         """The planner's settings, with the fleet's parallelism as of now (re-read
-        from the workers' records at most once every SLOTS_MAX_AGE seconds)."""
+        from the workers' records at most once a second: flight/fleet_view.py)."""
         if self.cfg.parallelism > 0:
             return replace(self.settings, parallelism=self.cfg.parallelism)
-        self._read_workers()
-        return replace(self.settings, parallelism=max(1, self._slots))
-
-    def _read_workers(self) -> list[MemberInfo]:
-        """The workers, re-read from etcd at most once every SLOTS_MAX_AGE seconds."""
-        if not self._slots_fresh():
-            self._workers = self.queries.workers()
-            self._slots = sum(w.slots for w in self._workers)
-            self._slots_read_at = time.monotonic()
-        return self._workers
-
-    def _slots_fresh(self) -> bool:
-        """Whether the worker slots were read less than SLOTS_MAX_AGE seconds ago."""
-        return time.monotonic() - self._slots_read_at <= SLOTS_MAX_AGE
-
-    def _has_workers(self) -> bool:
-        """Whether any worker has joined: the worker slots read for planning say so
-        while fresh, or else etcd is asked."""
-        return (self._slots_fresh() and self._slots > 0) or self.queries.worker_count() > 0
+        return replace(self.settings, parallelism=max(1, self.fleet.slots()))
 
     def prepare(self, sql: str) -> Prepared:
-        return self._with_catalog(lambda catalog: self.describer.prepare(sql, catalog))
+        return self.fleet.with_catalog(lambda catalog: self.describer.prepare(sql, catalog))
 
     def update(self, sql: str, *, priority: int = 0) -> int:
         try:
             return self.writer.update(sql, priority)
         finally:  # read our own writes: the watch tells a moment later
-            self.catalog_freshness.changed()
+            self.fleet.catalog_changed()
 
     def ingest(self, request: IngestRequest, data: pa.Table) -> int:
         try:
             return self.writer.ingest(request, data)
         finally:
-            self.catalog_freshness.changed()
+            self.fleet.catalog_changed()
 
     def session(self, session_id: str) -> dict[str, Any] | None:
-        """A session's options; from memory while no session changed since they were
-        read (every query of a client with a session cookie asks)."""
-        token = self.session_freshness.token()
-        kept = self._sessions.get(session_id)
-        if token is not None and kept is not None and kept[0] == token:
-            return kept[1]
-        options = self.sessions.get(session_id)
-        if token is not None:
-            if len(self._sessions) >= MAX_SESSIONS_KEPT:
-                self._sessions.clear()
-            self._sessions[session_id] = (token, options)
-        return options
+        return self.fleet.session(session_id)
 
     def save_session(self, session_id: str, options: dict[str, Any]) -> None:
-        try:
-            self.sessions.put(session_id, options)
-        finally:
-            self.session_freshness.changed()
+        self.fleet.save_session(session_id, options)
 
     def close_session(self, session_id: str) -> bool:
-        try:
-            return self.sessions.delete(session_id)
-        finally:
-            self.session_freshness.changed()
+        return self.fleet.close_session(session_id)
 
     def run_plan(self, plan: Plan, priority: int = 0) -> None:
         """Run a plan to its end (its results are not fetched: writes)."""
@@ -254,7 +175,7 @@ class FleetBackend:
         explain = explain_statement(sql)
         if explain is not None:
             return self._explain(sql, explain)
-        catalog, plan = self._with_catalog(lambda c: (c, self._plan(sql, c)))
+        catalog, plan = self.fleet.with_catalog(lambda c: (c, self._plan(sql, c)))
         planned = time.perf_counter()
         path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
         fast = self._run_fast(plan, priority, cancelled) if path.fast else None
@@ -293,7 +214,7 @@ class FleetBackend:
         """Offer a one-task plan to a worker with a free slot (flight/fast_path.py):
         the query's id and where its result is, or None if every worker asked refused
         or the one that took it was lost (the caller runs it through the queue)."""
-        workers = self._read_workers()
+        workers = self.fleet.workers()
         if not workers:
             return None
         q = q or new_query_id()
@@ -365,13 +286,13 @@ class FleetBackend:
         return self._outcome(q, list(record.outputs), index)
 
     def _plan(self, sql: str, catalog: Catalog | None = None) -> Plan:
-        catalog = catalog if catalog is not None else self.catalog()
+        catalog = catalog if catalog is not None else self.fleet.catalog()
         return self.plans.plan(sql, catalog, self._planner_settings(), plan_query)
 
     def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
         each task's run. One endpoint, answered by any front door."""
-        catalog, plan = self._with_catalog(lambda c: (c, self._plan(explain.sql, c)))
+        catalog, plan = self.fleet.with_catalog(lambda c: (c, self._plan(explain.sql, c)))
         path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
         q = new_query_id()
         records = None
@@ -415,7 +336,7 @@ class FleetBackend:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions.
         With a `fingerprint`, another front door can answer a retry of the request
         if this one dies while it waits (flight/orphans.py)."""
-        if not self._has_workers():
+        if not self.fleet.has_workers():
             raise NoWorkers(
                 "no worker has joined the fleet, so nothing can run the query; "
                 "start one with `duckfleet worker --etcd URL` and retry"

@@ -7,7 +7,9 @@ one dropped) and the cache seen to follow.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,10 +100,35 @@ def test_a_front_door_plans_again_only_when_the_catalog_moves(
     backend.run(explain)
     backend.run(explain)
     assert (backend.plans.misses, backend.plans.hits) == (1, 1)
-    CatalogStore(store).put_table(catalog.tables["region"])  # rewritten: a new revision
+    with told(backend):  # a change by another process: seen once the watch tells
+        CatalogStore(store).put_table(catalog.tables["region"])  # a new revision
     backend.run(explain)
     assert (backend.plans.misses, backend.plans.hits) == (2, 1)
-    CatalogStore(store).drop_table("nation")  # not the newest key: only the count moves
+    with told(backend):
+        CatalogStore(store).drop_table("nation")
     backend.run(explain)
     backend.run(explain)
     assert (backend.plans.misses, backend.plans.hits) == (3, 2)
+
+
+@contextmanager
+def told(backend: FleetBackend) -> Iterator[None]:
+    """Until the front door's watch on the catalog has seen what the block changed."""
+    freshness = backend.fleet.catalog_freshness
+    before = freshness.token()
+    yield
+    deadline = time.monotonic() + 10
+    while freshness.token() == before:
+        assert time.monotonic() < deadline, "the catalog watch never told"
+        time.sleep(0.005)
+
+
+def test_a_catalog_changed_elsewhere_is_read_again_when_the_watch_tells(
+    backend: FleetBackend, store: Store, catalog: Catalog
+) -> None:
+    first = backend.catalog()
+    assert "nation" in first.tables
+    assert backend.catalog() is first  # nothing changed: kept, not read again
+    with told(backend):
+        CatalogStore(store).drop_table("nation")
+    assert "nation" not in backend.catalog().tables  # read again: the watch told

@@ -300,6 +300,8 @@ class Worker:
                 return "the worker is draining"
             if len(self._running) >= self.slots:
                 return "no free slot"
+            if self._maybe_runnable:  # queued work goes first: priorities decide it
+                return "tasks are waiting in the queue"
             self._running[(run.ct.query_id, run.ct.task_id)] = run
         return ""
 
