@@ -204,9 +204,11 @@ class QueryStore:
         max_result_bytes: int = 0,
         fingerprint: tuple[str, Waiter] | None = None,
         lease: Any = None,
+        started: Iterable[TaskId] = (),
     ) -> QueryRecord:
         """Write the query and its tasks under a query lease: `lease` (from a
-        LeasePool), or one of `ttl` seconds granted now."""
+        LeasePool), or one of `ttl` seconds granted now. `started`: tasks already
+        started once on a worker that was lost, each counted as one attempt."""
         if lease is None:
             lease = self.store.client.lease(ttl)
         record = new_record(
@@ -221,6 +223,8 @@ class QueryStore:
             max_result_bytes=max_result_bytes,
         )
         ops = query_ops(self.store, record, plan)
+        for t in started:  # started once already, by a worker that was lost: an attempt
+            ops.append(self.store.txn.put(self.keys.attempts(query_id, t), "lost", lease=lease))
         if fingerprint is not None:
             f, waiter = fingerprint
             ops.append(Fingerprints(self.store).put_op(f, query_id, waiter, lease))

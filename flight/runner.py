@@ -178,7 +178,7 @@ class FleetBackend:
         catalog, plan = self.fleet.with_catalog(lambda c: (c, self._plan(sql, c)))
         planned = time.perf_counter()
         path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
-        fast = self._run_fast(plan, priority, cancelled) if path.fast else None
+        fast, started_once = self._run_fast(plan, priority, cancelled) if path.fast else (None, ())
         if fast is not None:
             q, index = fast
         else:
@@ -188,7 +188,9 @@ class FleetBackend:
             if adopted is not None:
                 return adopted
             q = new_query_id()
-            index = self._execute(q, plan, priority=priority, cancelled=cancelled, fingerprint=f)
+            index = self._execute(
+                q, plan, priority=priority, cancelled=cancelled, fingerprint=f, started=started_once
+            )
         outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
         log.info(
             "query=%s finished%s: %d task(s), %d partition(s), %d rows; plan %.1f ms, "
@@ -210,13 +212,15 @@ class FleetBackend:
         priority: int,
         cancelled: Callable[[], bool] | None,
         q: QueryId | None = None,
-    ) -> tuple[QueryId, dict[TaskId, ResultInfo]] | None:
+    ) -> tuple[tuple[QueryId, dict[TaskId, ResultInfo]] | None, tuple[TaskId, ...]]:
         """Offer a one-task plan to a worker with a free slot (flight/fast_path.py):
         the query's id and where its result is, or None if every worker asked refused
-        or the one that took it was lost (the caller runs it through the queue)."""
+        or the one that took it was lost (the caller runs it through the queue); and
+        the tasks that were started on a worker that was lost (they count as an
+        attempt of the query the caller publishes)."""
         workers = self.fleet.workers()
         if not workers:
-            return None
+            return None, ()
         q = q or new_query_id()
         record = new_record(
             q,
@@ -234,7 +238,7 @@ class FleetBackend:
         except WorkerLost as exc:
             log.warning("query=%s: %s; running it again through the queue", q, exc)
             self._end_quietly(q, "its worker was lost; it runs again through the queue")
-            return None
+            return None, tuple(t.id for t in plan.tasks)
         except QueryCancelled:
             status = QueryStatus(
                 QueryState.CANCELLED,
@@ -243,13 +247,13 @@ class FleetBackend:
             )
             raise ended_error(q, self.queries.end(q, status)) from None
         if answer is None:
-            return None
+            return None, ()
         if answer.status is not None:
             raise ended_error(q, answer.status)
         assert answer.result is not None
         (task,) = plan.tasks
         self._check_result_size(q, [answer.result])
-        return q, {task.id: answer.result}
+        return (q, {task.id: answer.result}), ()
 
     def _end_quietly(self, q: QueryId, why: str) -> None:
         """End a query that may or may not be in etcd."""
@@ -298,7 +302,7 @@ class FleetBackend:
         records = None
         if explain.analyze:
             with self.status_watch.waiting(q) as changed:
-                ran = self._run_fast(plan, 0, None, q) if path.fast else None
+                ran, _ = self._run_fast(plan, 0, None, q) if path.fast else (None, ())
                 if ran is None:
                     q = new_query_id()
                     self._execute(q, plan)
@@ -332,10 +336,12 @@ class FleetBackend:
         priority: int = 0,
         cancelled: Callable[[], bool] | None = None,
         fingerprint: str = "",
+        started: tuple[TaskId, ...] = (),
     ) -> dict[TaskId, ResultInfo]:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions.
         With a `fingerprint`, another front door can answer a retry of the request
-        if this one dies while it waits (flight/orphans.py)."""
+        if this one dies while it waits (flight/orphans.py). `started`: tasks already
+        started once on a worker that was lost (the fast path), one attempt each."""
         if not self.fleet.has_workers():
             raise NoWorkers(
                 "no worker has joined the fleet, so nothing can run the query; "
@@ -358,6 +364,7 @@ class FleetBackend:
                 if fingerprint
                 else None,
                 lease=self.leases.take(),
+                started=started,
             )
             status = self._wait_then_forget(q, changed, cancelled, fingerprint)
         return self._results(q, [t.id for t in plan.output_tasks], status, fingerprint)

@@ -96,8 +96,13 @@ def test_latency_writes_percentiles(tmp_path):
     assert [r["case"] for r in rows] == [
         "SELECT 1, ADBC",
         "10-row table, ADBC",
+        "SELECT 1, ADBC, queue only",
+        "10-row table, ADBC, queue only",
         "1-row DoGet, pyarrow.flight (floor)",
     ]
+    paths = {r["case"]: r["path"] for r in rows}
+    assert paths["SELECT 1, ADBC"] == "fast path"
+    assert paths["SELECT 1, ADBC, queue only"] == "queue"
     for r in rows:
         assert int(r["runs"]) == 20
         p50, p95, p99 = (float(r[k]) for k in ("p50 ms", "p95 ms", "p99 ms"))
