@@ -351,11 +351,6 @@ class QueryStore:
                 out[t] = ResultInfo.from_json(value)
         return out
 
-    @translated("counting worker slots")
-    def worker_slots(self) -> int:
-        """Tasks the workers of the fleet can run at once."""
-        return sum(w.slots for w in self.workers())
-
     @translated("listing workers")
     def workers(self) -> list[MemberInfo]:
         """Every worker's member record."""

@@ -92,11 +92,13 @@ class FastPath:
         action = fl.Action(OFFER_ACTION, offer.to_json())
         options = fl.FlightCallOptions(timeout=self.timeout)
         client = self.clients.get(worker.location)
+
+        def ask() -> list[fl.Result]:
+            return list(client.do_action(action, options))
+
         if cancelled is None:
-            return self._answer(worker, lambda: list(client.do_action(action, options)))
-        call: Future[list[fl.Result]] = self._calls.submit(
-            lambda: list(client.do_action(action, options))
-        )
+            return self._answer(worker, ask)
+        call: Future[list[fl.Result]] = self._calls.submit(ask)
         while True:
             try:
                 return self._answer(worker, lambda: call.result(CANCEL_POLL))
@@ -110,7 +112,7 @@ class FastPath:
     def _answer(worker: MemberInfo, results: Callable[[], list[fl.Result]]) -> OfferAnswer:
         try:
             (result,) = results()
-        except FutureTimeout:
+        except FutureTimeout:  # still waiting (a TimeoutError, so an OSError too)
             raise
         except (fl.FlightError, pa.ArrowException, ValueError, OSError) as exc:
             raise WorkerLost(f"worker {worker.id} at {worker.location}: {exc}") from None

@@ -49,7 +49,7 @@ from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.explain import Explain, explain_statement
-from duckfleet.planner.fast_path import choose_path
+from duckfleet.planner.fast_path import PathChoice, choose_path
 from duckfleet.planner.plan import Plan
 from duckfleet.wire.auth import ClientSecurity
 from duckfleet.wire.clients import FlightClients
@@ -64,6 +64,13 @@ from duckfleet.wire.tickets import (
 
 log = logging.getLogger("duckfleet.flight")
 
+
+# how a query ends when its client cancelled the call or went away
+CLIENT_GONE = QueryStatus(
+    QueryState.CANCELLED,
+    error="the client cancelled the call or went away",
+    reason=EndReason.CLIENT,
+)
 
 # what DuckDB's memory_limit accepts: 512MB, 1.5 GB, 2GiB, 80%, ...
 MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[kmgt]i?b?|b|bytes?)", re.IGNORECASE)
@@ -175,9 +182,8 @@ class FleetBackend:
         explain = explain_statement(sql)
         if explain is not None:
             return self._explain(sql, explain)
-        catalog, plan = self.fleet.with_catalog(lambda c: (c, self._plan(sql, c)))
+        plan, path = self._planned(sql)
         planned = time.perf_counter()
-        path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
         fast, started_once = self._run_fast(plan, priority, cancelled) if path.fast else (None, ())
         if fast is not None:
             q, index = fast
@@ -222,17 +228,9 @@ class FleetBackend:
         if not workers:
             return None, ()
         q = q or new_query_id()
-        record = new_record(
-            q,
-            plan,
-            frontdoor=self.member_id,
-            lease=int(self.leases.take().id),
-            priority=priority,
-            max_attempts=self.cfg.max_attempts,
-            timeout=self.cfg.query_timeout,
-            memory_limit=self.cfg.query_memory_limit,
-            max_result_bytes=self.cfg.max_result_bytes,
-        )
+        lease = int(self.leases.take().id)
+        options = self._query_options(priority)
+        record = new_record(q, plan, frontdoor=self.member_id, lease=lease, **options)
         try:
             answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
         except WorkerLost as exc:
@@ -240,12 +238,7 @@ class FleetBackend:
             self._end_quietly(q, "its worker was lost; it runs again through the queue")
             return None, tuple(t.id for t in plan.tasks)
         except QueryCancelled:
-            status = QueryStatus(
-                QueryState.CANCELLED,
-                error="the client cancelled the call or went away",
-                reason=EndReason.CLIENT,
-            )
-            raise ended_error(q, self.queries.end(q, status)) from None
+            raise ended_error(q, self.queries.end(q, CLIENT_GONE)) from None
         if answer is None:
             return None, ()
         if answer.status is not None:
@@ -254,6 +247,16 @@ class FleetBackend:
         (task,) = plan.tasks
         self._check_result_size(q, [answer.result])
         return (q, {task.id: answer.result}), ()
+
+    def _query_options(self, priority: int) -> dict[str, Any]:
+        """What every query record carries from this front door's configuration."""
+        return {
+            "priority": priority,
+            "max_attempts": self.cfg.max_attempts,
+            "timeout": self.cfg.query_timeout,
+            "memory_limit": self.cfg.query_memory_limit,
+            "max_result_bytes": self.cfg.max_result_bytes,
+        }
 
     def _end_quietly(self, q: QueryId, why: str) -> None:
         """End a query that may or may not be in etcd."""
@@ -289,23 +292,28 @@ class FleetBackend:
         index = self._results(q, record.outputs, status, f)
         return self._outcome(q, list(record.outputs), index)
 
-    def _plan(self, sql: str, catalog: Catalog | None = None) -> Plan:
-        catalog = catalog if catalog is not None else self.fleet.catalog()
-        return self.plans.plan(sql, catalog, self._planner_settings(), plan_query)
+    def _planned(self, sql: str) -> tuple[Plan, PathChoice]:
+        """The plan (from the plan cache) and the path it takes: the fast path or the
+        queue (planner/fast_path.py)."""
+
+        def plan_on(catalog: Catalog) -> tuple[Plan, PathChoice]:
+            plan = self.plans.plan(sql, catalog, self._planner_settings(), plan_query)
+            return plan, choose_path(plan, catalog, self.cfg.fast_path_bytes)
+
+        return self.fleet.with_catalog(plan_on)
 
     def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
         each task's run. One endpoint, answered by any front door."""
-        catalog, plan = self.fleet.with_catalog(lambda c: (c, self._plan(explain.sql, c)))
-        path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
+        plan, path = self._planned(explain.sql)
         q = new_query_id()
         records = None
         if explain.analyze:
             with self.status_watch.waiting(q) as changed:
-                ran, _ = self._run_fast(plan, 0, None, q) if path.fast else (None, ())
+                ran, started = self._run_fast(plan, 0, None, q) if path.fast else (None, ())
                 if ran is None:
                     q = new_query_id()
-                    self._execute(q, plan)
+                    self._execute(q, plan, started=started)
                 else:  # its completion commits just after the answer: wait for it
                     self.queries.wait(q, self.cfg.query_timeout, changed)
             records = self.queries.task_records(q)
@@ -319,9 +327,7 @@ class FleetBackend:
         explain = explain_statement(ticket.sql)
         if explain is None:
             raise InvalidTicket("invalid ticket: the explain ticket carries no EXPLAIN")
-        catalog = self.catalog()
-        plan = self._plan(explain.sql, catalog)
-        path = choose_path(plan, catalog, self.cfg.fast_path_bytes)
+        plan, path = self._planned(explain.sql)
         records = None
         if ticket.query_id is not None:
             self.queries.record(ticket.query_id)  # QueryNotFound once its keys expired
@@ -355,11 +361,7 @@ class FleetBackend:
                 plan,
                 frontdoor=self.member_id,
                 ttl=ttl,
-                priority=priority,
-                max_attempts=self.cfg.max_attempts,
-                timeout=timeout,
-                memory_limit=self.cfg.query_memory_limit,
-                max_result_bytes=self.cfg.max_result_bytes,
+                **self._query_options(priority),
                 fingerprint=(fingerprint, Waiter(self.member_id, self.location))
                 if fingerprint
                 else None,
@@ -445,11 +447,7 @@ class FleetBackend:
         except QueryTimeout:
             status = timeout_status(timeout)
         except QueryCancelled:
-            status = QueryStatus(
-                QueryState.CANCELLED,
-                error="the client cancelled the call or went away",
-                reason=EndReason.CLIENT,
-            )
+            status = CLIENT_GONE
         return self.queries.end(q, status)
 
     def cancel(self, q: QueryId) -> QueryStatus:

@@ -36,10 +36,10 @@ import pyarrow as pa
 from duckfleet.control.errors import ControlError
 from duckfleet.control.offers import Offer, OfferAnswer, Offers
 from duckfleet.control.queries import stored_tasks
-from duckfleet.control.records import Claim, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.records import Claim, ResultInfo
 from duckfleet.control.task_queue import ClaimedTask
 from duckfleet.worker.errors import TaskStopped
-from duckfleet.worker.limits import check_result_size, expected, failure
+from duckfleet.worker.limits import check_result_size
 from duckfleet.worker.running import RunningTask
 
 if TYPE_CHECKING:
@@ -75,9 +75,8 @@ class OfferDesk:
         started = time.perf_counter()
         committing = False
         try:
-            lease = w.membership.lease_id
             try:
-                recorded = self.offers.record(offer.record, plan, claim, lease)
+                recorded = self.offers.record(offer.record, plan, claim, w.membership.lease_id)
             except ControlError as exc:  # etcd unreachable, the worker's lease gone
                 return Taken(OfferAnswer(False, f"the query could not be recorded: {exc}"))
             if not recorded:
@@ -97,7 +96,7 @@ class OfferDesk:
                 (time.perf_counter() - started) * 1000,
                 record_ms,
             )
-            return Taken(OfferAnswer(True, result=info), lambda: self._commit(run, info, lease))
+            return Taken(OfferAnswer(True, result=info), lambda: self._commit(run, info))
         finally:
             if not committing:
                 w.free_slot(run)
@@ -106,7 +105,6 @@ class OfferDesk:
         """Run the recorded query's fragment: (None, its result), or (the answer to
         give instead, None)."""
         w, ct = self.worker, run.ct
-        q, t = ct.query_id, ct.task_id
         try:
             out = w.execute_as(run, ct.task.plan, {})
             run.computed()
@@ -115,24 +113,15 @@ class OfferDesk:
         except Exception as exc:
             if run.stopped or isinstance(exc, TaskStopped):
                 return self._ended(run), None
-            error, reason = failure(ct, exc, w.cfg.memory_limit)
-            log.warning(
-                "query=%s task=%s failed: %s", q, t, error, exc_info=None if expected(exc) else exc
-            )
-            status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason)
-            try:
-                w.queue.fail(ct, error, reason)
-            except ControlError:
-                pass
-            return OfferAnswer(True, status=status), None
+            return OfferAnswer(True, status=w.fail_task(ct, exc)), None
         return None, out
 
     def _ended(self, run: RunningTask) -> OfferAnswer:
         """The fragment was stopped: the query's terminal status, if it has one (a
         cancel); else the claim was lost (the lease), and the query goes to the queue."""
         w = self.worker
+        w.release_quietly(run.ct)  # the claim is still ours: nothing else frees it
         try:
-            w.queue.release(run.ct)  # the claim is still ours: nothing else frees it
             status = w.queries.status(run.ct.query_id)
         except ControlError:
             status = None
@@ -140,14 +129,10 @@ class OfferDesk:
             return OfferAnswer(True, status=status)
         return OfferAnswer(False, f"stopped: {run.stopped}", recorded=True)
 
-    def _commit(self, run: RunningTask, info: ResultInfo, lease: int) -> None:
+    def _commit(self, run: RunningTask, info: ResultInfo) -> None:
         w, ct = self.worker, run.ct
         try:
-            seconds = time.monotonic() - run.started
-            if not w.queue.complete(ct, info, lease, (), seconds):
-                w.results.drop(ct.query_id, ct.task_id)
-                w.queue.release(ct)  # the query ended meanwhile: the claim is still ours
-                log.warning("query=%s task=%s: completion refused", ct.query_id, ct.task_id)
+            w.commit_result(ct, info, (), time.monotonic() - run.started)
         except ControlError as exc:
             w.results.drop(ct.query_id, ct.task_id)
             log.warning("query=%s task=%s: completion failed: %s", ct.query_id, ct.task_id, exc)

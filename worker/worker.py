@@ -27,7 +27,7 @@ from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, 
 from duckfleet.control.errors import ControlError
 from duckfleet.control.offers import Offer
 from duckfleet.control.queries import timeout_status
-from duckfleet.control.records import MemberInfo, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.records import Claim, MemberInfo, QueryState, QueryStatus, ResultInfo
 from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
 from duckfleet.health import HealthServer
@@ -120,9 +120,7 @@ class Worker:
         keys = self.store.keys
         both = ("put", "delete")
         self._watches = [
-            PrefixWatch(
-                self.store, prefix, self._on_change, self._wake.set, f"watch-{name}", kinds
-            )
+            PrefixWatch(self.store, prefix, self._on_change, self._wake.set, f"watch-{name}", kinds)
             for name, prefix, kinds in (
                 ("runnable", keys.all_runnable(), both),
                 ("claims", keys.all_claims(), both),
@@ -217,7 +215,7 @@ class Worker:
             task = keys.split_task_key(text, keys.all_claims())
             with self._lock:
                 self._maybe_runnable.discard(task)
-                if b'"offered": true' in value:  # a fast-path query's (control/offers.py)
+                if Claim.from_json(value).offered:  # a fast-path query's (control/offers.py)
                     self._offered.add(task)
         elif text.startswith(keys.all_claims()) and kind == "delete":
             q, t = keys.split_task_key(text, keys.all_claims())
@@ -249,12 +247,9 @@ class Worker:
         if status.state == QueryState.RUNNING:
             return
         keep: set[str] = set()
-        if status.state != QueryState.FINISHED:
-            with self._lock:
-                self._outputs.pop(q, None)
+        with self._lock:
+            outputs = self._outputs.pop(q, None)
         if status.state == QueryState.FINISHED:
-            with self._lock:
-                outputs = self._outputs.pop(q, None)
             try:
                 keep = set(outputs if outputs is not None else self.queries.record(q).outputs)
             except ControlError:
@@ -327,9 +322,6 @@ class Worker:
             return self._execute(task, inputs)
         finally:
             self._current.run = None
-
-    def keep_result(self, ct: ClaimedTask, out: pa.Table | list[pa.Table]) -> ResultInfo:
-        return self._keep(ct, out)
 
     # claiming
     def _free_slots(self) -> int:
@@ -424,11 +416,9 @@ class Worker:
             run.computed()
             if isinstance(out, pa.Table):  # buckets feed other tasks, never the client
                 check_result_size(ct, out)
-            info = self._keep(ct, out)
-            lease = self.membership.lease_id
+            info = self.keep_result(ct, out)
             ran = time.monotonic()
-            seconds = ran - run.started
-            if self.queue.complete(ct, info, lease, tuple(recomputed), seconds):
+            if self.commit_result(ct, info, tuple(recomputed), ran - run.started):
                 log.info(
                     "query=%s task=%s done: %d rows%s in %.1f ms (inputs %.1f, run %.1f, "
                     "commit %.1f)",
@@ -441,34 +431,51 @@ class Worker:
                     (ran - fetched) * 1000,
                     (time.monotonic() - ran) * 1000,
                 )
-            else:
-                self.results.drop(q, t)
-                self._release_quietly(ct)  # the query ended: the claim is still ours
-                log.warning("query=%s task=%s: completion refused, result discarded", q, t)
         except ControlError as exc:
             log.warning("query=%s task=%s: control plane error: %s", q, t, exc)
-            self._release_quietly(ct)
+            self.release_quietly(ct)
         except Exception as exc:
             if run.stopped or isinstance(exc, TaskStopped):
                 log.info("query=%s task=%s stopped: %s", q, t, run.stopped or exc)
-                self._release_quietly(ct)
+                self.release_quietly(ct)
                 return
-            error, reason = failure(ct, exc, self.cfg.memory_limit)
-            trace = None if expected(exc) else exc
-            log.warning("query=%s task=%s failed: %s", q, t, error, exc_info=trace)
-            try:
-                if not self.queue.fail(ct, error, reason):
-                    self._release_quietly(ct)
-            except ControlError:
-                pass
+            self.fail_task(ct, exc)
         finally:
             self._current.run = None
-            with self._lock:
-                self._running.pop((q, t), None)
-            self._idle.set()
-            self._wake_if_work()
+            self.free_slot(run)
 
-    def _keep(self, ct: ClaimedTask, out: pa.Table | list[pa.Table]) -> ResultInfo:
+    def commit_result(
+        self,
+        ct: ClaimedTask,
+        info: ResultInfo,
+        recomputed: tuple[TaskId, ...] = (),
+        seconds: float = 0.0,
+    ) -> bool:
+        """Commit a task's completion (fenced); if it is refused (the query ended, the
+        claim was lost), drop the result and release the claim if it is still ours."""
+        if self.queue.complete(ct, info, self.membership.lease_id, recomputed, seconds):
+            return True
+        self.results.drop(ct.query_id, ct.task_id)
+        self.release_quietly(ct)
+        log.warning(
+            "query=%s task=%s: completion refused, result discarded", ct.query_id, ct.task_id
+        )
+        return False
+
+    def fail_task(self, ct: ClaimedTask, exc: BaseException) -> QueryStatus:
+        """Fail the task's query with what `exc` says (fenced on the claim; a claim
+        that no longer fences is released). The status the query was given."""
+        error, reason = failure(ct, exc, self.cfg.memory_limit)
+        trace = None if expected(exc) else exc
+        log.warning("query=%s task=%s failed: %s", ct.query_id, ct.task_id, error, exc_info=trace)
+        try:
+            if not self.queue.fail(ct, error, reason):
+                self.release_quietly(ct)
+        except ControlError:
+            pass
+        return QueryStatus(QueryState.FAILED, error=error, task=ct.task_id, reason=reason)
+
+    def keep_result(self, ct: ClaimedTask, out: pa.Table | list[pa.Table]) -> ResultInfo:
         """Hold a task's result; its results index entry (one per task, listing the
         buckets of a partitioned one)."""
         q, t = ct.query_id, ct.task_id
@@ -498,7 +505,7 @@ class Worker:
                 return split_buckets(con, table, task.partition_by, task.buckets)
             return table
 
-    def _release_quietly(self, ct: ClaimedTask) -> None:
+    def release_quietly(self, ct: ClaimedTask) -> None:
         try:
             self.queue.release(ct)
         except ControlError:
