@@ -126,6 +126,8 @@ def told(backend: FleetBackend) -> Iterator[None]:
 def test_a_catalog_changed_elsewhere_is_read_again_when_the_watch_tells(
     backend: FleetBackend, store: Store, catalog: Catalog
 ) -> None:
+    # until the watch is up: before it, nothing vouches for a kept catalog
+    assert backend.fleet.catalog_freshness.watch.connected.wait(10)
     first = backend.catalog()
     assert "nation" in first.tables
     assert backend.catalog() is first  # nothing changed: kept, not read again
