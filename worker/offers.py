@@ -31,16 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from duckfleet.control.errors import ControlError
 from duckfleet.control.offers import Offer, OfferAnswer, Offers
 from duckfleet.control.queries import stored_tasks
-from duckfleet.control.records import Claim, ResultInfo
+from duckfleet.control.records import Claim
 from duckfleet.control.task_queue import ClaimedTask
-from duckfleet.worker.errors import TaskStopped
-from duckfleet.worker.limits import check_result_size
 from duckfleet.worker.running import RunningTask
+from duckfleet.worker.state import Answer, Event, OfferNotRecorded, OfferRecorded, Refuse
 
 if TYPE_CHECKING:
     from duckfleet.worker.worker import Worker
@@ -57,6 +54,9 @@ class Taken:
 
 
 class OfferDesk:
+    """Carries an offer through the worker's state machine on the Flight thread that
+    received it: the slot, the record, the fragment, the answer; the commit after."""
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.offers = Offers(worker.store)
@@ -65,76 +65,53 @@ class OfferDesk:
         w = self.worker
         plan = offer.plan()
         (task,) = plan.tasks
-        q, t = offer.record.id, task.id
         claim = Claim(w.id, uuid.uuid4().hex, w.location, started=time.time(), offered=True)
-        ct = ClaimedTask(offer.record, stored_tasks(plan)[t], claim, results={})
+        ct = ClaimedTask(offer.record, stored_tasks(plan)[task.id], claim, results={})
         run = RunningTask(ct)
-        refusal = w.reserve_slot(run)
-        if refusal:
-            return Taken(OfferAnswer(False, refusal))
+        run.offer_plan = plan
         started = time.perf_counter()
-        committing = False
-        try:
-            try:
-                recorded = self.offers.record(offer.record, plan, claim, w.membership.lease_id)
-            except ControlError as exc:  # etcd unreachable, the worker's lease gone
-                return Taken(OfferAnswer(False, f"the query could not be recorded: {exc}"))
-            if not recorded:
-                return Taken(OfferAnswer(False, "a query of this id exists already"))
-            record_ms = (time.perf_counter() - started) * 1000
-            answer, out = self._run(run)
-            if answer is not None:
-                return Taken(answer)
-            assert out is not None
-            info = w.keep_result(ct, out)
-            committing = True
+        rest = w.drive(w.offer_arrived(run), until=(Answer, Refuse))
+        if not rest:  # cannot be: every path of an offer ends in an answer
+            raise RuntimeError("the offer ended without an answer")
+        answer, after = rest[0], rest[1:]
+        if isinstance(answer, Refuse):
+            w.drive(after)
+            return Taken(OfferAnswer(False, answer.why, recorded=run.recorded))
+        if run.info is not None:
             log.info(
-                "query=%s task=%s fast path: %d rows in %.1f ms (record %.1f)",
-                q,
-                t,
-                info.rows,
+                "query=%s task=%s fast path: %d rows in %.1f ms",
+                ct.query_id,
+                ct.task_id,
+                run.info.rows,
                 (time.perf_counter() - started) * 1000,
-                record_ms,
             )
-            return Taken(OfferAnswer(True, result=info), lambda: self._commit(run, info))
-        finally:
-            if not committing:
-                w.free_slot(run)
+            return Taken(OfferAnswer(True, result=run.info), lambda: w.drive(after))
+        w.drive(after)
+        if run.status is not None:  # it failed: the failure is the query's
+            return Taken(OfferAnswer(True, status=run.status))
+        return Taken(self._stopped(run))
 
-    def _run(self, run: RunningTask) -> tuple[OfferAnswer | None, pa.Table | None]:
-        """Run the recorded query's fragment: (None, its result), or (the answer to
-        give instead, None)."""
-        w, ct = self.worker, run.ct
+    def record(self, run: RunningTask) -> Event:
+        """Record the offered query with its claim (one transaction)."""
+        ct, key = run.ct, (run.ct.query_id, run.ct.task_id)
         try:
-            out = w.execute_as(run, ct.task.plan, {})
-            run.computed()
-            assert isinstance(out, pa.Table)  # one task of a query: never buckets
-            check_result_size(ct, out)
-        except Exception as exc:
-            if run.stopped or isinstance(exc, TaskStopped):
-                return self._ended(run), None
-            return OfferAnswer(True, status=w.fail_task(ct, exc)), None
-        return None, out
+            recorded = self.offers.record(
+                ct.record, run.offer_plan, ct.claim, self.worker.membership.lease_id
+            )
+        except ControlError as exc:  # etcd unreachable, the worker's lease gone
+            return OfferNotRecorded(key, f"the query could not be recorded: {exc}")
+        if not recorded:
+            return OfferNotRecorded(key, "a query of this id exists already")
+        run.recorded = True
+        return OfferRecorded(key)
 
-    def _ended(self, run: RunningTask) -> OfferAnswer:
+    def _stopped(self, run: RunningTask) -> OfferAnswer:
         """The fragment was stopped: the query's terminal status, if it has one (a
         cancel); else the claim was lost (the lease), and the query goes to the queue."""
-        w = self.worker
-        w.release_quietly(run.ct)  # the claim is still ours: nothing else frees it
         try:
-            status = w.queries.status(run.ct.query_id)
+            status = self.worker.queries.status(run.ct.query_id)
         except ControlError:
             status = None
         if status is not None and status.terminal:
             return OfferAnswer(True, status=status)
         return OfferAnswer(False, f"stopped: {run.stopped}", recorded=True)
-
-    def _commit(self, run: RunningTask, info: ResultInfo) -> None:
-        w, ct = self.worker, run.ct
-        try:
-            w.commit_result(ct, info, (), time.monotonic() - run.started)
-        except ControlError as exc:
-            w.results.drop(ct.query_id, ct.task_id)
-            log.warning("query=%s task=%s: completion failed: %s", ct.query_id, ct.task_id, exc)
-        finally:
-            w.free_slot(run)

@@ -16,12 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import duckdb
+import pyarrow as pa
 
 from duckfleet.control import ClaimedTask
+from duckfleet.control.records import QueryStatus, ResultInfo
+from duckfleet.ids import TaskId
+from duckfleet.planner.plan import Plan
 from duckfleet.worker.errors import TaskStopped
 
 log = logging.getLogger("duckfleet.worker")
@@ -38,6 +42,16 @@ class RunningTask:
         self._connections: set[duckdb.DuckDBPyConnection] = set()
         self._stopped = ""
         self._computed = False  # its fragments are done: nothing left to stop
+        # what its steps hand to the next (worker/worker.py carries them out)
+        self.inputs: Mapping[str, pa.Table] = {}
+        self.recomputed: list[TaskId] = []  # lost inputs it recomputed from lineage
+        self.fetched: float | None = None  # monotonic times its steps ended
+        self.ran: float | None = None
+        self.info: ResultInfo | None = None  # its kept result
+        self.error: BaseException | None = None  # why it failed
+        self.status: QueryStatus | None = None  # the status its failure gave the query
+        self.offer_plan: Plan | None = None  # an offered query's plan (worker/offers.py)
+        self.recorded = False  # an offered query recorded in etcd
 
     @property
     def stopped(self) -> str:

@@ -1,12 +1,14 @@
 """The worker process: claim runnable tasks while there is a free slot, run them in
 DuckDB, keep the results, serve them over Flight.
 
-Threads: the Flight server; a watch on runnable/ and claims/ that wakes the claim
-loop; a watch on queries/ that drops results of expired queries; a watch on
-status/ that stops (interrupts) the tasks of a query that ended and drops its
-results; a watch on copies/ (with claims/) that stops a task whose other copy won;
-the claim loop, which also cancels queries past their timeout and, with slots
-idle, copies stragglers (speculation); and one executor thread per slot.
+Every decision is the state machine's (worker/state.py): the threads here tell it
+what happened as events and carry out the instructions it returns (`drive`).
+Threads: the Flight server (results by ticket; fast-path offers, worker/offers.py);
+watches on runnable/, claims/, copies/, queries/ and status/, whose events become
+state events (`_on_change`); the claim loop, which lists the queue when the state
+asks for a claim round, claims what it picks, copies stragglers with idle slots
+(speculation) and cancels queries past their timeout; and one thread per slot,
+which fetches a task's inputs, runs it in DuckDB and commits it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -45,12 +49,63 @@ from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
 from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
 from duckfleet.worker.speculate import look_for_stragglers
+from duckfleet.worker.state import (
+    Claim as ClaimTask,
+)
+from duckfleet.worker.state import (
+    ClaimAdded,
+    ClaimCopy,
+    ClaimMissed,
+    ClaimRemoved,
+    ClaimRound,
+    ClaimWon,
+    Commit,
+    CommitFailed,
+    CommitRefused,
+    Committed,
+    Computed,
+    ControlFailed,
+    CopyRemoved,
+    CopyWanted,
+    DrainStarted,
+    DropResult,
+    DropResults,
+    Event,
+    Execute,
+    FailQuery,
+    Fetch,
+    InputsFetched,
+    Instruction,
+    Interrupt,
+    InvalidTransition,
+    OfferArrived,
+    QueryExpired,
+    QueueListed,
+    Record,
+    Release,
+    RoundDone,
+    RunnableAdded,
+    RunnableRemoved,
+    Speculate,
+    StatusChanged,
+    TaskFailed,
+    TaskKey,
+    Wake,
+    WorkerState,
+)
 
 log = logging.getLogger("duckfleet.worker")
 
 RESCAN_SECONDS = 2.0  # safety net only: the watches wake the loop
 TIMEOUT_GRACE = 1.0  # the front door cancels at the timeout; workers a little later
-MAX_OUTPUTS_KEPT = 10_000  # queries whose outputs a worker remembers (past it: read)
+
+
+@dataclass(frozen=True)
+class _Forget:
+    """The worker's own last step of a task the state machine let go: its objects."""
+
+    task: TaskKey
+    run: RunningTask | None
 
 
 class Worker:
@@ -85,22 +140,14 @@ class Worker:
             min_seconds=cfg.speculation_min_seconds,
         )
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
-        self._running: dict[tuple[str, str], RunningTask] = {}
-        # claims of fast-path queries seen by the claims watch: their deletion frees
-        # no task, so it wakes no claim round
-        self._offered: set[tuple[QueryId, TaskId]] = set()
-        # unclaimed runnable tasks as far as this worker knows: the last queue view,
-        # then the watches' puts, deletes and claims. A slot that frees up starts a
-        # claim round only if there may be one (the rescan is the safety net).
-        self._maybe_runnable: set[tuple[QueryId, TaskId]] = set()
-        # the outputs of each query this worker ran a task of (from its record), so
-        # that the query's end needs no read to know which results to keep
-        self._outputs: dict[QueryId, tuple[TaskId, ...]] = {}
+        # every decision is the state machine's (worker/state.py); what each task it
+        # holds needs to run (its claim, DuckDB connections, inputs, result) is here
+        self.state = WorkerState(self.slots)
+        self._runs: dict[TaskKey, RunningTask] = {}
         self._current = threading.local()  # .run: the RunningTask of this task thread
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._draining = threading.Event()
         self._idle = threading.Event()  # set whenever a task ends
         self.health = HealthServer(cfg.host, cfg.health_port)
         self.membership = Membership(
@@ -161,12 +208,12 @@ class Worker:
 
     def drain(self, timeout: float) -> None:
         """Claim nothing more and let running tasks finish, for at most `timeout` s."""
-        self._draining.set()
+        self._handle(DrainStarted())
         deadline = time.monotonic() + timeout
         with self._lock:
-            if self._running:
-                log.info("worker %s draining %d task(s)", self.id, len(self._running))
-        while self._free_slots() < self.slots and time.monotonic() < deadline:
+            if self._runs:
+                log.info("worker %s draining %d task(s)", self.id, len(self._runs))
+        while self._busy() and time.monotonic() < deadline:
             self._idle.wait(0.1)
             self._idle.clear()
 
@@ -179,7 +226,7 @@ class Worker:
         for w in self._watches:
             w.stop()
         with self._lock:
-            running = list(self._running.values())
+            running = list(self._runs.values())
         for run in running:
             try:
                 self.queue.release(run.ct)
@@ -198,120 +245,140 @@ class Worker:
     def wait(self) -> None:
         self._stop.wait()
 
-    # events
+    def _busy(self) -> bool:
+        with self._lock:
+            return bool(self.state.tasks)
+
+    # the state machine (worker/state.py): every decision is its; the threads carry
+    # out its instructions and tell it what happened
+    def _handle(self, event: Event) -> list[Instruction]:
+        task = getattr(event, "task", None)
+        with self._lock:
+            held = task in self.state.tasks
+            out = self.state.handle(event)
+            if held and task not in self.state.tasks:  # this event let it go: forget
+                out.append(_Forget(task, self._runs.get(task)))  # after its last steps
+        return out
+
+    def drive(self, todo: list[Instruction], until: tuple[type, ...] = ()) -> list[Instruction]:
+        """Carry out instructions, and those the events they lead to bring, in order,
+        on this thread; stop before an instruction of type `until` and return it with
+        what is left."""
+        queue = deque(todo)
+        while queue:
+            ins = queue.popleft()
+            if until and isinstance(ins, until):
+                return [ins, *queue]
+            event = self._carry_out(ins)
+            if event is not None:
+                queue.extendleft(reversed(self._handle(event)))
+        return []
+
+    def _carry_out(self, ins: Instruction) -> Event | None:
+        match ins:
+            case ClaimRound():
+                self._wake.set()  # the claim loop lists the queue
+            case Fetch(task):  # on a slot thread, which then carries on with the task
+                self.pool.submit(self._in_slot, self._runs[task])
+            case Execute(task):
+                return self._run_fragment(self._runs[task])
+            case Commit(task):
+                return self._commit(self._runs[task])
+            case Release(task):
+                self.release_quietly(self._runs[task].ct)
+            case FailQuery(task):
+                run = self._runs[task]
+                run.status = self.fail_task(run.ct, run.error or RuntimeError("failed"))
+            case DropResult((q, t)):
+                self.results.drop(q, t)
+            case DropResults(q, keep):
+                self._drop_results(q, keep)
+            case Interrupt(task, why):
+                run = self._runs.get(task)
+                if run is not None:
+                    run.stop(why)
+            case Record(task):
+                return self.offers.record(self._runs[task])
+            case _Forget(task, run):
+                with self._lock:
+                    if run is not None and self._runs.get(task) is run:  # not a later claim
+                        del self._runs[task]
+                self._idle.set()
+            case _:
+                raise InvalidTransition(f"{ins!r} cannot be carried out on this thread")
+        return None
+
+    def _in_slot(self, run: RunningTask) -> None:
+        try:
+            self.drive(self._handle(self._fetch(run)))
+        except Exception:  # a bug: never leave the slot taken by a thread that died
+            log.exception("query=%s task=%s: worker error", run.ct.query_id, run.ct.task_id)
+            key = (run.ct.query_id, run.ct.task_id)
+            with self._lock:
+                self._runs.pop(key, None)
+                self.state.tasks.pop(key, None)
+            self.release_quietly(run.ct)
+
     def _on_change(self, kind: str, key: bytes, value: bytes) -> None:
+        """A watch event, told to the state machine as what it means."""
         keys = self.store.keys
         text = key.decode()
+        event: Event
         if text.startswith(keys.all_runnable()):
             task = keys.split_task_key(text, keys.all_runnable())
-            with self._lock:
-                if kind == "put":
-                    self._maybe_runnable.add(task)
-                else:
-                    self._maybe_runnable.discard(task)
-            if kind == "put":
-                self._wake.set()
-        elif text.startswith(keys.all_claims()) and kind == "put":
+            event = RunnableAdded(task) if kind == "put" else RunnableRemoved(task)
+        elif text.startswith(keys.all_claims()):
             task = keys.split_task_key(text, keys.all_claims())
-            with self._lock:
-                self._maybe_runnable.discard(task)
-                if Claim.from_json(value).offered:  # a fast-path query's (control/offers.py)
-                    self._offered.add(task)
-        elif text.startswith(keys.all_claims()) and kind == "delete":
-            q, t = keys.split_task_key(text, keys.all_claims())
-            with self._lock:
-                offered = (q, t) in self._offered
-                self._offered.discard((q, t))
-            if not offered:  # released or expired: the task may be free to claim
-                self._wake.set()
-            self._stop_if_lost(q, t, copy=False)
-        elif text.startswith(keys.all_copies()) and kind == "delete":
-            self._stop_if_lost(*keys.split_task_key(text, keys.all_copies()), copy=True)
-        elif text.startswith(keys.all_statuses()) and kind == "put":
+            if kind == "put":
+                event = ClaimAdded(task, Claim.from_json(value).offered)
+            else:
+                event = ClaimRemoved(task)
+        elif text.startswith(keys.all_copies()):
+            event = CopyRemoved(keys.split_task_key(text, keys.all_copies()))
+        elif text.startswith(keys.all_statuses()):
             q = QueryId(keys.tail(text, keys.all_statuses()))
-            status = QueryStatus.from_json(value)
-            if status.terminal:
-                self._stop_tasks_of(q, status)
-            if q in self.results.queries():
-                self._drop_unneeded(q, status)
-        elif text.startswith(keys.queries()) and kind == "delete":
-            q = QueryId(keys.tail(text, keys.queries()))
-            with self._lock:
-                self._outputs.pop(q, None)
-            dropped = self.results.drop_query(q)
-            if dropped:
-                log.info("query=%s expired: dropped %d result(s)", q, dropped)
-
-    def _drop_unneeded(self, q: QueryId, status: QueryStatus) -> None:
-        """Once a query has ended only its output partitions are ever read again."""
-        if status.state == QueryState.RUNNING:
+            event = StatusChanged(q, QueryStatus.from_json(value))
+        elif text.startswith(keys.queries()):
+            event = QueryExpired(QueryId(keys.tail(text, keys.queries())))
+        else:
             return
-        keep: set[str] = set()
-        with self._lock:
-            outputs = self._outputs.pop(q, None)
-        if status.state == QueryState.FINISHED:
+        self.drive(self._handle(event))
+
+    def _drop_results(self, q: QueryId, keep: tuple[TaskId, ...] | None) -> None:
+        """Drop a query's results but `keep`'s (None: its outputs, read from its record;
+        unreadable: keep everything, and its expiry drops it)."""
+        if keep is None:
             try:
-                keep = set(outputs if outputs is not None else self.queries.record(q).outputs)
+                keep = self.queries.record(q).outputs
             except ControlError:
-                return  # keep everything; the query's expiry drops it
-        dropped = self.results.drop_query(q, keep=keep)
+                return
+        dropped = self.results.drop_query(q, keep=set(keep))
         if dropped:
-            log.info("query=%s %s: dropped %d intermediate result(s)", q, status.state, dropped)
-
-    def _stop_if_lost(self, q: QueryId, t: TaskId, copy: bool) -> None:
-        """Our claim (or copy) of a running task is gone: the other copy committed
-        first, or our lease expired. Whatever we would produce is refused: stop."""
-        with self._lock:
-            run = self._running.get((q, t))
-        if run is not None and run.ct.copy == copy:
-            run.stop("its claim is gone: another copy finished first, or the lease expired")
-
-    def _stop_tasks_of(self, q: QueryId, status: QueryStatus) -> None:
-        """The query ended: whatever of it still runs here is useless."""
-        with self._lock:
-            runs = [r for (rq, _), r in self._running.items() if rq == q]
-        for run in runs:
-            run.stop(f"query {status.state}" + (f": {status.error}" if status.error else ""))
+            what = "intermediate result(s)" if keep else "result(s)"
+            log.info("query=%s ended: dropped %d %s", q, dropped, what)
 
     def _on_lease_lost(self) -> None:
-        # every claim and result index entry of ours went with the lease
+        # every claim and result index entry of ours went with the lease; the claims
+        # watch tells each deletion, which stops the tasks
         with self._lock:
-            lost = list(self._running.values())
-        for run in lost:
-            log.warning(
-                "query=%s task=%s: lease lost, result will be discarded",
-                run.ct.query_id,
-                run.ct.task_id,
-            )
+            lost = list(self._runs)
+        for q, t in lost:
+            log.warning("query=%s task=%s: lease lost, result will be discarded", q, t)
 
     # the fast path (worker/offers.py)
     def _take_offer(self, offer: Offer) -> Taken:
         return self.offers.take(offer)
 
-    def reserve_slot(self, run: RunningTask) -> str:
-        """Take a slot for `run` (an offered query) if one is free: "", or why not."""
+    def offer_arrived(self, run: RunningTask) -> list[Instruction]:
+        """Tell the state machine of an offer; what to do about it."""
+        key = (run.ct.query_id, run.ct.task_id)
         with self._lock:
-            if self._draining.is_set() or self._stop.is_set():
-                return "the worker is draining"
-            if len(self._running) >= self.slots:
-                return "no free slot"
-            if self._maybe_runnable:  # queued work goes first: priorities decide it
-                return "tasks are waiting in the queue"
-            self._running[(run.ct.query_id, run.ct.task_id)] = run
-        return ""
-
-    def free_slot(self, run: RunningTask) -> None:
+            self._runs.setdefault(key, run)
+        out = self._handle(OfferArrived(key, run.ct.record.outputs))
         with self._lock:
-            self._running.pop((run.ct.query_id, run.ct.task_id), None)
-        self._idle.set()
-        self._wake_if_work()
-
-    def _wake_if_work(self) -> None:
-        """A slot freed up: a claim round, if a task may be waiting for one."""
-        with self._lock:
-            waiting = bool(self._maybe_runnable)
-        if waiting:
-            self._wake.set()
+            if key not in self.state.tasks and self._runs.get(key) is run:
+                del self._runs[key]
+        return out
 
     def execute_as(
         self, run: RunningTask, task: TaskPlan, inputs: Mapping[str, pa.Table]
@@ -324,10 +391,6 @@ class Worker:
             self._current.run = None
 
     # claiming
-    def _free_slots(self) -> int:
-        with self._lock:
-            return self.slots - len(self._running)
-
     def _claim_loop(self) -> None:
         wait = RESCAN_SECONDS
         while not self._stop.is_set():
@@ -336,20 +399,63 @@ class Worker:
             if self._stop.is_set():
                 return
             try:
-                free, running = self._fill_slots()
-                wait = min(RESCAN_SECONDS, self._enforce_timeouts())
-                if free > 0:
-                    wait = min(wait, self._speculate(free, running))
+                if self._handle(Wake()):
+                    wait = min(RESCAN_SECONDS, self._claim_round())
+                else:
+                    wait = RESCAN_SECONDS
+                wait = min(wait, self._enforce_timeouts())
             except ControlError as exc:
                 log.warning("worker %s: claim round failed: %s", self.id, exc)
+                self._handle(RoundDone())
                 self._stop.wait(0.5)
+            except Exception:  # a bug: log it, and keep the worker claiming
+                log.exception("worker %s: claim round failed", self.id)
+                self._handle(RoundDone())
+                self._stop.wait(0.5)
+
+    def _claim_round(self) -> float:
+        """List the queue once, claim what the state machine asks for, copy
+        stragglers if slots stay idle: seconds until it is worth looking again."""
+        started = time.monotonic()
+        view = self.queue.view()
+        fifo = self.cfg.scheduling == "fifo"
+        listed = spread_ties(view.runnable, random.randrange(1 << 16), fifo)
+        by_key = {(rt.query, rt.task): rt for rt in listed}
+        todo = self._handle(QueueListed(tuple(by_key)))
+        look_again, done = RESCAN_SECONDS, False
+        while todo or not done:
+            if not todo:  # every claim asked for is tried: copies, if slots stay idle
+                done, todo = True, self._handle(RoundDone())
+                continue
+            ins = todo.pop(0)
+            if isinstance(ins, ClaimTask):
+                ct = self.queue.claim(
+                    by_key[ins.task], self.id, self.location, self.membership.lease_id
+                )
+                todo[:0] = self._claimed(ct, ins.task, started)
+                started = time.monotonic()
+            elif isinstance(ins, Speculate):
+                look_again = self._speculate(view.running)
+            else:
+                self.drive([ins])
+        return look_again
+
+    def _claimed(self, ct: ClaimedTask | None, key: TaskKey, started: float) -> list[Instruction]:
+        if ct is None:
+            return self._handle(ClaimMissed(key))
+        with self._lock:
+            self._runs[key] = RunningTask(ct)
+        what = "copy of a straggler claimed" if ct.copy else "claimed"
+        took = (time.monotonic() - started) * 1000
+        log.info("query=%s task=%s %s in %.1f ms", ct.query_id, ct.task_id, what, took)
+        return self._handle(ClaimWon(key, ct.record.outputs, ct.copy))
 
     def _enforce_timeouts(self) -> float:
         """Cancel the queries of running tasks that are past their timeout (the
         front door that would have done it may be gone); seconds until the next
         such deadline."""
         with self._lock:
-            records = {r.ct.query_id: r.ct.record for r in self._running.values()}
+            records = {r.ct.query_id: r.ct.record for r in self._runs.values()}
         now, soonest = time.time(), RESCAN_SECONDS
         for q, record in records.items():
             if not record.timeout:
@@ -362,105 +468,91 @@ class Worker:
                 soonest = min(soonest, left)
         return soonest
 
-    def _fill_slots(self) -> tuple[int, list[Attempt]]:
-        """Claim runnable tasks while slots are free: the slots still free, and the
-        attempts running in the fleet as listed (for speculation)."""
-        free = self._free_slots()
-        if free <= 0 or self._draining.is_set():
-            return 0, []
-        started = time.monotonic()
-        view = self.queue.view()
-        with self._lock:
-            self._maybe_runnable = {(rt.query, rt.task) for rt in view.runnable}
-        fifo = self.cfg.scheduling == "fifo"
-        for rt in spread_ties(view.runnable, random.randrange(1 << 16), fifo):
-            lease = self.membership.lease_id
-            ct = self.queue.claim(rt, self.id, self.location, lease)
-            if ct is None:
-                continue  # another worker was faster
-            self._start(ct, time.monotonic() - started)
-            started = time.monotonic()
-            free -= 1
-            if free <= 0:
-                return 0, []
-        return free, view.running
-
-    def _speculate(self, free: int, running: list[Attempt]) -> float:
+    def _speculate(self, running: list[Attempt]) -> float:
         """Idle slots, nothing to claim: copy stragglers running elsewhere. Seconds
         until it is worth looking again."""
         copies, look_again = look_for_stragglers(self.queue, self.speculation, self.id, running)
-        for attempt in copies[:free]:
-            ct = self.queue.claim_copy(attempt, self.id, self.location, self.membership.lease_id)
-            if ct is not None:
-                self._start(ct)
+        by_key = {(a.query, a.task): a for a in copies}
+        for key, attempt in by_key.items():
+            for ins in self._handle(CopyWanted(key)):
+                assert isinstance(ins, ClaimCopy)
+                lease = self.membership.lease_id
+                ct = self.queue.claim_copy(attempt, self.id, self.location, lease)
+                self.drive(self._claimed(ct, key, time.monotonic()))
         return RESCAN_SECONDS if look_again is None else max(0.05, look_again)
 
-    def _start(self, ct: ClaimedTask, took: float = 0.0) -> None:
-        run = RunningTask(ct)
-        with self._lock:
-            self._running[(ct.query_id, ct.task_id)] = run
-        what = "copy of a straggler claimed" if ct.copy else "claimed"
-        log.info("query=%s task=%s %s in %.1f ms", ct.query_id, ct.task_id, what, took * 1000)
-        self.pool.submit(self._run, run)
-
-    # running
-    def _run(self, run: RunningTask) -> None:
+    # running: each step's outcome is an event
+    def _fetch(self, run: RunningTask) -> Event:
         ct = run.ct
-        q, t = ct.query_id, ct.task_id
+        key = (ct.query_id, ct.task_id)
         self._current.run = run
         try:
-            recomputed: list[TaskId] = []
-            inputs = self.inputs.inputs(q, ct.task.plan, recomputed, ct.results)
-            fetched = time.monotonic()
-            out = self._execute(ct.task.plan, inputs)
-            run.computed()
-            if isinstance(out, pa.Table):  # buckets feed other tasks, never the client
-                check_result_size(ct, out)
-            info = self.keep_result(ct, out)
-            ran = time.monotonic()
-            if self.commit_result(ct, info, tuple(recomputed), ran - run.started):
-                log.info(
-                    "query=%s task=%s done: %d rows%s in %.1f ms (inputs %.1f, run %.1f, "
-                    "commit %.1f)",
-                    q,
-                    t,
-                    info.rows,
-                    f" in {len(info.bucket_rows)} buckets" if info.bucket_rows else "",
-                    (time.monotonic() - run.started) * 1000,
-                    (fetched - run.started) * 1000,
-                    (ran - fetched) * 1000,
-                    (time.monotonic() - ran) * 1000,
-                )
+            run.inputs = self.inputs.inputs(ct.query_id, ct.task.plan, run.recomputed, ct.results)
+            run.fetched = time.monotonic()
+            return InputsFetched(key)
         except ControlError as exc:
-            log.warning("query=%s task=%s: control plane error: %s", q, t, exc)
-            self.release_quietly(ct)
+            log.warning("query=%s task=%s: control plane error: %s", *key, exc)
+            return ControlFailed(key)
         except Exception as exc:
-            if run.stopped or isinstance(exc, TaskStopped):
-                log.info("query=%s task=%s stopped: %s", q, t, run.stopped or exc)
-                self.release_quietly(ct)
-                return
-            self.fail_task(ct, exc)
+            return self._failed(run, exc)
         finally:
             self._current.run = None
-            self.free_slot(run)
 
-    def commit_result(
-        self,
-        ct: ClaimedTask,
-        info: ResultInfo,
-        recomputed: tuple[TaskId, ...] = (),
-        seconds: float = 0.0,
-    ) -> bool:
-        """Commit a task's completion (fenced); if it is refused (the query ended, the
-        claim was lost), drop the result and release the claim if it is still ours."""
-        if self.queue.complete(ct, info, self.membership.lease_id, recomputed, seconds):
-            return True
-        self.results.drop(ct.query_id, ct.task_id)
-        self.release_quietly(ct)
-        log.warning(
-            "query=%s task=%s: completion refused, result discarded", ct.query_id, ct.task_id
+    def _run_fragment(self, run: RunningTask) -> Event:
+        ct = run.ct
+        key = (ct.query_id, ct.task_id)
+        self._current.run = run
+        try:
+            out = self._execute(ct.task.plan, run.inputs)
+            run.computed()
+            run.inputs = {}
+            if isinstance(out, pa.Table):  # buckets feed other tasks, never the client
+                check_result_size(ct, out)
+            run.info = self.keep_result(ct, out)
+            run.ran = time.monotonic()
+            return Computed(key)
+        except ControlError as exc:
+            log.warning("query=%s task=%s: control plane error: %s", *key, exc)
+            return ControlFailed(key)
+        except Exception as exc:
+            return self._failed(run, exc)
+        finally:
+            self._current.run = None
+
+    def _failed(self, run: RunningTask, exc: BaseException) -> Event:
+        key = (run.ct.query_id, run.ct.task_id)
+        if run.stopped or isinstance(exc, TaskStopped):
+            log.info("query=%s task=%s stopped: %s", *key, run.stopped or exc)
+            return TaskFailed(key, stopped=True)
+        run.error = exc
+        return TaskFailed(key)
+
+    def _commit(self, run: RunningTask) -> Event:
+        ct, info = run.ct, run.info
+        key = (ct.query_id, ct.task_id)
+        assert info is not None
+        try:
+            seconds = (run.ran or time.monotonic()) - run.started
+            if not self.queue.complete(
+                ct, info, self.membership.lease_id, tuple(run.recomputed), seconds
+            ):
+                log.warning("query=%s task=%s: completion refused, result discarded", *key)
+                return CommitRefused(key)
+        except ControlError as exc:
+            log.warning("query=%s task=%s: completion failed: %s", *key, exc)
+            return CommitFailed(key)
+        now = time.monotonic()
+        log.info(
+            "query=%s task=%s done: %d rows%s in %.1f ms (inputs %.1f, run %.1f, commit %.1f)",
+            *key,
+            info.rows,
+            f" in {len(info.bucket_rows)} buckets" if info.bucket_rows else "",
+            (now - run.started) * 1000,
+            ((run.fetched or run.started) - run.started) * 1000,
+            ((run.ran or now) - (run.fetched or run.started)) * 1000,
+            (now - (run.ran or now)) * 1000,
         )
-        return False
+        return Committed(key)
 
     def fail_task(self, ct: ClaimedTask, exc: BaseException) -> QueryStatus:
         """Fail the task's query with what `exc` says (fenced on the claim; a claim
@@ -479,9 +571,6 @@ class Worker:
         """Hold a task's result; its results index entry (one per task, listing the
         buckets of a partitioned one)."""
         q, t = ct.query_id, ct.task_id
-        with self._lock:
-            if len(self._outputs) < MAX_OUTPUTS_KEPT:
-                self._outputs[q] = ct.record.outputs
         if isinstance(out, list):
             self.results.put_buckets(q, t, out)
             rows = tuple(b.num_rows for b in out)
