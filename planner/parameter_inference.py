@@ -10,7 +10,8 @@ A placeholder takes the type its context expects, found by walking up from it:
     x LIKE ?, ? ILIKE x, SIMILAR TO, GLOB     VARCHAR
     ? + 1, col - ?, ? * 2 ...                 what the whole expression is expected to be
                                               (n_nationkey = ? + 1: INTEGER), else the
-                                              other operand's numeric type
+                                              other operand's numeric type; a factor
+                                              (*, /, %) of a DECIMAL is a DOUBLE
     ? + INTERVAL '1' YEAR                     what the whole is expected to be (a DATE
                                               where it is compared with a DATE column)
     date_col + ?, date_col - ?                BIGINT (days)
@@ -50,6 +51,7 @@ _BIGINT = exp.DataType.build("BIGINT")
 _VARCHAR = exp.DataType.build("VARCHAR")
 _BOOLEAN = exp.DataType.build("BOOLEAN")
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
+_DOUBLE = exp.DataType.build("DOUBLE")
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
 _PATTERNS = (exp.Like, exp.ILike, exp.SimilarTo, exp.RegexpLike, exp.RegexpILike, exp.Glob)
@@ -268,11 +270,14 @@ def _arithmetic(parent: exp.Binary, key: str, depth: int) -> exp.DataType | None
                 return other_type  # ? - date_col: a date
             return _BIGINT  # date_col + ?, date_col - ?: days
     whole = _expected(parent, depth + 1)
-    if _is_numeric(whole):
-        return whole
-    if _is_numeric(other_type):
-        return other_type
-    return None
+    type_ = whole if _is_numeric(whole) else other_type if _is_numeric(other_type) else None
+    if (
+        type_ is not None
+        and type_.this == Type.DECIMAL
+        and not isinstance(parent, exp.Add | exp.Sub)
+    ):
+        return _DOUBLE  # a factor of a decimal need not have its scale: sum(x) * 0.0001
+    return type_
 
 
 def _insert_value_types(

@@ -1,7 +1,7 @@
 """Statement parameters: find the placeholders, guess their types, bind values.
 
 A statement's placeholders are either all ``?`` (numbered 1, 2, ... in the order they
-appear) or all ``$1``, ``$2``, ... (a number may repeat). ``number_placeholders``
+appear in the text) or all ``$1``, ``$2``, ... (a number may repeat). ``number_placeholders``
 turns the ``?`` form into the ``$n`` form, so the rest works on numbers only.
 
 Binding replaces each placeholder in the tree by a typed literal, built as a tree
@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 
 from duckfleet.planner.errors import UnsupportedStatementError
@@ -60,7 +61,7 @@ def number_placeholders(tree: exp.Expression) -> tuple[exp.Expression, int]:
             "a statement uses either ? or $1, $2, ... for its parameters, not both"
         )
     if anonymous:
-        for n, placeholder in enumerate(anonymous, start=1):
+        for n, placeholder in enumerate(_in_text_order(tree, anonymous), start=1):
             placeholder.set("this", str(n))
         return tree, len(anonymous)
     numbers = [int(p.this) for p in found]
@@ -73,6 +74,43 @@ def number_placeholders(tree: exp.Expression) -> tuple[exp.Expression, int]:
             f"parameter ${missing[0]} is never used although ${count} is; number them 1, 2, ..."
         )
     return tree, count
+
+
+_ORDER = "duckfleet_placeholder"  # meta key: a placeholder's place in tree order
+
+
+class _PlaceholderRecorder(Dialect.get_or_raise(DIALECT).generator_class):  # type: ignore[misc]
+    """A generator that notes each placeholder it writes, in the order it writes them."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(dialect=DIALECT, **options)
+        self.written: list[int] = []
+
+    def placeholder_sql(self, expression: exp.Placeholder) -> str:
+        order = expression.meta.get(_ORDER)
+        if order is not None:
+            self.written.append(order)
+        return super().placeholder_sql(expression)
+
+
+def _in_text_order(
+    tree: exp.Expression, placeholders: list[exp.Placeholder]
+) -> list[exp.Placeholder]:
+    """``?`` placeholders in the order they stand in the SQL text, which is the order
+    the SQL generator writes them in (the tree's own order is not: a SELECT's LIMIT
+    comes before its WHERE among its arguments)."""
+    for n, placeholder in enumerate(placeholders):
+        placeholder.meta[_ORDER] = n
+    try:
+        recorder = _PlaceholderRecorder()
+        recorder.generate(tree)  # on a copy; the meta goes with it
+        written = list(dict.fromkeys(recorder.written))
+    finally:
+        for placeholder in placeholders:
+            placeholder.meta.pop(_ORDER, None)
+    if sorted(written) != list(range(len(placeholders))):
+        return placeholders  # the generator wrote some twice or not at all: tree order
+    return [placeholders[n] for n in written]
 
 
 def _is_positional(placeholder: exp.Placeholder) -> bool:
