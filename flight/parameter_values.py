@@ -138,6 +138,10 @@ def _duckdb_name(type_: exp.DataType) -> str:
     return type_.sql(dialect=DIALECT)
 
 
+def _shorter(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most] + "..."
+
+
 class _Caster:
     """One in-memory DuckDB for literal casts, shared by the front door's threads."""
 
@@ -169,8 +173,8 @@ def _cast(value: ParameterValue, target: str, number: int) -> str:
         query = exp.select(exp.cast(exp.cast(source, target, dialect=DIALECT), "VARCHAR"))
         text = _CASTER.cast(query.sql(dialect=DIALECT))
     except (duckdb.Error, PlanError) as exc:
-        shown = value.text if len(value.text or "") <= _SHOWN else value.text[:_SHOWN] + "..."  # type: ignore[index]
-        reason = str(exc).split("\n")[0]
+        shown = _shorter(value.text or "", _SHOWN)
+        reason = _shorter(str(exc).split("\n")[0], 2 * _SHOWN)
         raise MalformedRequest(
             f"parameter {number}: cannot use {shown!r} ({value.type}) as {target}, the type "
             f"the statement gives it: {reason}; bind a value of type {target}"

@@ -226,6 +226,9 @@ def _expected(node: exp.Expression, depth: int) -> exp.DataType | None:
     if isinstance(parent, exp.And | exp.Or | exp.Not | exp.Where | exp.Having):
         return _BOOLEAN
     if isinstance(parent, exp.If) and key == "this":
+        case = parent.parent
+        if isinstance(case, exp.Case) and case.this is not None:  # CASE x WHEN ? THEN
+            return _type(case.this)
         return _BOOLEAN
     if isinstance(parent, exp.If):  # a WHEN ... THEN ... of a CASE, or IF(c, a, b)
         return _result(parent.parent if isinstance(parent.parent, exp.Case) else parent, depth)
