@@ -11,7 +11,8 @@ A placeholder takes the type its context expects, found by walking up from it:
     ? + 1, col - ?, ? * 2 ...                 what the whole expression is expected to be
                                               (n_nationkey = ? + 1: INTEGER), else the
                                               other operand's numeric type; a factor
-                                              (*, /, %) of a DECIMAL is a DOUBLE
+                                              (*, /, %) of a DECIMAL is a DOUBLE;
+                                              ? + ?: DOUBLE
     ? + INTERVAL '1' YEAR                     what the whole is expected to be (a DATE
                                               where it is compared with a DATE column)
     date_col + ?, date_col - ?                BIGINT (days)
@@ -20,6 +21,7 @@ A placeholder takes the type its context expects, found by walking up from it:
     upper(?), substring(?, ?, ?), ...         the function's argument type (a small table
                                               of string functions; positions and lengths
                                               BIGINT)
+    abs(?), sqrt(?), sum(?), avg(?), ...      DOUBLE
     EXTRACT(part FROM ?), date_trunc(p, ?)    TIMESTAMP
     coalesce(?, x), nullif, greatest, least,  the other arguments' type, else what the
     CASE ... THEN ? ELSE x END                whole is expected to be
@@ -113,6 +115,26 @@ _ARGUMENTS: dict[tuple[type[exp.Expression], str], exp.DataType] = {
     (exp.DateTrunc, "this"): _TIMESTAMP,
     (exp.TimestampTrunc, "this"): _TIMESTAMP,
 }
+
+# functions of a number, whatever its type: abs(?), sum(?) ... take a DOUBLE
+_NUMBERS = (
+    exp.Abs,
+    exp.Sqrt,
+    exp.Ln,
+    exp.Log,
+    exp.Exp,
+    exp.Floor,
+    exp.Ceil,
+    exp.Sign,
+    exp.Round,
+    exp.Sum,
+    exp.Avg,
+    exp.Stddev,
+    exp.StddevPop,
+    exp.StddevSamp,
+    exp.Variance,
+    exp.VariancePop,
+)
 
 MAX_DEPTH = 64  # how far up a placeholder's context is looked for
 
@@ -244,6 +266,8 @@ def _expected(node: exp.Expression, depth: int) -> exp.DataType | None:
     argument = _ARGUMENTS.get((type(parent), key))
     if argument is not None:
         return argument
+    if isinstance(parent, _NUMBERS) and key == "this":
+        return _DOUBLE
     if isinstance(parent, exp.Concat | exp.ConcatWs | exp.DPipe):
         return _VARCHAR
     return None
@@ -274,11 +298,9 @@ def _arithmetic(parent: exp.Binary, key: str, depth: int) -> exp.DataType | None
             return _BIGINT  # date_col + ?, date_col - ?: days
     whole = _expected(parent, depth + 1)
     type_ = whole if _is_numeric(whole) else other_type if _is_numeric(other_type) else None
-    if (
-        type_ is not None
-        and type_.this == Type.DECIMAL
-        and not isinstance(parent, exp.Add | exp.Sub)
-    ):
+    if type_ is None:
+        return _DOUBLE if other_type is None else None  # ? + ?: some number
+    if type_.this == Type.DECIMAL and not isinstance(parent, exp.Add | exp.Sub):
         return _DOUBLE  # a factor of a decimal need not have its scale: sum(x) * 0.0001
     return type_
 

@@ -65,6 +65,8 @@ CASES = [
         ["DECIMAL(15,2)"] * 2,
     ),
     ("SELECT sum(l_quantity) * ? AS q FROM lineitem", ["DOUBLE"]),  # a factor: no scale
+    ("SELECT ? + ? AS s", ["DOUBLE", "DOUBLE"]),
+    ("SELECT abs(?) AS a, sum(?) AS s FROM nation", ["DOUBLE", "DOUBLE"]),
     # IN, BETWEEN, LIKE
     ("SELECT * FROM nation WHERE n_name IN (?, ?)", ["VARCHAR", "VARCHAR"]),
     ("SELECT * FROM nation WHERE ? IN (n_nationkey, n_regionkey)", ["INTEGER"]),
