@@ -222,8 +222,10 @@ def _expected(node: exp.Expression, depth: int) -> exp.DataType | None:
     if parent is None or depth > MAX_DEPTH:
         return None
     key = node.arg_key
-    if isinstance(parent, exp.Paren | exp.Neg):
+    if isinstance(parent, exp.Paren):
         return _expected(parent, depth + 1)
+    if isinstance(parent, exp.Neg):
+        return _expected(parent, depth + 1) or _DOUBLE
     if isinstance(parent, exp.Cast) and key == "this":  # TryCast is a Cast
         return parent.to
     if isinstance(parent, exp.Limit | exp.Offset | exp.Fetch):

@@ -66,6 +66,7 @@ CASES = [
     ),
     ("SELECT sum(l_quantity) * ? AS q FROM lineitem", ["DOUBLE"]),  # a factor: no scale
     ("SELECT ? + ? AS s", ["DOUBLE", "DOUBLE"]),
+    ("SELECT -? AS s", ["DOUBLE"]),
     ("SELECT abs(?) AS a, sum(?) AS s FROM nation", ["DOUBLE", "DOUBLE"]),
     # IN, BETWEEN, LIKE
     ("SELECT * FROM nation WHERE n_name IN (?, ?)", ["VARCHAR", "VARCHAR"]),
