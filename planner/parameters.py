@@ -1,8 +1,11 @@
 """Statement parameters: find the placeholders, guess their types, bind values.
 
 A statement's placeholders are either all ``?`` (numbered 1, 2, ... in the order they
-appear in the text) or all ``$1``, ``$2``, ... (a number may repeat). ``number_placeholders``
-turns the ``?`` form into the ``$n`` form, so the rest works on numbers only.
+appear in the text) or all ``$1``, ``$2``, ... (a number may repeat).
+``number_question_marks`` writes the ``?`` of a statement's text as ``$n`` before it is
+parsed, in the text's order; ``number_placeholders`` checks the numbers of a tree (and
+numbers, in tree order, any ``?`` of a tree that was not parsed that way), so the rest
+works on numbers only.
 
 Binding replaces each placeholder in the tree by a typed literal, built as a tree
 (``CAST('2024-01-31' AS DATE)``, ``'text'``, ``TRUE``, ``CAST(NULL AS BIGINT)``), never
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
 
 from duckfleet.planner.errors import UnsupportedStatementError
 from duckfleet.planner.parameter_inference import infer_parameter_types
@@ -61,7 +65,7 @@ def number_placeholders(tree: exp.Expression) -> tuple[exp.Expression, int]:
             "a statement uses either ? or $1, $2, ... for its parameters, not both"
         )
     if anonymous:
-        for n, placeholder in enumerate(_in_text_order(tree, anonymous), start=1):
+        for n, placeholder in enumerate(anonymous, start=1):  # tree order: see above
             placeholder.set("this", str(n))
         return tree, len(anonymous)
     numbers = [int(p.this) for p in found]
@@ -76,41 +80,40 @@ def number_placeholders(tree: exp.Expression) -> tuple[exp.Expression, int]:
     return tree, count
 
 
-_ORDER = "duckfleet_placeholder"  # meta key: a placeholder's place in tree order
+def number_question_marks(sql: str) -> str:
+    """``sql`` with each ``?`` written ``$1``, ``$2``, ... in the order they stand in
+    the text, before it is parsed: the tree's own order is not the text's (a SELECT's
+    LIMIT comes before its WHERE among its arguments, a WITH after its body).
 
-
-class _PlaceholderRecorder(Dialect.get_or_raise(DIALECT).generator_class):  # type: ignore[misc]
-    """A generator that notes each placeholder it writes, in the order it writes them."""
-
-    def __init__(self, **options: object) -> None:
-        super().__init__(dialect=DIALECT, **options)
-        self.written: list[int] = []
-
-    def placeholder_sql(self, expression: exp.Placeholder) -> str:
-        order = expression.meta.get(_ORDER)
-        if order is not None:
-            self.written.append(order)
-        return super().placeholder_sql(expression)
-
-
-def _in_text_order(
-    tree: exp.Expression, placeholders: list[exp.Placeholder]
-) -> list[exp.Placeholder]:
-    """``?`` placeholders in the order they stand in the SQL text, which is the order
-    the SQL generator writes them in (the tree's own order is not: a SELECT's LIMIT
-    comes before its WHERE among its arguments)."""
-    for n, placeholder in enumerate(placeholders):
-        placeholder.meta[_ORDER] = n
+    Placeholders are found as tokens, so a ``?`` in a string, a quoted name or a
+    comment is left alone. Text with no ``?``, or that does not tokenize, is returned
+    as it is (the parser then says what is wrong)."""
+    if "?" not in sql:
+        return sql
     try:
-        recorder = _PlaceholderRecorder()
-        recorder.generate(tree)  # on a copy; the meta goes with it
-        written = list(dict.fromkeys(recorder.written))
-    finally:
-        for placeholder in placeholders:
-            placeholder.meta.pop(_ORDER, None)
-    if sorted(written) != list(range(len(placeholders))):
-        return placeholders  # the generator wrote some twice or not at all: tree order
-    return [placeholders[n] for n in written]
+        tokens = Dialect.get_or_raise(DIALECT).tokenize(sql)
+    except SqlglotError:
+        return sql
+    marks = []
+    for token, after in zip(tokens, [*tokens[1:], None], strict=True):
+        numbered = (
+            after is not None
+            and after.token_type == TokenType.NUMBER
+            and after.start == token.end + 1
+        )
+        if token.token_type == TokenType.PLACEHOLDER and token.text == "?" and not numbered:
+            marks.append(token)
+        if token.token_type == TokenType.PARAMETER and after is not None and numbered:
+            raise UnsupportedStatementError(
+                "a statement uses either ? or $1, $2, ... for its parameters, not both"
+            )
+    if not marks:
+        return sql
+    pieces, at = [], 0
+    for n, token in enumerate(marks, start=1):
+        pieces += [sql[at : token.start], f"${n}"]
+        at = token.end + 1
+    return "".join([*pieces, sql[at:]])
 
 
 def _is_positional(placeholder: exp.Placeholder) -> bool:

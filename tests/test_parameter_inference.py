@@ -12,9 +12,9 @@ from duckfleet.flight.parameter_values import bound_rows, coerce, declared_types
 from duckfleet.flight.plan_cache import PlanCache
 from duckfleet.flight.statements import executions, parse_statement_text
 from duckfleet.planner import PlannerSettings, plan_query
-from duckfleet.planner.parameters import ParameterValue, number_placeholders, parameter_types
+from duckfleet.planner.errors import UnsupportedStatementError
+from duckfleet.planner.parameters import ParameterValue, parameter_types
 from duckfleet.planner.parse import DIALECT
-from duckfleet.planner.write_statements import parse_tree
 from duckfleet.wire.commands import MalformedRequest
 
 SCHEMA = {
@@ -36,8 +36,10 @@ SCHEMA = {
 
 
 def types_of(sql: str) -> list[str | None]:
-    tree, count = number_placeholders(parse_tree(sql))
-    return [canonical(t) for t in parameter_types(tree, count, SCHEMA)]
+    statement = parse_statement_text(sql)  # as the front door numbers a statement's ?
+    assert statement.tree is not None
+    types = parameter_types(statement.tree, statement.parameters, SCHEMA)
+    return [canonical(t) for t in types]
 
 
 def canonical(type_: str | None) -> str | None:
@@ -121,14 +123,35 @@ def test_a_parameter_takes_the_type_of_where_it_stands(sql: str, expected: list[
     assert types_of(sql) == expected
 
 
-def test_question_marks_are_numbered_in_the_order_of_the_text():
-    tree, count = number_placeholders(
-        parse_tree("SELECT ? AS a FROM nation WHERE n_name = ? ORDER BY n_name LIMIT ? OFFSET ?")
-    )
-    assert count == 4
-    sql = tree.sql(dialect=DIALECT)
-    assert sql.index("$1") < sql.index("$2") < sql.index("$3") < sql.index("$4")
-    assert "n_name = $2" in sql and "LIMIT $3" in sql and "OFFSET $4" in sql
+@pytest.mark.parametrize(
+    ("sql", "numbered"),
+    [
+        (
+            "SELECT ? AS a FROM nation WHERE n_name = ? ORDER BY n_name LIMIT ? OFFSET ?",
+            "SELECT $1 AS a FROM nation WHERE n_name = $2 ORDER BY n_name LIMIT $3 OFFSET $4",
+        ),
+        (
+            "WITH a AS (SELECT ? AS x) SELECT x, ? FROM a WHERE x = ?",
+            "WITH a AS (SELECT $1 AS x) SELECT x, $2 FROM a WHERE x = $3",
+        ),
+        ("SELECT * FROM nation OFFSET ? LIMIT ?", "SELECT * FROM nation LIMIT $2 OFFSET $1"),
+        (  # a ? in a string, a quoted name or a comment is no placeholder
+            "SELECT '?' AS \"?\", ? AS b /* ? */ FROM nation -- ?\nWHERE n_name = ?",
+            "SELECT '?' AS \"?\", $1 AS b /* ? */ FROM nation /* ? */ WHERE n_name = $2",
+        ),
+    ],
+)
+def test_question_marks_are_numbered_in_the_order_of_the_text(sql: str, numbered: str):
+    statement = parse_statement_text(sql)
+    assert statement.tree is not None
+    assert statement.tree.sql(dialect=DIALECT) == numbered
+
+
+def test_question_marks_and_numbers_do_not_mix():
+    with pytest.raises(UnsupportedStatementError, match="not both"):
+        parse_statement_text("SELECT ? + $1 AS x")
+    with pytest.raises(UnsupportedStatementError, match="not both"):
+        parse_statement_text("SELECT $1 + ? AS x")
 
 
 def test_an_unknown_table_leaves_types_to_what_the_statement_itself_says():
