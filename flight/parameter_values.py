@@ -167,7 +167,8 @@ class _Caster:
 _CASTER = _Caster()
 
 
-def _cast(value: ParameterValue, target: str, number: int) -> str:
+def _cast(value: ParameterValue, target: str, number: int) -> str | None:
+    """The text of ``value`` cast to ``target`` by DuckDB."""
     try:
         source = literal(value)
         query = exp.select(exp.cast(exp.cast(source, target, dialect=DIALECT), "VARCHAR"))
@@ -179,6 +180,4 @@ def _cast(value: ParameterValue, target: str, number: int) -> str:
             f"parameter {number}: cannot use {shown!r} ({value.type}) as {target}, the type "
             f"the statement gives it: {reason}; bind a value of type {target}"
         ) from None
-    if text is None:
-        return None  # type: ignore[return-value]
-    return str(text)
+    return None if text is None else str(text)

@@ -28,6 +28,7 @@ A placeholder takes the type its context expects, found by walking up from it:
     CASE x WHEN ? THEN ...                    x's type
     WHERE ?, NOT ?, ? AND x, WHEN ? THEN      BOOLEAN
     INSERT INTO t VALUES (?, ...)             the target column's type
+    INSERT INTO t SELECT ?, ...               the target column's type
 
 Column and expression types come from sqlglot's type annotation over the qualified
 tree. Anything else has no type (None): the front door then declares a string and
@@ -310,8 +311,9 @@ def _arithmetic(parent: exp.Binary, key: str, depth: int) -> exp.DataType | None
 def _insert_value_types(
     tree: exp.Expression, schema: Mapping[str, Mapping[str, str]]
 ) -> dict[int, str]:
-    """``INSERT INTO t [(cols)] VALUES (?, ...)``: each placeholder's target column type."""
-    if not isinstance(tree, exp.Insert) or not isinstance(tree.expression, exp.Values):
+    """``INSERT INTO t [(cols)] VALUES (?, ...)`` or ``SELECT ?, ...``: each placeholder's
+    target column type."""
+    if not isinstance(tree, exp.Insert) or not isinstance(tree.expression, exp.Values | exp.Select):
         return {}
     target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
     columns = schema.get(target.name.lower()) if isinstance(target, exp.Table) else None
@@ -323,9 +325,13 @@ def _insert_value_types(
         targets = [by_name.get(n) for n in names]
     else:
         targets = list(columns.values())
+    if isinstance(tree.expression, exp.Select):
+        rows = [[s.unalias() for s in tree.expression.selects]]
+    else:
+        rows = [row.expressions for row in tree.expression.expressions]
     out: dict[int, str] = {}
-    for row in tree.expression.expressions:
-        for value, type_ in zip(row.expressions, targets, strict=False):
+    for row in rows:
+        for value, type_ in zip(row, targets, strict=False):
             if isinstance(value, exp.Placeholder) and type_:
                 out.setdefault(int(value.this) - 1, type_)
     return out

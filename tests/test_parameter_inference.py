@@ -112,6 +112,7 @@ CASES = [
     # INSERT ... VALUES: the target columns
     ("INSERT INTO nation VALUES (?, ?, ?, ?)", ["INTEGER", "VARCHAR", "INTEGER", "VARCHAR"]),
     ("INSERT INTO events (score, id) VALUES (?, ?)", ["DOUBLE", "BIGINT"]),
+    ("INSERT INTO events (id, ok) SELECT ?, ? AS b", ["BIGINT", "BOOLEAN"]),
     # nothing says: a string is declared on the wire
     ("SELECT ? AS x", [None]),
     ("SELECT * FROM nation WHERE ? IS NULL", [None]),
