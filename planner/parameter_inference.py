@@ -27,6 +27,7 @@ A placeholder takes the type its context expects, found by walking up from it:
     CASE ... THEN ? ELSE x END                whole is expected to be
     CASE x WHEN ? THEN ...                    x's type
     WHERE ?, NOT ?, ? AND x, WHEN ? THEN      BOOLEAN
+    WITH p AS (SELECT ? AS d) ... x < p.d     what the first use of the column expects
     INSERT INTO t VALUES (?, ...)             the target column's type
     INSERT INTO t SELECT ?, ...               the target column's type
 
@@ -266,6 +267,8 @@ def _expected(node: exp.Expression, depth: int) -> exp.DataType | None:
         if isinstance(parent, exp.Nullif):
             siblings = [parent.this, parent.expression]
         return _first_known([s for s in siblings if s is not node]) or _expected(parent, depth + 1)
+    if isinstance(parent, exp.Alias) and key == "this":
+        return _output(parent, depth)
     argument = _ARGUMENTS.get((type(parent), key))
     if argument is not None:
         return argument
@@ -273,6 +276,22 @@ def _expected(node: exp.Expression, depth: int) -> exp.DataType | None:
         return _DOUBLE
     if isinstance(parent, exp.Concat | exp.ConcatWs | exp.DPipe):
         return _VARCHAR
+    return None
+
+
+def _output(alias: exp.Alias, depth: int) -> exp.DataType | None:
+    """``WITH p AS (SELECT ? AS d) ... WHERE x < p.d``, ``FROM (SELECT ? AS d) AS p``: a
+    parameter that is an output column of a CTE or subquery takes the type the first
+    use of that column expects."""
+    select = alias.parent
+    source = select.parent if isinstance(select, exp.Select) else None
+    if not isinstance(source, exp.CTE | exp.Subquery) or not source.alias:
+        return None
+    for column in alias.root().find_all(exp.Column):
+        if column.table == source.alias and column.name == alias.alias:
+            type_ = _expected(column, depth + 1)
+            if type_ is not None:
+                return type_
     return None
 
 

@@ -107,6 +107,14 @@ CASES = [
     ("SELECT CASE n_regionkey WHEN ? THEN 'a' END AS x FROM nation", ["INTEGER"]),
     ("SELECT * FROM events WHERE ok = ? AND ?", ["BOOLEAN", "BOOLEAN"]),
     ("SELECT * FROM events WHERE NOT ?", ["BOOLEAN"]),
+    # the output of a CTE or a subquery: where it is used
+    (
+        "WITH p AS (SELECT ? AS d, ? AS k) SELECT count(*) FROM lineitem, p "
+        "WHERE l_shipdate < p.d AND l_orderkey > k",
+        ["DATE", "BIGINT"],
+    ),
+    ("SELECT n_name FROM nation, (SELECT ? AS r) AS p WHERE n_regionkey = p.r", ["INTEGER"]),
+    ("SELECT x FROM (SELECT ? AS x) AS t", [None]),
     # numbered parameters: the first place that says gives the type
     ("SELECT $1 AS a, n_name FROM nation WHERE n_nationkey = $1", ["INTEGER"]),
     # INSERT ... VALUES: the target columns
