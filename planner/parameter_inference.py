@@ -28,6 +28,7 @@ A placeholder takes the type its context expects, found by walking up from it:
     CASE x WHEN ? THEN ...                    x's type
     WHERE ?, NOT ?, ? AND x, WHEN ? THEN      BOOLEAN
     WITH p AS (SELECT ? AS d) ... x < p.d     what the first use of the column expects
+    SELECT n_name ... UNION SELECT ?          the other branch's column type
     INSERT INTO t VALUES (?, ...)             the target column's type
     INSERT INTO t SELECT ?, ...               the target column's type
 
@@ -285,11 +286,26 @@ def _output(alias: exp.Alias, depth: int) -> exp.DataType | None:
     use of that column expects."""
     select = alias.parent
     source = select.parent if isinstance(select, exp.Select) else None
+    if isinstance(source, exp.SetOperation) and isinstance(select, exp.Select):
+        return _branch(source, select, select.selects.index(alias))
     if not isinstance(source, exp.CTE | exp.Subquery) or not source.alias:
         return None
     for column in alias.root().find_all(exp.Column):
         if column.table == source.alias and column.name == alias.alias:
             type_ = _expected(column, depth + 1)
+            if type_ is not None:
+                return type_
+    return None
+
+
+def _branch(union: exp.SetOperation, select: exp.Select, index: int) -> exp.DataType | None:
+    """``SELECT n_name ... UNION SELECT ?``: the other branch's column at that place."""
+    for branch in (union.this, union.expression):
+        if branch is select or branch is None:
+            continue
+        selects = branch.unnest().selects
+        if index < len(selects):
+            type_ = _type(selects[index])
             if type_ is not None:
                 return type_
     return None

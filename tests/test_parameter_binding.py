@@ -170,6 +170,18 @@ CONTEXTS = [
         "SELECT substring(n_name, 2, 3) AS s FROM nation WHERE n_name IN ('CANADA', 'CHINA')",
         [pa.int64(), pa.int64(), pa.utf8(), pa.utf8()],
     ),
+    (
+        "WITH p AS (SELECT ? AS d) SELECT count(*) AS n FROM orders, p WHERE o_orderdate < p.d",
+        (datetime.date(1995, 6, 1),),
+        "SELECT count(*) AS n FROM orders WHERE o_orderdate < DATE '1995-06-01'",
+        [pa.date32()],
+    ),
+    (
+        "SELECT n_name FROM nation WHERE n_regionkey = 1 UNION ALL SELECT ?",
+        ("ATLANTIS",),
+        "SELECT n_name FROM nation WHERE n_regionkey = 1 UNION ALL SELECT 'ATLANTIS'",
+        [pa.utf8()],
+    ),
 ]
 
 

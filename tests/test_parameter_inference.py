@@ -115,6 +115,8 @@ CASES = [
     ),
     ("SELECT n_name FROM nation, (SELECT ? AS r) AS p WHERE n_regionkey = p.r", ["INTEGER"]),
     ("SELECT x FROM (SELECT ? AS x) AS t", [None]),
+    ("SELECT n_name FROM nation UNION ALL SELECT ?", ["VARCHAR"]),
+    ("SELECT ?, ? UNION SELECT n_regionkey, n_name FROM nation", ["INTEGER", "VARCHAR"]),
     # numbered parameters: the first place that says gives the type
     ("SELECT $1 AS a, n_name FROM nation WHERE n_nationkey = $1", ["INTEGER"]),
     # INSERT ... VALUES: the target columns
