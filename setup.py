@@ -15,7 +15,9 @@ ROOT = Path(__file__).parent
 NOT_SHIPPED = {"duckfleet", "bench", "tests"}
 
 COMPONENTS = sorted(
-    p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name not in NOT_SHIPPED
+    p.name
+    for p in ROOT.iterdir()
+    if (p / "__init__.py").is_file() and p.name not in NOT_SHIPPED
 )
 PACKAGE_DIR = {"duckfleet": "duckfleet"} | {f"duckfleet.{c}": c for c in COMPONENTS}
 

@@ -39,7 +39,9 @@ ANALYZE_SCHEMA = pa.schema(
 )
 
 
-def explain_table(plan: Plan, records: list[TaskRecord] | None = None, path: str = "") -> pa.Table:
+def explain_table(
+    plan: Plan, records: list[TaskRecord] | None = None, path: str = ""
+) -> pa.Table:
     """The plan as rows; with `records` (EXPLAIN ANALYZE), each task's run as well;
     `path`: how the query runs, the fast path or the queue (planner/fast_path.py)."""
     rows = explain_rows(plan)

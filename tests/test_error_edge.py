@@ -36,6 +36,7 @@ UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 
+
 def _class_names() -> set[str]:
     """duckfleet's exception classes and pyarrow's (Python's end in Error or Exception)."""
     # every error class of a front door and a worker is defined once these are imported
@@ -120,7 +121,9 @@ def _action(kind: str, body: bytes = b"") -> bytes:
 
 URL = commands.TYPE_URL_PREFIX
 UNKNOWN_RESULT = tickets.result_ticket(QueryId("0000000000000000"), TaskId("t0"))
-BAD_QUERY_ID = commands.pack(sql.TicketStatementQuery(statement_handle=b'{"q":"x/y","t":"t0"}'))
+BAD_QUERY_ID = commands.pack(
+    sql.TicketStatementQuery(statement_handle=b'{"q":"x/y","t":"t0"}')
+)
 SUBSTRAIT = fl.FlightDescriptor.for_command(commands.pack(sql.CommandStatementSubstraitPlan()))
 
 # (rpc, request, status code, words the message must carry): every bad request of the

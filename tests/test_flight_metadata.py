@@ -215,7 +215,6 @@ def test_the_spec_reader_reads_what_the_proto_writes():
         pa.int32(), pa.field("value", pa.list_(pa.field("$data$", pa.int32())))
     )
 
-
 COMMANDS = [
     (sql.CommandGetCatalogs(), CATALOGS),
     (sql.CommandGetDbSchemas(), DB_SCHEMAS),

@@ -113,7 +113,9 @@ class Unimplemented(StatusError, pa.ArrowNotImplementedError):  # UNIMPLEMENTED
 
 
 # the standard one (unwrapped, should this module ever be imported twice)
-_format_exception = getattr(traceback.format_exception, "__wrapped__", traceback.format_exception)
+_format_exception = getattr(
+    traceback.format_exception, "__wrapped__", traceback.format_exception
+)
 
 
 @functools.wraps(_format_exception)
