@@ -58,9 +58,11 @@ def decode(text: str) -> bytes:
 
 def parameter_schema(types: list[str | None]) -> pa.Schema:
     """The parameter schema of a prepared statement: one nullable field per
-    parameter, named by its number, typed where the planner could tell."""
+    parameter, named by its number, of the type the planner inferred; a string where
+    nothing says (never Arrow null, which JDBC cannot bind): the bound text is then
+    cast by DuckDB where it stands."""
     return pa.schema(
-        [pa.field(str(n), arrow_type(t) if t else pa.null()) for n, t in enumerate(types, 1)]
+        [pa.field(str(n), arrow_type(t) if t else pa.utf8()) for n, t in enumerate(types, 1)]
     )
 
 

@@ -8,8 +8,10 @@ catalog tables and views only. Parameters are bound as typed NULLs for this. A w
 statement (CREATE TABLE AS, INSERT, CREATE VIEW, DROP) returns no rows: its dataset
 schema is empty, which is how JDBC recognises an update.
 
-The parameter schema has one field per parameter, typed where the planner can tell
-from the statement (planner/parameters.py), else of Arrow type null.
+The parameter schema has one field per parameter, of the type the planner reads
+from where it stands (planner/parameter_inference.py), else a string (never Arrow
+null): flight/parameter_values.py makes bound values those types. Should DuckDB not
+bind the statement with NULLs of those types, it is bound with untyped NULLs.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from duckfleet.catalog import Catalog, Column
 from duckfleet.flight.binding import parameter_schema
 from duckfleet.flight.explain import ANALYZE_SCHEMA
 from duckfleet.flight.explain import SCHEMA as EXPLAIN_SCHEMA
+from duckfleet.flight.parameter_values import declared_types
 from duckfleet.flight.statements import ClientStatement, parse_statement_text
 from duckfleet.flight.types import arrow_type
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.errors import PlanError
 from duckfleet.planner.explain import explain_statement
-from duckfleet.planner.parameters import ParameterValue, bind, parameter_types
+from duckfleet.planner.parameters import ParameterValue, bind
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.quoting import quote_ident
 
@@ -45,13 +48,6 @@ class Prepared:
     dataset_schema: pa.Schema  # empty for a statement that returns no rows
     parameter_schema: pa.Schema
     is_update: bool
-
-
-def _schema_mapping(catalog: Catalog) -> dict[str, dict[str, str]]:
-    mapping = catalog.schema_mapping()
-    for name, view in catalog.views.items():
-        mapping[name] = {c.name: c.type for c in view.columns}
-    return mapping
 
 
 class Describer:
@@ -79,19 +75,37 @@ class Describer:
         types = self.parameter_types(statement, catalog)
         if statement.is_update:
             return Prepared(NO_ROWS, parameter_schema(types), True)
-        text = sql
-        if statement.tree is not None and statement.parameters:
-            nulls = [ParameterValue(None, t or "") for t in types]
-            text = bind(statement.tree, nulls).sql(dialect=DIALECT)
-        plan_query(text, catalog, self.settings)  # refuses what the planner refuses
-        columns = self.columns(text, catalog)
+        if statement.tree is None or not statement.parameters:
+            plan_query(sql, catalog, self.settings)  # refuses what the planner refuses
+            columns = self.columns(sql, catalog)
+        else:
+            columns = self._bound_columns(statement, types, catalog)
         schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in columns])
         return Prepared(schema, parameter_schema(types), False)
 
     def parameter_types(self, statement: ClientStatement, catalog: Catalog) -> list[str | None]:
-        if statement.tree is None:
-            return []
-        return parameter_types(statement.tree, statement.parameters, _schema_mapping(catalog))
+        return declared_types(statement, catalog)
+
+    def _bound_columns(
+        self, statement: ClientStatement, types: list[str | None], catalog: Catalog
+    ) -> list[Column]:
+        """The result columns with the parameters bound as NULLs of their types, else
+        (DuckDB refusing a type the planner read) as untyped NULLs."""
+        try:
+            return self._columns_with_nulls(statement, types, catalog)
+        except DescribeError:
+            if not any(types):
+                raise
+            return self._columns_with_nulls(statement, [None] * len(types), catalog)
+
+    def _columns_with_nulls(
+        self, statement: ClientStatement, types: list[str | None], catalog: Catalog
+    ) -> list[Column]:
+        assert statement.tree is not None
+        nulls = [ParameterValue(None, t or "") for t in types]
+        text = bind(statement.tree, nulls).sql(dialect=DIALECT)
+        plan_query(text, catalog, self.settings)  # refuses what the planner refuses
+        return self.columns(text, catalog)
 
     def columns(self, query: str, catalog: Catalog) -> list[Column]:
         """The result columns of ``query`` (already accepted by the planner) as DuckDB

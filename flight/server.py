@@ -44,10 +44,10 @@ import pyarrow.flight as flight
 from google.protobuf.message import Message
 
 from duckfleet.control.records import QueryState
-from duckfleet.flight import binding, metadata, sessions
+from duckfleet.flight import binding, metadata, parameter_values, sessions
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.describe import NO_ROWS
-from duckfleet.flight.statements import executions, parse_statement_text
+from duckfleet.flight.statements import ClientStatement, executions, parse_statement_text
 from duckfleet.flight.writes import IngestRequest
 from duckfleet.wire import commands, tickets
 from duckfleet.wire import sql_messages as sql
@@ -224,7 +224,7 @@ class FrontDoorServer(FlightEdge):
         """Run a statement once per bound parameter row. A query answers every
         run's partitions, in order; a write runs now and answers its row count."""
         statement = parse_statement_text(text)
-        runs = executions(statement, _parameter_rows(params))
+        runs = executions(statement, self._bound(statement, params))
         priority = self._priority(context)
         if statement.is_update:
             self._require_write(call)
@@ -444,7 +444,7 @@ class FrontDoorServer(FlightEdge):
         self, context: flight.ServerCallContext, call: Call, text: str, params: str | None
     ) -> int:
         statement = parse_statement_text(text)
-        runs = executions(statement, _parameter_rows(params))
+        runs = executions(statement, self._bound(statement, params))
         if not statement.is_update:
             raise MalformedRequest(
                 "this statement returns rows, it is not an update: execute it as a query "
@@ -453,6 +453,13 @@ class FrontDoorServer(FlightEdge):
         self._require_write(call)
         priority = self._priority(context)
         return sum(self._backend.update(run, priority=priority) for run in runs)
+
+    def _bound(self, statement: ClientStatement, params: str | None) -> list[list[Any]] | None:
+        """The bound rows, each value made its parameter's declared type."""
+        return parameter_values.bound_rows(
+            statement, _parameter_rows(params), self._backend.catalog
+        )
+
 
 def _read_all(reader: flight.MetadataRecordBatchReader) -> pa.Table:
     """Every batch a DoPut client sent: none at all when it sent not even a schema."""

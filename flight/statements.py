@@ -23,6 +23,7 @@ from duckfleet.planner.parameters import (
     bind_rows,
     is_single_row_insert,
     number_placeholders,
+    number_question_marks,
 )
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.write_statements import WriteStatement, parse_tree, parse_write
@@ -52,7 +53,7 @@ def parse_statement_text(sql: str) -> ClientStatement:
     so its users copy it before changing it (planner/parameters.py does)."""
     if not sql.strip():
         raise SqlSyntaxError("the SQL statement is empty")
-    tree = parse_tree(sql)
+    tree = parse_tree(number_question_marks(sql))  # ? numbered in the text's order
     if tree is None:
         return ClientStatement(sql, None, 0, None)
     numbered, count = number_placeholders(tree)

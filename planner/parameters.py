@@ -1,17 +1,20 @@
 """Statement parameters: find the placeholders, guess their types, bind values.
 
 A statement's placeholders are either all ``?`` (numbered 1, 2, ... in the order they
-appear) or all ``$1``, ``$2``, ... (a number may repeat). ``number_placeholders``
-turns the ``?`` form into the ``$n`` form, so the rest works on numbers only.
+appear in the text) or all ``$1``, ``$2``, ... (a number may repeat).
+``number_question_marks`` writes the ``?`` of a statement's text as ``$n`` before it is
+parsed, in the text's order; ``number_placeholders`` checks the numbers of a tree (and
+numbers, in tree order, any ``?`` of a tree that was not parsed that way), so the rest
+works on numbers only.
 
 Binding replaces each placeholder in the tree by a typed literal, built as a tree
 (``CAST('2024-01-31' AS DATE)``, ``'text'``, ``TRUE``, ``CAST(NULL AS BIGINT)``), never
 by splicing text: the bound tree plans and distributes like any other statement.
 
-A parameter's type is guessed from where it stands, against the catalog's columns:
-``col = ?``, ``? < col``, ``col BETWEEN ? AND ?``, ``col IN (?, ?)``, ``CAST(? AS T)``,
-``INSERT INTO t VALUES (?, ...)``. Anything else has no type (``None``): the client
-may bind any value there.
+A parameter's type is read from where it stands, against the catalog's columns
+(planner/parameter_inference.py: comparisons, arithmetic, IN, BETWEEN, LIKE, LIMIT,
+CAST, function arguments, INSERT ... VALUES). Where nothing says it is ``None``: the
+front door declares a string there and DuckDB casts the bound text where it stands.
 
 Pure: sqlglot only.
 """
@@ -22,11 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.annotate_types import annotate_types
-from sqlglot.optimizer.qualify import qualify
+from sqlglot.tokens import TokenType
 
 from duckfleet.planner.errors import UnsupportedStatementError
+from duckfleet.planner.parameter_inference import infer_parameter_types
 from duckfleet.planner.parse import DIALECT
 
 MAX_PARAMETERS = 10_000
@@ -61,7 +65,7 @@ def number_placeholders(tree: exp.Expression) -> tuple[exp.Expression, int]:
             "a statement uses either ? or $1, $2, ... for its parameters, not both"
         )
     if anonymous:
-        for n, placeholder in enumerate(anonymous, start=1):
+        for n, placeholder in enumerate(anonymous, start=1):  # tree order: see above
             placeholder.set("this", str(n))
         return tree, len(anonymous)
     numbers = [int(p.this) for p in found]
@@ -76,6 +80,42 @@ def number_placeholders(tree: exp.Expression) -> tuple[exp.Expression, int]:
     return tree, count
 
 
+def number_question_marks(sql: str) -> str:
+    """``sql`` with each ``?`` written ``$1``, ``$2``, ... in the order they stand in
+    the text, before it is parsed: the tree's own order is not the text's (a SELECT's
+    LIMIT comes before its WHERE among its arguments, a WITH after its body).
+
+    Placeholders are found as tokens, so a ``?`` in a string, a quoted name or a
+    comment is left alone. Text with no ``?``, or that does not tokenize, is returned
+    as it is (the parser then says what is wrong)."""
+    if "?" not in sql:
+        return sql
+    try:
+        tokens = Dialect.get_or_raise(DIALECT).tokenize(sql)
+    except SqlglotError:
+        return sql
+    marks = []
+    for token, after in zip(tokens, [*tokens[1:], None], strict=True):
+        numbered = (
+            after is not None
+            and after.token_type == TokenType.NUMBER
+            and after.start == token.end + 1
+        )
+        if token.token_type == TokenType.PLACEHOLDER and token.text == "?" and not numbered:
+            marks.append(token)
+        if token.token_type == TokenType.PARAMETER and after is not None and numbered:
+            raise UnsupportedStatementError(
+                "a statement uses either ? or $1, $2, ... for its parameters, not both"
+            )
+    if not marks:
+        return sql
+    pieces, at = [], 0
+    for n, token in enumerate(marks, start=1):
+        pieces += [sql[at : token.start], f"${n}"]
+        at = token.end + 1
+    return "".join([*pieces, sql[at:]])
+
+
 def _is_positional(placeholder: exp.Placeholder) -> bool:
     value = placeholder.this
     return value is None or str(value).isdigit()
@@ -88,69 +128,9 @@ def _number(placeholder: exp.Placeholder) -> int:
 def parameter_types(
     tree: exp.Expression, count: int, schema: Mapping[str, Mapping[str, str]]
 ) -> list[str | None]:
-    """The DuckDB type each of the ``count`` parameters of a numbered tree is
-    compared with or cast to, or None where nothing says."""
-    types: list[str | None] = [None] * count
-    if count == 0:
-        return types
-    insert_types = _insert_value_types(tree, schema)
-    try:
-        annotated = annotate_types(
-            qualify(tree.copy(), dialect=DIALECT, schema=dict(schema), identify=False),
-            schema=dict(schema),
-            dialect=DIALECT,
-        )
-    except (SqlglotError, ValueError, KeyError, TypeError):
-        annotated = tree
-    for placeholder in annotated.find_all(exp.Placeholder):
-        n = _number(placeholder) - 1
-        if 0 <= n < count and types[n] is None:
-            types[n] = _context_type(placeholder) or insert_types.get(n)
-    return types
-
-
-def _context_type(placeholder: exp.Placeholder) -> str | None:
-    parent = placeholder.parent
-    if isinstance(parent, exp.Cast) and parent.this is placeholder:
-        return _known(parent.to)
-    if isinstance(parent, exp.Between | exp.In):
-        return _known(parent.this.type) if parent.this is not placeholder else None
-    if isinstance(parent, exp.Binary) and isinstance(
-        parent, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE | exp.NullSafeEQ
-    ):
-        other = parent.right if parent.left is placeholder else parent.left
-        return _known(other.type)
-    return None
-
-
-def _known(type_: exp.DataType | None) -> str | None:
-    if type_ is None or type_.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
-        return None
-    return type_.sql(dialect=DIALECT)
-
-
-def _insert_value_types(
-    tree: exp.Expression, schema: Mapping[str, Mapping[str, str]]
-) -> dict[int, str]:
-    """``INSERT INTO t [(cols)] VALUES (?, ...)``: each placeholder's target column type."""
-    if not isinstance(tree, exp.Insert) or not isinstance(tree.expression, exp.Values):
-        return {}
-    target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
-    columns = schema.get(target.name.lower()) if isinstance(target, exp.Table) else None
-    if not columns:
-        return {}
-    if isinstance(tree.this, exp.Schema):
-        by_name = {k.lower(): v for k, v in columns.items()}
-        names = [c.name.lower() for c in tree.this.expressions]
-        targets = [by_name.get(n) for n in names]
-    else:
-        targets = list(columns.values())
-    out: dict[int, str] = {}
-    for row in tree.expression.expressions:
-        for value, type_ in zip(row.expressions, targets, strict=False):
-            if isinstance(value, exp.Placeholder) and type_:
-                out.setdefault(_number(value) - 1, type_)
-    return out
+    """The DuckDB type each of the ``count`` parameters of a numbered tree takes from
+    where it stands (planner/parameter_inference.py), or None where nothing says."""
+    return infer_parameter_types(tree, count, schema)
 
 
 def literal(value: ParameterValue) -> exp.Expression:

@@ -881,7 +881,7 @@ def test_create_prepared_statement_answers_both_schemas(client):
     parameters = pa.ipc.read_schema(pa.py_buffer(created.parameter_schema))
     assert dataset == pa.schema([("id", pa.int64()), ("label", pa.utf8())])
     assert parameters == pa.schema(
-        [("1", pa.null()), ("2", pa.decimal128(15, 2)), ("3", pa.int64())]
+        [("1", pa.utf8()), ("2", pa.decimal128(15, 2)), ("3", pa.int64())]
     )
 
 
