@@ -49,6 +49,7 @@ from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.describe import NO_ROWS
 from duckfleet.flight.statements import executions, parse_statement_text
 from duckfleet.flight.writes import IngestRequest
+from duckfleet.planner.dialects import DEFAULT_DIALECT, check_dialect, to_duckdb
 from duckfleet.wire import commands, tickets
 from duckfleet.wire import sql_messages as sql
 from duckfleet.wire.auth import require_admin
@@ -177,8 +178,9 @@ class FrontDoorServer(FlightEdge):
                 endpoint = flight.FlightEndpoint(tickets.local_ticket(command), [])
                 schema = metadata.result_schema(command)
                 return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
-            text, params = self._statement(command)
-            return self._execute(context, call, descriptor, text, params)
+            text, params = self._statement(command, context)
+            dialect = self._client_dialect(command, context)
+            return self._execute(context, call, descriptor, text, params, dialect)
 
     def get_schema(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -187,7 +189,7 @@ class FrontDoorServer(FlightEdge):
             command = self._command(descriptor, call)
             if call.what in metadata.COMMANDS:
                 return flight.SchemaResult(metadata.result_schema(command))
-            text, _ = self._statement(command)
+            text, _ = self._statement(command, context)
             return flight.SchemaResult(self._backend.prepare(text).dataset_schema)
 
     def _command(self, descriptor: flight.FlightDescriptor, call: Call) -> Message:
@@ -200,18 +202,40 @@ class FrontDoorServer(FlightEdge):
         call.what = sql.short_name(command)
         return command
 
-    def _statement(self, command: Message) -> tuple[str, str | None]:
-        """The SQL of a statement or prepared statement, and its bound parameters."""
-        params = None
+    def _statement(
+        self, command: Message, context: flight.ServerCallContext | None
+    ) -> tuple[str, str | None]:
+        """The DuckDB SQL of a statement (transpiled from the client's dialect) or
+        prepared statement (its handle holds DuckDB SQL), and its bound parameters."""
         if isinstance(command, sql.CommandStatementQuery | sql.CommandStatementUpdate):
             if command.HasField("transaction_id"):
                 raise UnsupportedRequest("transactions are not supported by duckfleet")
-            text: str = command.query  # type: ignore[attr-defined]
-        else:
-            handle = command.prepared_statement_handle  # type: ignore[attr-defined]
-            parsed = tickets.parse_handle(handle)
-            text, params = parsed.sql, parsed.params
-        return _checked_sql(text), params
+            text = _checked_sql(command.query)  # type: ignore[attr-defined]
+            return to_duckdb(text, self._dialect(context)), None
+        handle = command.prepared_statement_handle  # type: ignore[attr-defined]
+        parsed = tickets.parse_handle(handle)
+        return _checked_sql(parsed.sql), parsed.params
+
+    def _dialect(self, context: flight.ServerCallContext | None) -> str:
+        """The SQL dialect of this call: its x-duckfleet-dialect header, else the
+        session's dialect option, else DuckDB's (flight/sessions.py)."""
+        session = sessions.middleware_of(context)
+        if session is None:
+            return DEFAULT_DIALECT
+        if session.dialect is not None:
+            return check_dialect(session.dialect)
+        if session.fresh:
+            return DEFAULT_DIALECT
+        return sessions.dialect_of(self._backend.session(session.session_id))
+
+    def _client_dialect(
+        self, command: Message, context: flight.ServerCallContext | None
+    ) -> str | None:
+        """The dialect a statement's text was transpiled from; None: DuckDB's own."""
+        if not isinstance(command, sql.CommandStatementQuery):
+            return None
+        dialect = self._dialect(context)
+        return None if dialect == DEFAULT_DIALECT else dialect
 
     def _execute(
         self,
@@ -220,9 +244,11 @@ class FrontDoorServer(FlightEdge):
         descriptor: flight.FlightDescriptor,
         text: str,
         params: str | None,
+        dialect: str | None = None,
     ) -> flight.FlightInfo:
         """Run a statement once per bound parameter row. A query answers every
-        run's partitions, in order; a write runs now and answers its row count."""
+        run's partitions, in order; a write runs now and answers its row count.
+        ``dialect``: the one `text` was transpiled from (EXPLAIN shows it)."""
         statement = parse_statement_text(text)
         runs = executions(statement, _parameter_rows(params))
         priority = self._priority(context)
@@ -238,6 +264,7 @@ class FrontDoorServer(FlightEdge):
                 cancelled=context.is_cancelled,
                 user=call.identity.user,
                 role=call.identity.role,
+                **({"dialect": dialect} if dialect is not None else {}),
             )
             for run in runs
         ]
@@ -307,6 +334,7 @@ class FrontDoorServer(FlightEdge):
                 if request.HasField("transaction_id"):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
                 text = _checked_sql(request.query)  # type: ignore[attr-defined]
+                text = to_duckdb(text, self._dialect(context))  # the handle holds DuckDB SQL
                 prepared = self._backend.prepare(text)
                 call.detail = "update" if prepared.is_update else "query"
                 result = sql.ActionCreatePreparedStatementResult(
@@ -416,16 +444,16 @@ class FrontDoorServer(FlightEdge):
             command = commands.parse_command(descriptor.command, accept=commands.KNOWN_COMMANDS)
             call.what = sql.short_name(command)
             if isinstance(command, sql.CommandPreparedStatementQuery):
-                text, _ = self._statement(command)
+                text, _ = self._statement(command, context)
                 params = binding.encode(binding.to_ipc(_read_all(reader)))
                 handle = tickets.prepared_statement_handle(text, params)
                 result = sql.DoPutPreparedStatementResult(prepared_statement_handle=handle)
                 writer.write(pa.py_buffer(result.SerializeToString()))
                 return
             if isinstance(command, sql.CommandStatementUpdate):
-                count = self._update(context, call, self._statement(command)[0], None)
+                count = self._update(context, call, self._statement(command, context)[0], None)
             elif isinstance(command, sql.CommandPreparedStatementUpdate):
-                text, params = self._statement(command)
+                text, params = self._statement(command, context)
                 data = _read_all(reader)
                 if data.num_columns:  # parameters bound with this very call
                     params = binding.encode(binding.to_ipc(data))
@@ -453,6 +481,7 @@ class FrontDoorServer(FlightEdge):
         self._require_write(call)
         priority = self._priority(context)
         return sum(self._backend.update(run, priority=priority) for run in runs)
+
 
 def _read_all(reader: flight.MetadataRecordBatchReader) -> pa.Table:
     """Every batch a DoPut client sent: none at all when it sent not even a schema."""
