@@ -231,9 +231,11 @@ class FrontDoorServer(FlightEdge):
     def _client_dialect(
         self, command: Message, context: flight.ServerCallContext | None
     ) -> str | None:
-        """The dialect a statement's text was transpiled from; None: DuckDB's own."""
-        if not isinstance(command, sql.CommandStatementQuery):
-            return None
+        """The dialect a statement's text was transpiled from (a prepared statement's
+        handle says); None: DuckDB's own."""
+        if not isinstance(command, sql.CommandStatementQuery | sql.CommandStatementUpdate):
+            handle = command.prepared_statement_handle  # type: ignore[attr-defined]
+            return tickets.parse_handle(handle).dialect
         dialect = self._dialect(context)
         return None if dialect == DEFAULT_DIALECT else dialect
 
@@ -334,11 +336,13 @@ class FrontDoorServer(FlightEdge):
                 if request.HasField("transaction_id"):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
                 text = _checked_sql(request.query)  # type: ignore[attr-defined]
-                text = to_duckdb(text, self._dialect(context))  # the handle holds DuckDB SQL
+                dialect = self._dialect(context)
+                text = to_duckdb(text, dialect)  # the handle holds DuckDB SQL
                 prepared = self._backend.prepare(text)
                 call.detail = "update" if prepared.is_update else "query"
+                source = None if dialect == DEFAULT_DIALECT else dialect
                 result = sql.ActionCreatePreparedStatementResult(
-                    prepared_statement_handle=tickets.prepared_statement_handle(text),
+                    prepared_statement_handle=tickets.prepared_statement_handle(text, None, source),
                     dataset_schema=prepared.dataset_schema.serialize().to_pybytes(),
                     parameter_schema=prepared.parameter_schema.serialize().to_pybytes(),
                 )
@@ -446,7 +450,8 @@ class FrontDoorServer(FlightEdge):
             if isinstance(command, sql.CommandPreparedStatementQuery):
                 text, _ = self._statement(command, context)
                 params = binding.encode(binding.to_ipc(_read_all(reader)))
-                handle = tickets.prepared_statement_handle(text, params)
+                dialect = self._client_dialect(command, context)
+                handle = tickets.prepared_statement_handle(text, params, dialect)
                 result = sql.DoPutPreparedStatementResult(prepared_statement_handle=handle)
                 writer.write(pa.py_buffer(result.SerializeToString()))
                 return

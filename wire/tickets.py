@@ -199,10 +199,15 @@ def _parse_statement_handle(handle: bytes) -> ResultTicket:
 class PreparedHandle:
     sql: str
     params: str | None = None  # base64 Arrow IPC stream of the bound parameter rows
+    dialect: str | None = None  # the client's dialect, when `sql` was transpiled from it
 
 
-def prepared_statement_handle(sql_text: str, params: str | None = None) -> bytes:
+def prepared_statement_handle(
+    sql_text: str, params: str | None = None, dialect: str | None = None
+) -> bytes:
     fields = {"sql": sql_text} if params is None else {"sql": sql_text, "params": params}
+    if dialect is not None:
+        fields["d"] = dialect
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -216,12 +221,13 @@ def parse_handle(handle: bytes) -> PreparedHandle:
         not isinstance(fields, dict)
         or not isinstance(fields.get("sql"), str)
         or not isinstance(fields.get("params", ""), str)
+        or not isinstance(fields.get("d", ""), str)
     ):
         raise InvalidTicket(
             "invalid prepared statement handle: not one duckfleet issued; "
             "prepare the statement again (CreatePreparedStatement)"
         )
-    return PreparedHandle(fields["sql"], fields.get("params"))
+    return PreparedHandle(fields["sql"], fields.get("params"), fields.get("d"))
 
 
 def parse_prepared_statement_handle(handle: bytes) -> str:
