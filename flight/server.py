@@ -35,6 +35,7 @@ UNIMPLEMENTED (or INVALID_ARGUMENT if malformed), naming what was asked for.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -49,7 +50,14 @@ from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.describe import NO_ROWS
 from duckfleet.flight.statements import executions, parse_statement_text
 from duckfleet.flight.writes import IngestRequest
-from duckfleet.planner.dialects import DEFAULT_DIALECT, check_dialect, to_duckdb
+from duckfleet.planner.dialects import (
+    DEFAULT_DIALECT,
+    DialectError,
+    DialectSyntaxError,
+    check_dialect,
+    to_duckdb,
+)
+from duckfleet.planner.errors import PlanError
 from duckfleet.wire import commands, tickets
 from duckfleet.wire import sql_messages as sql
 from duckfleet.wire.auth import require_admin
@@ -180,7 +188,8 @@ class FrontDoorServer(FlightEdge):
                 return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
             text, params = self._statement(command, context)
             dialect = self._client_dialect(command, context)
-            return self._execute(context, call, descriptor, text, params, dialect)
+            with _sent_as(dialect, text):
+                return self._execute(context, call, descriptor, text, params, dialect)
 
     def get_schema(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -338,9 +347,10 @@ class FrontDoorServer(FlightEdge):
                 text = _checked_sql(request.query)  # type: ignore[attr-defined]
                 dialect = self._dialect(context)
                 text = to_duckdb(text, dialect)  # the handle holds DuckDB SQL
-                prepared = self._backend.prepare(text)
-                call.detail = "update" if prepared.is_update else "query"
                 source = None if dialect == DEFAULT_DIALECT else dialect
+                with _sent_as(source, text):
+                    prepared = self._backend.prepare(text)
+                call.detail = "update" if prepared.is_update else "query"
                 result = sql.ActionCreatePreparedStatementResult(
                     prepared_statement_handle=tickets.prepared_statement_handle(text, None, source),
                     dataset_schema=prepared.dataset_schema.serialize().to_pybytes(),
@@ -536,6 +546,25 @@ def _checked_sql(text: str) -> str:
             "bytes: put large value lists in a table"
         )
     return text
+
+
+SHOWN_SQL_CHARS = 400  # of the transpiled statement, in an error message
+
+
+@contextlib.contextmanager
+def _sent_as(dialect: str | None, text: str) -> Iterator[None]:
+    """A planner error about a statement transpiled from `dialect` says so, and shows
+    the DuckDB SQL it was about (its line and column are that text's)."""
+    try:
+        yield
+    except (DialectError, DialectSyntaxError):
+        raise  # they name the dialect already
+    except PlanError as exc:
+        if dialect is None:
+            raise
+        shown = text if len(text) <= SHOWN_SQL_CHARS else text[:SHOWN_SQL_CHARS] + " ..."
+        exc.args = (f"{exc} (sent as {dialect} SQL, which reads as this DuckDB SQL: {shown})",)
+        raise
 
 
 def _batches(reader: pa.RecordBatchReader, call: Call) -> Iterator[pa.RecordBatch]:

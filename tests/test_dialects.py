@@ -24,6 +24,7 @@ from duckfleet.planner.dialects import (
 from duckfleet.planner.errors import SqlSyntaxError, UnsupportedStatementError
 from duckfleet.planner.parse import parse_statement
 from duckfleet.verify import assert_same_result
+from duckfleet.wire import tickets
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +172,12 @@ def test_the_same_text_in_two_dialects_is_two_plans_with_two_answers(catalog: Ca
         answers[dialect] = execute_plan(plan).column("v").to_pylist()
     assert answers == {"duckdb": ["CANADA"], "spark": ["n_name"]}
     assert len(planned) == 2 and (cache.hits, cache.misses) == (2, 2)
+
+
+def test_prepared_handles_and_explain_tickets_carry_the_dialect() -> None:
+    handle = tickets.prepared_statement_handle("SELECT 1", None, "trino")
+    assert tickets.parse_handle(handle) == tickets.PreparedHandle("SELECT 1", None, "trino")
+    assert tickets.parse_handle(tickets.prepared_statement_handle("SELECT 1")).dialect is None
+    ticket = tickets.parse_ticket(tickets.explain_ticket("EXPLAIN SELECT 1", None, "spark"))
+    assert isinstance(ticket, tickets.ExplainTicket) and ticket.dialect == "spark"
+    assert tickets.parse_ticket(tickets.explain_ticket("EXPLAIN SELECT 1")).dialect is None  # type: ignore[union-attr]

@@ -173,3 +173,12 @@ def test_metadata_still_answers_with_a_dialect_set(sessions, fleet) -> None:
     }
     assert {"nation", "orders", "lineitem"} <= tables
     assert "TABLE" in conn.adbc_get_table_types()
+
+
+def test_a_planner_error_after_transpiling_names_the_dialect(fleet) -> None:
+    with flightsql.connect(fleet.uri, db_kwargs={HEADER: "snowflake"}) as conn:
+        with pytest.raises(flightsql.ProgrammingError) as e:
+            query(conn, "SELECT IFF(n_nope > 0, 1, 2) AS x FROM nation")
+    message = str(e.value)
+    assert "n_nope" in message and "sent as snowflake SQL" in message
+    assert "CASE WHEN n_nope > 0 THEN 1 ELSE 2 END" in message and "Traceback" not in message
