@@ -220,10 +220,15 @@ class FrontDoorServer(FlightEdge):
             if command.HasField("transaction_id"):
                 raise UnsupportedRequest("transactions are not supported by duckfleet")
             text = _checked_sql(command.query)  # type: ignore[attr-defined]
-            return to_duckdb(text, self._dialect(context)), None
+            return self._to_duckdb(text, context), None
         handle = command.prepared_statement_handle  # type: ignore[attr-defined]
         parsed = tickets.parse_handle(handle)
         return _checked_sql(parsed.sql), parsed.params
+
+    def _to_duckdb(self, text: str, context: flight.ServerCallContext | None) -> str:
+        """`text` in this call's dialect as DuckDB SQL (planner/dialects.py); the
+        catalog's column types tell integer from other division."""
+        return to_duckdb(text, self._dialect(context), self._backend.catalog)
 
     def _dialect(self, context: flight.ServerCallContext | None) -> str:
         """The SQL dialect of this call: its x-duckfleet-dialect header, else the
@@ -346,7 +351,7 @@ class FrontDoorServer(FlightEdge):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
                 text = _checked_sql(request.query)  # type: ignore[attr-defined]
                 dialect = self._dialect(context)
-                text = to_duckdb(text, dialect)  # the handle holds DuckDB SQL
+                text = self._to_duckdb(text, context)  # the handle holds DuckDB SQL
                 source = None if dialect == DEFAULT_DIALECT else dialect
                 with _sent_as(source, text):
                     prepared = self._backend.prepare(text)

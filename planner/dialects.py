@@ -11,6 +11,13 @@ prepared statements, writes and EXPLAIN see DuckDB SQL only. ``EXPLAIN [ANALYZE]
 keeps its prefix and the query behind it is transpiled. Placeholders (``?``,
 ``$1``) pass through as they are.
 
+Division: in Trino, Postgres, T-SQL, ... an integer divided by an integer is an
+integer (``7 / 2`` is 3), in DuckDB a DOUBLE (3.5). sqlglot writes the source's
+meaning (truncated division) only where it knows both operands are integers, so a
+statement with such a division is typed first, on a copy qualified against the
+catalog's column types (``catalog``, asked for only then); a division whose
+operands stay untyped (a view's column, a parameter) is written as DuckDB's ``/``.
+
 What sqlglot cannot write for DuckDB (it raises UnsupportedError with
 ``unsupported_level=RAISE``) is refused, naming the dialect and the construct;
 text that does not parse in its dialect is a syntax error that names the dialect.
@@ -21,12 +28,17 @@ and again.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect, Dialects
 from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
 from sqlglot.tokens import Token
 
+from duckfleet.catalog import Catalog
 from duckfleet.planner.errors import PlanError, SqlSyntaxError
 from duckfleet.planner.parse import DIALECT, _syntax_error, _token_error
 
@@ -63,22 +75,79 @@ def check_dialect(name: str) -> str:
     )
 
 
-@functools.lru_cache(maxsize=TEXTS_KEPT)
-def to_duckdb(sql: str, dialect: str) -> str:
-    """`sql`, written in `dialect`, as DuckDB SQL."""
+def to_duckdb(sql: str, dialect: str, catalog: Callable[[], Catalog] | None = None) -> str:
+    """`sql`, written in `dialect`, as DuckDB SQL. `catalog` gives the column types
+    that integer division needs (see above)."""
     name = check_dialect(dialect)
     if name == DEFAULT_DIALECT:
         return sql
-    prefix, query = _split_explain(sql, name)
-    reader = Dialect.get_or_raise(name)
+    text, typed_division = _transpiled(sql, name)
+    if not typed_division:
+        return text
+    prefix, trees = _parsed(sql, name)
+    columns = _column_types(catalog() if catalog is not None else Catalog())
+    for tree in trees:
+        _type_divisions(tree, name, columns)
+    return prefix + "; ".join(_written(tree, name) for tree in trees)
+
+
+@functools.lru_cache(maxsize=TEXTS_KEPT)
+def _transpiled(sql: str, dialect: str) -> tuple[str, bool]:
+    """The DuckDB text, and whether it has a division whose meaning needs types."""
+    prefix, trees = _parsed(sql, dialect)
+    typed = any(d.args.get("typed") for tree in trees for d in tree.find_all(exp.Div))
+    return prefix + "; ".join(_written(tree, dialect) for tree in trees), typed
+
+
+def _parsed(sql: str, dialect: str) -> tuple[str, list[exp.Expression]]:
+    prefix, query = _split_explain(sql, dialect)
     try:
-        trees = [t for t in reader.parse(query) if t is not None]
+        trees = Dialect.get_or_raise(dialect).parse(query)
     except ParseError as e:
-        raise DialectSyntaxError(name, _syntax_error(e)) from None
+        raise DialectSyntaxError(dialect, _syntax_error(e)) from None
     except TokenError as e:
-        raise DialectSyntaxError(name, _token_error(query, e)) from None
-    written = [_written(tree, name) for tree in trees if not isinstance(tree, exp.Semicolon)]
-    return prefix + "; ".join(written)
+        raise DialectSyntaxError(dialect, _token_error(query, e)) from None
+    return prefix, [t for t in trees if t is not None and not isinstance(t, exp.Semicolon)]
+
+
+_DIVISION = "duckfleet_division"  # meta key: a division's index, kept by copy()
+
+
+def _type_divisions(tree: exp.Expression, dialect: str, columns: MappingSchema) -> None:
+    """Give the operands of each typed division of `tree` the types sqlglot infers on
+    a qualified copy, where both are integers, so that it writes truncated division."""
+    divisions = [d for d in tree.find_all(exp.Div) if d.args.get("typed")]
+    for n, division in enumerate(divisions):
+        division.meta[_DIVISION] = n
+    try:
+        typed = qualify(
+            tree.copy(),
+            schema=columns,
+            dialect=dialect,
+            validate_qualify_columns=False,
+            quote_identifiers=False,
+        )
+        annotate_types(typed, schema=columns, dialect=dialect)
+    except Exception:  # types are a help here: untyped, the division stays DuckDB's
+        typed = exp.Null()
+    for division in typed.find_all(exp.Div):
+        n = division.meta.get(_DIVISION)
+        left, right = division.left.type, division.right.type
+        if n is None or left is None or right is None:
+            continue
+        if left.is_type(*exp.DataType.INTEGER_TYPES) and right.is_type(*exp.DataType.INTEGER_TYPES):
+            divisions[n].left.type = left.copy()
+            divisions[n].right.type = right.copy()
+    for division in divisions:
+        division.meta.pop(_DIVISION, None)
+
+
+def _column_types(catalog: Catalog) -> MappingSchema:
+    tables = {
+        **{name: {c.name: c.type for c in t.columns} for name, t in catalog.tables.items()},
+        **{name: {c.name: c.type for c in v.columns} for name, v in catalog.views.items()},
+    }
+    return MappingSchema({n: cols for n, cols in tables.items() if cols}, dialect=DEFAULT_DIALECT)
 
 
 def _written(tree: exp.Expression, dialect: str) -> str:

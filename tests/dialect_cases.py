@@ -70,6 +70,13 @@ CASES: list[Case] = [
         "SELECT day_of_week(o_orderdate) AS dow, count(*) AS n FROM orders GROUP BY 1",
         "SELECT isodow(o_orderdate) AS dow, count(*) AS n FROM orders GROUP BY 1",
     ),
+    Case(
+        "trino",
+        "SELECT o_orderstatus, count(*) / 7 AS weeks, sum(o_custkey) / count(*) AS mean, "
+        "7 / 2 AS half FROM orders GROUP BY 1",
+        "SELECT o_orderstatus, count(*) // 7 AS weeks, CAST(sum(o_custkey) // count(*) AS BIGINT) "
+        "AS mean, CAST(3 AS BIGINT) AS half FROM orders GROUP BY 1",
+    ),
     # --- Snowflake --------------------------------------------------------------------
     Case(
         "snowflake",
@@ -208,6 +215,11 @@ CASES: list[Case] = [
         "SELECT r_regionkey, string_agg(n_name, ',' ORDER BY n_name) AS names FROM region "
         "JOIN nation ON n_regionkey = r_regionkey GROUP BY r_regionkey",
     ),
+    Case(
+        "postgres",
+        "SELECT p_size / 10 AS decade, count(*) AS n FROM part GROUP BY 1",
+        "SELECT CAST(p_size // 10 AS BIGINT) AS decade, count(*) AS n FROM part GROUP BY 1",
+    ),
     # --- MySQL ------------------------------------------------------------------------
     Case(
         "mysql",
@@ -244,5 +256,12 @@ CASES: list[Case] = [
         "MIN(DATEADD(day, 1, l_shipdate)) AS first FROM lineitem",
         "SELECT max(l_receiptdate - l_shipdate) AS days, min(l_shipdate + INTERVAL 1 DAY) "
         "AS first FROM lineitem",
+    ),
+    Case(
+        "tsql",
+        "SELECT TOP 3 s_nationkey, COUNT(*) / 4 AS quarter FROM supplier GROUP BY s_nationkey "
+        "ORDER BY s_nationkey",
+        "SELECT s_nationkey, count(*) // 4 AS quarter FROM supplier GROUP BY s_nationkey "
+        "ORDER BY s_nationkey LIMIT 3",
     ),
 ]

@@ -60,7 +60,7 @@ def test_duckdb_text_is_returned_as_it_is() -> None:
 def test_each_case_transpiles_plans_and_equals_its_duckdb_form(
     case: Case, catalog: Catalog
 ) -> None:
-    text = to_duckdb(case.sql, case.dialect)
+    text = to_duckdb(case.sql, case.dialect, lambda: catalog)
     assert text != case.sql  # every case uses something DuckDB writes differently
     parse_statement(text)  # DuckDB SQL the planner reads
     plan = plan_query(text, catalog, PlannerSettings())
@@ -181,3 +181,24 @@ def test_prepared_handles_and_explain_tickets_carry_the_dialect() -> None:
     ticket = tickets.parse_ticket(tickets.explain_ticket("EXPLAIN SELECT 1", None, "spark"))
     assert isinstance(ticket, tickets.ExplainTicket) and ticket.dialect == "spark"
     assert tickets.parse_ticket(tickets.explain_ticket("EXPLAIN SELECT 1")).dialect is None  # type: ignore[union-attr]
+
+
+def test_integer_division_keeps_its_dialects_meaning(catalog: Catalog) -> None:
+    def answer(sql: str, dialect: str) -> list[object]:
+        text = to_duckdb(sql, dialect, lambda: catalog)
+        return reference(catalog, text).column(0).to_pylist()
+
+    sql = "SELECT max(p_size) / 4 AS q FROM part"
+    biggest = reference(catalog, "SELECT max(p_size) AS m FROM part").column(0)[0].as_py()
+    for dialect in ("trino", "postgres", "tsql"):  # integer / integer is an integer
+        assert answer(sql, dialect) == [biggest // 4]
+    for dialect in ("snowflake", "bigquery", "duckdb"):  # ... is not
+        assert answer(sql, dialect) == [biggest / 4]
+    assert answer("SELECT -7 / 2 AS x", "trino") == [-3]  # truncated, not floored
+    assert to_duckdb("SELECT p_retailprice / 2 AS x FROM part", "trino", lambda: catalog) == (
+        "SELECT p_retailprice / 2 AS x FROM part"  # DECIMAL: DuckDB's division
+    )
+    # a table the catalog does not know: untyped, DuckDB's division (the planner refuses it)
+    assert to_duckdb("SELECT a / b FROM nope", "trino", lambda: catalog) == (
+        "SELECT a / b FROM nope"
+    )

@@ -182,3 +182,19 @@ def test_a_planner_error_after_transpiling_names_the_dialect(fleet) -> None:
     message = str(e.value)
     assert "n_nope" in message and "sent as snowflake SQL" in message
     assert "CASE WHEN n_nope > 0 THEN 1 ELSE 2 END" in message and "Traceback" not in message
+
+
+def test_a_write_in_a_dialect_is_transpiled_too(fleet, tpch_dir) -> None:
+    with flightsql.connect(fleet.uri, db_kwargs={HEADER: "snowflake"}) as conn:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE OR REPLACE TABLE dialect_regions AS "
+                "SELECT r_regionkey, IFF(r_regionkey < 2, 'low', 'high') AS band FROM region"
+            )
+        got = query(conn, "SELECT band, COUNT(*)::INT AS n FROM dialect_regions GROUP BY 1")
+    expected = reference(
+        tpch_dir,
+        "SELECT CASE WHEN r_regionkey < 2 THEN 'low' ELSE 'high' END AS band, "
+        "CAST(count(*) AS INTEGER) AS n FROM region GROUP BY 1",
+    )
+    assert_same_result(got, expected, ordered=False)
