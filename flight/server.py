@@ -87,7 +87,8 @@ ACTIONS: dict[str, str] = {
         "Response Message: N/A"
     ),
     SET_SESSION_OPTIONS: (
-        "Set client session options (catalog, schema, priority) by name/value pairs.\n"
+        "Set client session options (catalog, schema, priority, dialect) by name/value "
+        "pairs.\n"
         "Request Message: SetSessionOptionsRequest\n"
         "Response Message: SetSessionOptionsResult"
     ),

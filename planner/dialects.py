@@ -59,6 +59,7 @@ class DialectSyntaxError(SqlSyntaxError):
         self.column = error.column
 
 
+@functools.cache
 def dialect_names() -> tuple[str, ...]:
     """Every dialect name sqlglot knows, sorted."""
     return tuple(sorted(d.value for d in Dialects if d.value))
