@@ -352,7 +352,7 @@ class FrontDoorServer(FlightEdge):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
                 text = _checked_sql(request.query)  # type: ignore[attr-defined]
                 dialect = self._dialect(context)
-                text = self._to_duckdb(text, context)  # the handle holds DuckDB SQL
+                text = to_duckdb(text, dialect, self._backend.catalog)  # the handle: DuckDB SQL
                 source = None if dialect == DEFAULT_DIALECT else dialect
                 with _sent_as(source, text):
                     prepared = self._backend.prepare(text)
