@@ -55,11 +55,13 @@ class QueryBackend(Protocol):
         cancelled: Callable[[], bool] | None = None,
         user: str = "",
         role: str = "admin",
+        dialect: str | None = None,
     ) -> QueryOutcome:
         """Plan, publish and wait for a query; raise PlanError, ControlError subclasses.
         ``cancelled`` is asked while waiting; once true the query is cancelled.
         ``user``/``role``: who asks (duckfleet.wire.auth); admin-only work checks the
-        role with ``require_admin``."""
+        role with ``require_admin``. ``dialect``: the one the client wrote the query
+        in, when the front door transpiled it to the DuckDB SQL given."""
         ...
 
     def cancel(self, query_id: QueryId) -> QueryStatus:

@@ -1,7 +1,8 @@
 """EXPLAIN and EXPLAIN ANALYZE answered as result tables, by any front door.
 
 EXPLAIN plans the query and returns the plan's rows (planner/explain.py): stages,
-tasks, splits, inputs, each fragment's SQL, and why the plan is what it is. EXPLAIN
+tasks, splits, inputs, each fragment's SQL, and why the plan is what it is; for a
+query sent in another dialect, the DuckDB SQL it was transpiled to. EXPLAIN
 ANALYZE runs the query first and adds, per task, what its task record says: the
 worker that ran it, its result's rows and bytes, and the worker's time on it in ms.
 
@@ -40,13 +41,18 @@ ANALYZE_SCHEMA = pa.schema(
 
 
 def explain_table(
-    plan: Plan, records: list[TaskRecord] | None = None, path: str = ""
+    plan: Plan, records: list[TaskRecord] | None = None, path: str = "", dialect: str | None = None
 ) -> pa.Table:
     """The plan as rows; with `records` (EXPLAIN ANALYZE), each task's run as well;
-    `path`: how the query runs, the fast path or the queue (planner/fast_path.py)."""
+    `path`: how the query runs, the fast path or the queue (planner/fast_path.py);
+    `dialect`: the one the client wrote the query in, when it was transpiled (a
+    "dialect" row then shows the DuckDB SQL it became)."""
     rows = explain_rows(plan)
     if path:
         rows.insert(1, ExplainRow(None, "path", None, path, "", "", ""))
+    if dialect is not None:
+        detail = f"{dialect} SQL transpiled to DuckDB by sqlglot"
+        rows.insert(1, ExplainRow(None, "dialect", None, detail, "", "", plan.sql.strip()))
     columns: dict[str, list[object]] = {
         "stage": [r.stage for r in rows],
         "kind": [r.kind for r in rows],

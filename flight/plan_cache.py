@@ -2,9 +2,11 @@
 
 Planning is pure (planner/): a function of the statement, the catalog and the
 settings, so a plan made once answers every later run of the same text while the
-catalog has not changed. Bounded, least recently used first out; thread-safe (the
-Flight server calls from many threads). Statements that fail to plan are not kept:
-they raise again, each time.
+catalog has not changed. The text is the DuckDB SQL the planner reads: a statement
+sent in another dialect is keyed on what it was transpiled to (planner/dialects.py),
+so the same text in two dialects that mean different things is two entries. Bounded,
+least recently used first out; thread-safe (the Flight server calls from many
+threads). Statements that fail to plan are not kept: they raise again, each time.
 """
 
 from __future__ import annotations

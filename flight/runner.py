@@ -173,15 +173,18 @@ class FleetBackend:
         cancelled: Callable[[], bool] | None = None,
         user: str = "",
         role: str = ADMIN,
+        dialect: str | None = None,
     ) -> QueryOutcome:
         """Plan, publish and wait for `sql`. ``priority``: higher is scheduled first;
         ``cancelled``: asked while waiting (the Flight call's ``is_cancelled``): once
         it says yes the query is cancelled fleet-wide. ``user`` and ``role``: who
-        asked (wire/auth.py); "" when auth is off."""
+        asked (wire/auth.py); "" when auth is off. ``dialect``: the one the client
+        wrote `sql` in, when it was transpiled to the DuckDB SQL given (EXPLAIN
+        says so)."""
         started = time.perf_counter()
         explain = explain_statement(sql)
         if explain is not None:
-            return self._explain(sql, explain)
+            return self._explain(sql, explain, dialect)
         plan, path = self._planned(sql)
         planned = time.perf_counter()
         fast, started_once = self._run_fast(plan, priority, cancelled) if path.fast else (None, ())
@@ -302,7 +305,7 @@ class FleetBackend:
 
         return self.fleet.with_catalog(plan_on)
 
-    def _explain(self, sql: str, explain: Explain) -> QueryOutcome:
+    def _explain(self, sql: str, explain: Explain, dialect: str | None = None) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
         each task's run. One endpoint, answered by any front door."""
         plan, path = self._planned(explain.sql)
@@ -317,8 +320,8 @@ class FleetBackend:
                 else:  # its completion commits just after the answer: wait for it
                     self.queries.wait(q, self.cfg.query_timeout, changed)
             records = self.queries.task_records(q)
-        table = explain_table(plan, records, path.reason)
-        ticket = explain_ticket(sql, q if explain.analyze else None)
+        table = explain_table(plan, records, path.reason, dialect)
+        ticket = explain_ticket(sql, q if explain.analyze else None, dialect)
         log.info("query=%s explained: %d task(s)%s", q, len(plan.tasks), " (ran)" * bool(records))
         partition = Partition(ticket=ticket, locations=(), rows=table.num_rows, bytes=table.nbytes)
         return QueryOutcome(q, table.schema, (partition,))
@@ -332,7 +335,7 @@ class FleetBackend:
         if ticket.query_id is not None:
             self.queries.record(ticket.query_id)  # QueryNotFound once its keys expired
             records = self.queries.task_records(ticket.query_id)
-        return explain_table(plan, records, path.reason).to_reader()
+        return explain_table(plan, records, path.reason, ticket.dialect).to_reader()
 
     def _execute(
         self,

@@ -35,6 +35,7 @@ UNIMPLEMENTED (or INVALID_ARGUMENT if malformed), naming what was asked for.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +50,14 @@ from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.describe import NO_ROWS
 from duckfleet.flight.statements import ClientStatement, executions, parse_statement_text
 from duckfleet.flight.writes import IngestRequest
+from duckfleet.planner.dialects import (
+    DEFAULT_DIALECT,
+    DialectError,
+    DialectSyntaxError,
+    check_dialect,
+    to_duckdb,
+)
+from duckfleet.planner.errors import PlanError
 from duckfleet.wire import commands, tickets
 from duckfleet.wire import sql_messages as sql
 from duckfleet.wire.auth import require_admin
@@ -78,7 +87,8 @@ ACTIONS: dict[str, str] = {
         "Response Message: N/A"
     ),
     SET_SESSION_OPTIONS: (
-        "Set client session options (catalog, schema, priority) by name/value pairs.\n"
+        "Set client session options (catalog, schema, priority, dialect) by name/value "
+        "pairs.\n"
         "Request Message: SetSessionOptionsRequest\n"
         "Response Message: SetSessionOptionsResult"
     ),
@@ -177,8 +187,10 @@ class FrontDoorServer(FlightEdge):
                 endpoint = flight.FlightEndpoint(tickets.local_ticket(command), [])
                 schema = metadata.result_schema(command)
                 return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
-            text, params = self._statement(command)
-            return self._execute(context, call, descriptor, text, params)
+            text, params = self._statement(command, context)
+            dialect = self._client_dialect(command, context)
+            with _sent_as(dialect, text):
+                return self._execute(context, call, descriptor, text, params, dialect)
 
     def get_schema(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -187,7 +199,7 @@ class FrontDoorServer(FlightEdge):
             command = self._command(descriptor, call)
             if call.what in metadata.COMMANDS:
                 return flight.SchemaResult(metadata.result_schema(command))
-            text, _ = self._statement(command)
+            text, _ = self._statement(command, context)
             return flight.SchemaResult(self._backend.prepare(text).dataset_schema)
 
     def _command(self, descriptor: flight.FlightDescriptor, call: Call) -> Message:
@@ -200,18 +212,47 @@ class FrontDoorServer(FlightEdge):
         call.what = sql.short_name(command)
         return command
 
-    def _statement(self, command: Message) -> tuple[str, str | None]:
-        """The SQL of a statement or prepared statement, and its bound parameters."""
-        params = None
+    def _statement(
+        self, command: Message, context: flight.ServerCallContext | None
+    ) -> tuple[str, str | None]:
+        """The DuckDB SQL of a statement (transpiled from the client's dialect) or
+        prepared statement (its handle holds DuckDB SQL), and its bound parameters."""
         if isinstance(command, sql.CommandStatementQuery | sql.CommandStatementUpdate):
             if command.HasField("transaction_id"):
                 raise UnsupportedRequest("transactions are not supported by duckfleet")
-            text: str = command.query  # type: ignore[attr-defined]
-        else:
+            text = _checked_sql(command.query)  # type: ignore[attr-defined]
+            return self._to_duckdb(text, context), None
+        handle = command.prepared_statement_handle  # type: ignore[attr-defined]
+        parsed = tickets.parse_handle(handle)
+        return _checked_sql(parsed.sql), parsed.params
+
+    def _to_duckdb(self, text: str, context: flight.ServerCallContext | None) -> str:
+        """`text` in this call's dialect as DuckDB SQL (planner/dialects.py); the
+        catalog's column types tell integer from other division."""
+        return to_duckdb(text, self._dialect(context), self._backend.catalog)
+
+    def _dialect(self, context: flight.ServerCallContext | None) -> str:
+        """The SQL dialect of this call: its x-duckfleet-dialect header, else the
+        session's dialect option, else DuckDB's (flight/sessions.py)."""
+        session = sessions.middleware_of(context)
+        if session is None:
+            return DEFAULT_DIALECT
+        if session.dialect is not None:
+            return check_dialect(session.dialect)
+        if session.fresh:
+            return DEFAULT_DIALECT
+        return sessions.dialect_of(self._backend.session(session.session_id))
+
+    def _client_dialect(
+        self, command: Message, context: flight.ServerCallContext | None
+    ) -> str | None:
+        """The dialect a statement's text was transpiled from (a prepared statement's
+        handle says); None: DuckDB's own."""
+        if not isinstance(command, sql.CommandStatementQuery | sql.CommandStatementUpdate):
             handle = command.prepared_statement_handle  # type: ignore[attr-defined]
-            parsed = tickets.parse_handle(handle)
-            text, params = parsed.sql, parsed.params
-        return _checked_sql(text), params
+            return tickets.parse_handle(handle).dialect
+        dialect = self._dialect(context)
+        return None if dialect == DEFAULT_DIALECT else dialect
 
     def _execute(
         self,
@@ -220,9 +261,11 @@ class FrontDoorServer(FlightEdge):
         descriptor: flight.FlightDescriptor,
         text: str,
         params: str | None,
+        dialect: str | None = None,
     ) -> flight.FlightInfo:
         """Run a statement once per bound parameter row. A query answers every
-        run's partitions, in order; a write runs now and answers its row count."""
+        run's partitions, in order; a write runs now and answers its row count.
+        ``dialect``: the one `text` was transpiled from (EXPLAIN shows it)."""
         statement = parse_statement_text(text)
         runs = executions(statement, self._bound(statement, params))
         priority = self._priority(context)
@@ -238,6 +281,7 @@ class FrontDoorServer(FlightEdge):
                 cancelled=context.is_cancelled,
                 user=call.identity.user,
                 role=call.identity.role,
+                **({"dialect": dialect} if dialect is not None else {}),
             )
             for run in runs
         ]
@@ -307,10 +351,14 @@ class FrontDoorServer(FlightEdge):
                 if request.HasField("transaction_id"):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
                 text = _checked_sql(request.query)  # type: ignore[attr-defined]
-                prepared = self._backend.prepare(text)
+                dialect = self._dialect(context)
+                text = to_duckdb(text, dialect, self._backend.catalog)  # the handle: DuckDB SQL
+                source = None if dialect == DEFAULT_DIALECT else dialect
+                with _sent_as(source, text):
+                    prepared = self._backend.prepare(text)
                 call.detail = "update" if prepared.is_update else "query"
                 result = sql.ActionCreatePreparedStatementResult(
-                    prepared_statement_handle=tickets.prepared_statement_handle(text),
+                    prepared_statement_handle=tickets.prepared_statement_handle(text, None, source),
                     dataset_schema=prepared.dataset_schema.serialize().to_pybytes(),
                     parameter_schema=prepared.parameter_schema.serialize().to_pybytes(),
                 )
@@ -416,16 +464,17 @@ class FrontDoorServer(FlightEdge):
             command = commands.parse_command(descriptor.command, accept=commands.KNOWN_COMMANDS)
             call.what = sql.short_name(command)
             if isinstance(command, sql.CommandPreparedStatementQuery):
-                text, _ = self._statement(command)
+                text, _ = self._statement(command, context)
                 params = binding.encode(binding.to_ipc(_read_all(reader)))
-                handle = tickets.prepared_statement_handle(text, params)
+                dialect = self._client_dialect(command, context)
+                handle = tickets.prepared_statement_handle(text, params, dialect)
                 result = sql.DoPutPreparedStatementResult(prepared_statement_handle=handle)
                 writer.write(pa.py_buffer(result.SerializeToString()))
                 return
             if isinstance(command, sql.CommandStatementUpdate):
-                count = self._update(context, call, self._statement(command)[0], None)
+                count = self._update(context, call, self._statement(command, context)[0], None)
             elif isinstance(command, sql.CommandPreparedStatementUpdate):
-                text, params = self._statement(command)
+                text, params = self._statement(command, context)
                 data = _read_all(reader)
                 if data.num_columns:  # parameters bound with this very call
                     params = binding.encode(binding.to_ipc(data))
@@ -509,6 +558,25 @@ def _checked_sql(text: str) -> str:
             "bytes: put large value lists in a table"
         )
     return text
+
+
+SHOWN_SQL_CHARS = 400  # of the transpiled statement, in an error message
+
+
+@contextlib.contextmanager
+def _sent_as(dialect: str | None, text: str) -> Iterator[None]:
+    """A planner error about a statement transpiled from `dialect` says so, and shows
+    the DuckDB SQL it was about (its line and column are that text's)."""
+    try:
+        yield
+    except (DialectError, DialectSyntaxError):
+        raise  # they name the dialect already
+    except PlanError as exc:
+        if dialect is None:
+            raise
+        shown = text if len(text) <= SHOWN_SQL_CHARS else text[:SHOWN_SQL_CHARS] + " ..."
+        exc.args = (f"{exc} (sent as {dialect} SQL, which reads as this DuckDB SQL: {shown})",)
+        raise
 
 
 def _batches(reader: pa.RecordBatchReader, call: Call) -> Iterator[pa.RecordBatch]:

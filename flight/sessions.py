@@ -15,6 +15,12 @@ Options:
     schema    string  must be ``main`` (the only schema)
     priority  int64   passed to the fleet with each query of the session; higher
                       runs first among queries that wait for workers
+    dialect   string  the SQL dialect the session's statements are written in, a
+                      sqlglot name (trino, snowflake, spark, bigquery, ...;
+                      default duckdb): they are transpiled to DuckDB's
+                      (planner/dialects.py). A call's ``x-duckfleet-dialect``
+                      header wins over it. An unknown name fails the whole request
+                      with INVALID_ARGUMENT listing the names, so the client sees them.
 
 An unknown name answers INVALID_NAME and a bad value INVALID_VALUE in the result's
 error map; the valid options of the same request are still applied. Setting an
@@ -31,11 +37,18 @@ import pyarrow.flight as flight
 from google.protobuf.message import Message
 
 from duckfleet.flight.metadata import CATALOG_NAME, DB_SCHEMA_NAME
+from duckfleet.planner.dialects import DEFAULT_DIALECT, check_dialect
 from duckfleet.wire import sql_messages as sql
 
 COOKIE = "arrow_flight_session_id"
 MIDDLEWARE_KEY = "session"
-DEFAULTS: dict[str, Any] = {"catalog": CATALOG_NAME, "schema": DB_SCHEMA_NAME, "priority": 0}
+DIALECT_HEADER = "x-duckfleet-dialect"
+DEFAULTS: dict[str, Any] = {
+    "catalog": CATALOG_NAME,
+    "schema": DB_SCHEMA_NAME,
+    "priority": 0,
+    "dialect": DEFAULT_DIALECT,
+}
 MAX_PRIORITY = 1_000_000
 
 
@@ -56,9 +69,10 @@ def session_id_of(headers: dict[str, list[str]]) -> str | None:
 class SessionMiddleware(flight.ServerMiddleware):
     """One call's session: the cookie it came with, or the fresh one sent back."""
 
-    def __init__(self, session_id: str | None) -> None:
+    def __init__(self, session_id: str | None, dialect: str | None = None) -> None:
         self.fresh = session_id is None  # nothing can be stored under a new id yet
         self.session_id = session_id or new_session_id()
+        self.dialect = dialect  # the call's x-duckfleet-dialect header, unchecked
 
     def sending_headers(self) -> dict[str, str]:
         if not self.fresh:
@@ -68,7 +82,8 @@ class SessionMiddleware(flight.ServerMiddleware):
 
 class SessionMiddlewareFactory(flight.ServerMiddlewareFactory):
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> SessionMiddleware:
-        return SessionMiddleware(session_id_of(headers))
+        dialect = next(iter(headers.get(DIALECT_HEADER, [])), None)
+        return SessionMiddleware(session_id_of(headers), dialect)
 
 
 def middleware_of(context: flight.ServerCallContext | None) -> SessionMiddleware | None:
@@ -106,6 +121,8 @@ def apply_options(current: dict[str, Any], request: Message) -> Applied:
 
 
 def _parse(name: str, kind: str, value: Any) -> Any:
+    if name == "dialect":
+        return check_dialect(value) if kind == "string_value" else None
     if name == "priority":
         if kind == "int64_value":
             number = int(value)
@@ -136,3 +153,7 @@ def options_message(options: dict[str, Any]) -> dict[str, Message]:
 
 def priority_of(options: dict[str, Any] | None) -> int:
     return int((options or {}).get("priority", 0))
+
+
+def dialect_of(options: dict[str, Any] | None) -> str:
+    return str((options or {}).get("dialect", DEFAULT_DIALECT))

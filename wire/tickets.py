@@ -19,7 +19,9 @@ front door)::
     Any(TicketStatementQuery{statement_handle = b'{"explain":"EXPLAIN ...","q":"<id>"}'})
 
     The whole statement, and for EXPLAIN ANALYZE the query that ran (its task records
-    stay in etcd until its results expire). Up to MAX_EXPLAIN_TICKET_BYTES.
+    stay in etcd until its results expire); "d": the dialect the client wrote it in,
+    when not DuckDB's (the statement itself is already DuckDB SQL). Up to
+    MAX_EXPLAIN_TICKET_BYTES.
 
 Front-door-local ticket (the endpoint of a metadata command: GetSqlInfo, GetCatalogs,
 GetTables, ...): the Flight SQL command itself, e.g. ``Any(CommandGetTables{...})``, as
@@ -69,6 +71,7 @@ class ResultTicket:
 class ExplainTicket:
     sql: str  # the EXPLAIN statement as sent
     query_id: QueryId | None  # EXPLAIN ANALYZE: the query that ran
+    dialect: str | None = None  # the client's dialect, when the text was transpiled
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,14 @@ def result_ticket(query_id: QueryId, task_id: TaskId, bucket: int | None = None)
     return commands.pack(sql.TicketStatementQuery(statement_handle=handle))
 
 
-def explain_ticket(statement: str, query_id: QueryId | None = None) -> bytes:
+def explain_ticket(
+    statement: str, query_id: QueryId | None = None, dialect: str | None = None
+) -> bytes:
     fields: dict[str, str] = {"explain": statement}
     if query_id is not None:
         fields["q"] = query_id
+    if dialect is not None:
+        fields["d"] = dialect
     handle = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
     ticket = commands.pack(sql.TicketStatementQuery(statement_handle=handle))
     if len(ticket) > MAX_EXPLAIN_TICKET_BYTES:
@@ -155,7 +162,10 @@ def _explain_handle(handle: bytes) -> ExplainTicket | None:
         raise InvalidTicket("invalid ticket: the explain ticket carries no statement")
     if query_id is not None and (not isinstance(query_id, str) or not _ID.fullmatch(query_id)):
         raise InvalidTicket("invalid ticket: malformed query id")
-    return ExplainTicket(sql, QueryId(query_id) if query_id is not None else None)
+    dialect = fields.get("d")
+    if dialect is not None and (not isinstance(dialect, str) or not _ID.fullmatch(dialect)):
+        raise InvalidTicket("invalid ticket: malformed dialect")
+    return ExplainTicket(sql, QueryId(query_id) if query_id is not None else None, dialect)
 
 
 def parse_result_ticket_bucket(data: bytes) -> ResultTicket:
@@ -189,10 +199,15 @@ def _parse_statement_handle(handle: bytes) -> ResultTicket:
 class PreparedHandle:
     sql: str
     params: str | None = None  # base64 Arrow IPC stream of the bound parameter rows
+    dialect: str | None = None  # the client's dialect, when `sql` was transpiled from it
 
 
-def prepared_statement_handle(sql_text: str, params: str | None = None) -> bytes:
+def prepared_statement_handle(
+    sql_text: str, params: str | None = None, dialect: str | None = None
+) -> bytes:
     fields = {"sql": sql_text} if params is None else {"sql": sql_text, "params": params}
+    if dialect is not None:
+        fields["d"] = dialect
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -206,12 +221,13 @@ def parse_handle(handle: bytes) -> PreparedHandle:
         not isinstance(fields, dict)
         or not isinstance(fields.get("sql"), str)
         or not isinstance(fields.get("params", ""), str)
+        or not isinstance(fields.get("d", ""), str)
     ):
         raise InvalidTicket(
             "invalid prepared statement handle: not one duckfleet issued; "
             "prepare the statement again (CreatePreparedStatement)"
         )
-    return PreparedHandle(fields["sql"], fields.get("params"))
+    return PreparedHandle(fields["sql"], fields.get("params"), fields.get("d"))
 
 
 def parse_prepared_statement_handle(handle: bytes) -> str:
