@@ -188,6 +188,7 @@ class FrontDoorServer(FlightEdge):
             if call.what in metadata.COMMANDS:
                 return flight.SchemaResult(metadata.result_schema(command))
             text, _ = self._statement(command)
+            self._backend.check_read(text, call.identity)  # grants (flight/access.py)
             return flight.SchemaResult(self._backend.prepare(text).dataset_schema)
 
     def _command(self, descriptor: flight.FlightDescriptor, call: Call) -> Message:
@@ -277,7 +278,9 @@ class FrontDoorServer(FlightEdge):
             parsed = tickets.parse_ticket(ticket.ticket)
             if isinstance(parsed, tickets.LocalTicket):
                 call.what = sql.short_name(parsed.command)
-                table = metadata.result_table(parsed.command, self._backend.catalog)
+                table = metadata.result_table(  # what the caller may read (grants)
+                    parsed.command, lambda: self._backend.readable_catalog(call.identity)
+                )
                 call.detail = f"rows={table.num_rows}"
                 return flight.GeneratorStream(
                     table.schema, translate_stream(call, table.to_batches())
@@ -285,6 +288,7 @@ class FrontDoorServer(FlightEdge):
             if isinstance(parsed, tickets.ExplainTicket):
                 call.what = "explain"
                 call.query_id = parsed.query_id
+                self._backend.check_read(parsed.sql, call.identity)
             else:
                 call.what = f"task={parsed.task_id}"
                 call.query_id = parsed.query_id
@@ -307,6 +311,7 @@ class FrontDoorServer(FlightEdge):
                 if request.HasField("transaction_id"):
                     raise UnsupportedRequest("transactions are not supported by duckfleet")
                 text = _checked_sql(request.query)  # type: ignore[attr-defined]
+                self._backend.check_read(text, call.identity)  # grants (flight/access.py)
                 prepared = self._backend.prepare(text)
                 call.detail = "update" if prepared.is_update else "query"
                 result = sql.ActionCreatePreparedStatementResult(
@@ -453,6 +458,7 @@ class FrontDoorServer(FlightEdge):
         self._require_write(call)
         priority = self._priority(context)
         return sum(self._backend.update(run, priority=priority) for run in runs)
+
 
 def _read_all(reader: flight.MetadataRecordBatchReader) -> pa.Table:
     """Every batch a DoPut client sent: none at all when it sent not even a schema."""
