@@ -17,7 +17,17 @@ import time
 from collections.abc import Iterable
 
 from duckfleet.control.store import Store, translated
-from duckfleet.grants import PUBLIC, Grant, Grants, Principal, check_mode, principal
+from duckfleet.grants import (
+    ADMINS,
+    PUBLIC,
+    UNGRANTED_MODES,
+    Grant,
+    GrantError,
+    Grants,
+    Principal,
+    check_mode,
+    principal,
+)
 
 
 class GrantStore:
@@ -34,12 +44,16 @@ class GrantStore:
         for value, meta in self.store.client.get_prefix(keys.access()):
             version = max(version, int(meta.mod_revision))
             if meta.key == ungranted_key:
-                ungranted = check_mode(value.decode())
+                mode = value.decode()
+                ungranted = mode if mode in UNGRANTED_MODES else ADMINS  # garbage: closed
                 continue
             parts = keys.tail(meta.key, grants_prefix).split("/")
             if len(parts) == 3:
                 name, kind, who = parts
-                grants.add(Grant(name, principal(kind, who)))
+                try:
+                    grants.add(Grant(name, principal(kind, who)))
+                except GrantError:  # a key no duckfleet wrote: it grants nothing
+                    continue
         return Grants(frozenset(grants), ungranted, version)
 
     @translated("writing the grants")
@@ -58,7 +72,10 @@ class GrantStore:
         deletes = [txn.delete(keys.grant(n, p.kind, p.name)) for n in names for p in principals]
         self.store.transaction(compare=[], success=deletes, failure=[])
 
-    @translated("writing the grants")
     def set_ungranted(self, mode: str) -> None:
         """Who reads a table or view nobody was granted: every user, or admins only."""
-        self.store.client.put(self.store.keys.ungranted(), check_mode(mode))
+        self._put_ungranted(check_mode(mode))  # GrantError before etcd is asked
+
+    @translated("writing the grants")
+    def _put_ungranted(self, mode: str) -> None:
+        self.store.client.put(self.store.keys.ungranted(), mode)

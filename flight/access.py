@@ -78,8 +78,9 @@ class AccessControl:
             return
         reads = self._names_read(sql, catalog)
         denied = grants.denied(who, reads)
-        if denied:
-            raise TableAccessDenied(_refusal(who, denied[0], reads[denied[0]], catalog, grants))
+        if denied:  # name one: what the statement names itself first, then what views read
+            first = min(denied, key=lambda n: (reads[n] is not None, n))
+            raise TableAccessDenied(_refusal(who, first, reads[first], catalog, grants))
 
     def readable(self, catalog: Catalog, who: Identity) -> Catalog:
         """The catalog as ``who`` may see it: the tables it may read, and the views it

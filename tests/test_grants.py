@@ -5,6 +5,7 @@ with views expanded (planner/reads.py), and GRANT/REVOKE parsing
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -19,7 +20,7 @@ from duckfleet.grants import (
     Principal,
     principal,
 )
-from duckfleet.planner.errors import SqlSyntaxError, UnsupportedStatementError
+from duckfleet.planner.errors import SqlSyntaxError, UnknownTableError, UnsupportedStatementError
 from duckfleet.planner.grant_statements import parse_grant
 from duckfleet.planner.reads import names_read
 
@@ -181,3 +182,80 @@ def test_grant_and_revoke_parse():
 def test_a_wrong_grant_says_what_is_wrong(sql: str, message: str):
     with pytest.raises(UnsupportedStatementError, match=message):
         parse_grant(sql)
+
+
+# --- grants in etcd, and the front door's check over them ---------------------------
+
+
+def test_grants_round_trip_through_etcd_in_one_transaction(store):
+    from duckfleet.control.grants import GrantStore
+
+    grants = GrantStore(store)
+    assert grants.read() == Grants()
+    ana, users = principal("user", "ana"), principal("role", "user")
+    grants.grant(["orders", "big"], [ana, users], by="boss")
+    read = grants.read()
+    assert read.for_name("orders") == [Grant("orders", users), Grant("orders", ana)]
+    assert read.grantees("BIG") == {ana, users} and read.ungranted == PUBLIC
+    grants.revoke(["orders", "nope"], [ana])  # a grant that is not there: no error
+    assert set(grants.read().grants) == {
+        Grant("orders", users),
+        Grant("big", ana),
+        Grant("big", users),
+    }
+    grants.set_ungranted(ADMINS)
+    assert grants.read().ungranted == ADMINS
+    with pytest.raises(GrantError):
+        grants.set_ungranted("everyone")
+
+
+def test_a_grant_made_through_one_front_door_holds_on_another_by_its_watch(store):
+    from duckfleet.flight.access import AccessControl, TableAccessDenied
+
+    one, two = AccessControl(store), AccessControl(store)
+    try:
+        for door in (one, two):  # a watch that has not connected yet vouches for nothing
+            deadline = time.monotonic() + 10
+            while door.freshness.token() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        two.check("SELECT * FROM bigger", CATALOG, BOB)  # open: everyone reads
+        assert two.readable(CATALOG, BOB) is CATALOG
+        change = parse_grant("GRANT SELECT ON orders, big, bigger, nation TO USER ana")
+        assert change is not None
+        one.apply(change, CATALOG, BOSS)
+        deadline = time.monotonic() + 10
+        while two.grants().open and time.monotonic() < deadline:
+            time.sleep(0.01)
+        two.check("SELECT * FROM bigger", CATALOG, ANA)
+        with pytest.raises(TableAccessDenied, match="may not read view bigger"):
+            two.check("SELECT * FROM bigger", CATALOG, BOB)
+        with pytest.raises(TableAccessDenied, match="may not read view bigger"):
+            two.check("SELECT * FROM lineitem, bigger", CATALOG, BOB)  # lineitem: public
+        bigger = parse_grant("GRANT SELECT ON bigger TO USER bob")
+        assert bigger is not None
+        one.apply(bigger, CATALOG, BOSS)  # read at once: its own write
+        with pytest.raises(TableAccessDenied, match="view big, which view bigger reads"):
+            one.check("SELECT * FROM lineitem, bigger", CATALOG, BOB)
+        two.check("SELECT * FROM lineitem", CATALOG, BOB)
+        deadline = time.monotonic() + 10
+        while not two.grants().grantees("bigger") - {principal("user", "ana")}:
+            assert time.monotonic() < deadline, "front door two never saw bob's grant"
+            time.sleep(0.01)
+        visible = two.readable(CATALOG, BOB)  # bigger reads what bob may not: hidden
+        assert set(visible.tables) == {"lineitem"} and not visible.views
+        assert set(two.readable(CATALOG, ANA).views) == {"big", "bigger"}
+        # ana loses nation, which bigger reads (bob keeps it, so it is not public again):
+        # bigger is hidden from her, big is not
+        for statement in (
+            "GRANT SELECT ON nation TO USER bob",
+            "REVOKE SELECT ON nation FROM USER ana",
+        ):
+            change = parse_grant(statement)
+            assert change is not None
+            two.apply(change, CATALOG, BOSS)
+        assert set(two.readable(CATALOG, ANA).views) == {"big"}
+        with pytest.raises(UnknownTableError, match="no table or view 'nope'"):
+            one.apply(parse_grant("GRANT SELECT ON nope TO USER ana"), CATALOG, BOSS)  # type: ignore[arg-type]
+    finally:
+        one.close()
+        two.close()
