@@ -161,6 +161,11 @@ def test_grants_and_revokes_on_one_front_door_hold_on_the_other(grant_fleet: Gra
     assert "user 'bob' may not read table orders" in message
     assert "GRANT SELECT ON orders TO USER bob" in message
     assert_same_result(query(two, ANA, ORDERS), expected, ordered=True)  # still hers
+    with fl.connect(two) as client:  # the Flight status itself: PERMISSION_DENIED
+        with pytest.raises(fl.FlightUnauthorizedError, match="may not read table orders"):
+            client.get_flight_info(
+                statement_descriptor(ORDERS), options=login(client, BOB, BOB_PASSWORD)
+            )
     # tables nobody was granted stay public; bob's metadata lacks orders, ana's has it
     nation = "SELECT count(*) AS n FROM nation"
     assert query(two, BOB, nation).column("n").to_pylist() == [25]
