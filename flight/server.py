@@ -228,7 +228,7 @@ class FrontDoorServer(FlightEdge):
         runs = executions(statement, _parameter_rows(params))
         priority = self._priority(context)
         if statement.is_update:
-            self._require_write(call)
+            self._require_write(call, statement.action)
             count = sum(self._backend.update(run, priority=priority) for run in runs)
             call.detail = f"update rows={count}"
             return flight.FlightInfo(NO_ROWS, descriptor, [], count, 0)
@@ -252,10 +252,10 @@ class FrontDoorServer(FlightEdge):
         size = sum(o.bytes for o in outcomes)
         return flight.FlightInfo(outcomes[0].schema, descriptor, endpoints, rows, size)
 
-    def _require_write(self, call: Call) -> None:
-        """Every path that changes the catalog or writes files passes through here
-        first: admins only may write (wire/auth.py)."""
-        require_admin(call, call.what or "a write")
+    def _require_write(self, call: Call, what: str = "") -> None:
+        """Every path that changes the catalog or writes files (or grants) passes
+        through here first: admins only may write (wire/auth.py)."""
+        require_admin(call, what or call.what or "a write")
 
     def _priority(self, context: flight.ServerCallContext | None) -> int:
         session = sessions.middleware_of(context)
@@ -455,7 +455,7 @@ class FrontDoorServer(FlightEdge):
                 "this statement returns rows, it is not an update: execute it as a query "
                 "(GetFlightInfo with CommandStatementQuery or CommandPreparedStatementQuery)"
             )
-        self._require_write(call)
+        self._require_write(call, statement.action)
         priority = self._priority(context)
         return sum(self._backend.update(run, priority=priority) for run in runs)
 

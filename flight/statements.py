@@ -45,6 +45,11 @@ class ClientStatement:
     def is_update(self) -> bool:
         return self.write is not None
 
+    @property
+    def action(self) -> str:
+        """What an admin-only refusal names: "GRANT", "REVOKE", or "" (the command)."""
+        return self.write.verb if isinstance(self.write, GrantChange) else ""
+
 
 @functools.lru_cache(maxsize=STATEMENTS_KEPT)
 def parse_statement_text(sql: str) -> ClientStatement:
