@@ -6,6 +6,10 @@ Every key lives under a namespace (default ``/duckfleet``)::
     catalog/tables/<name>       Table JSON               -
     catalog/views/<name>        View JSON                -
     sessions/<id>               client session options   session lease
+    access/grants/<name>/<kind>/<principal>
+                                a SELECT grant (JSON)    -
+    access/ungranted            who reads a name nobody  -
+                                was granted: public|admins
     queries/<q>                 QueryRecord (immutable)  query lease
     status/<q>                  QueryStatus (mutable)    query lease
     tasks/<q>/<t>               TaskPlan JSON            query lease
@@ -78,6 +82,19 @@ class Keyspace:
 
     def sessions(self) -> str:
         return self._prefix("sessions")
+
+    # access: SELECT grants and the ungranted setting (control/grants.py)
+    def access(self) -> str:
+        return self._prefix("access")
+
+    def grants(self) -> str:
+        return self._prefix("access", "grants")
+
+    def grant(self, name: str, kind: str, principal: str) -> str:
+        return self._k("access", "grants", name.lower(), kind, principal)
+
+    def ungranted(self) -> str:
+        return self._k("access", "ungranted")
 
     # queries
     def query(self, q: QueryId) -> str:

@@ -7,6 +7,8 @@
     duckfleet table add NAME PATH_OR_GLOB | table list | table drop NAME
     duckfleet query "SQL" [--uri grpc://127.0.0.1:31337] [--user NAME] [--tls-ca FILE]
     duckfleet user add NAME [--role user|admin] | user list | user remove NAME
+    duckfleet grant|revoke TABLE... (--user NAME | --role user)...   SELECT grants
+    duckfleet grants [TABLE] [--ungranted public|admins]   list grants (duckfleet/cli_grants.py)
     duckfleet health --target HOST:PORT [--service NAME]   exit 0 iff SERVING
     duckfleet demo-data [--scale SF] [--data-dir DIR]   generate and register TPC-H
     duckfleet balance --listen HOST:PORT --backend HOST:PORT --health HOST:PORT ...
@@ -403,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--users-file", default=argparse.SUPPRESS, help="default: DUCKFLEET_USERS_FILE"
         )
     us.set_defaults(fn=cmd_user)
+
+    from duckfleet.cli_grants import add_parsers as add_grant_parsers
+
+    add_grant_parsers(sub, _common_flags, _store)
 
     hc = sub.add_parser("health", help="check a front door's or worker's gRPC health service")
     hc.add_argument("--target", required=True, help="HOST:PORT of its health service")

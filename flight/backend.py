@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
+from duckfleet.auth.tokens import Identity
 from duckfleet.catalog import Catalog
 from duckfleet.control.records import QueryStatus
 from duckfleet.ids import QueryId
@@ -97,4 +98,13 @@ class QueryBackend(Protocol):
     def catalog(self) -> Catalog:
         """The tables clients may query, for the metadata commands; ControlError
         subclasses when it cannot be read."""
+        ...
+
+    def check_read(self, sql: str, who: Identity) -> None:
+        """Raise PermissionDenied unless ``who`` may read every table and view ``sql``
+        reads (SELECT grants: flight/access.py); ``run`` checks by itself."""
+        ...
+
+    def readable_catalog(self, who: Identity) -> Catalog:
+        """The part of the catalog ``who`` may read, for the metadata commands."""
         ...

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as fl
 
-from duckfleet.auth import ADMIN
+from duckfleet.auth import ADMIN, Identity
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import QueryStore, Store
@@ -38,6 +38,7 @@ from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.offers import Offer
 from duckfleet.control.queries import StatusWatch, new_record, timeout_status
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
+from duckfleet.flight.access import AccessControl
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
@@ -45,11 +46,13 @@ from duckfleet.flight.fast_path import FastPath, WorkerLost
 from duckfleet.flight.fleet_view import FleetView
 from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
+from duckfleet.flight.statements import parse_statement_text
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.explain import Explain, explain_statement
 from duckfleet.planner.fast_path import PathChoice, choose_path
+from duckfleet.planner.grant_statements import GrantChange
 from duckfleet.planner.plan import Plan
 from duckfleet.wire.auth import ClientSecurity
 from duckfleet.wire.clients import FlightClients
@@ -97,6 +100,7 @@ class FleetBackend:
         self.clients = FlightClients(client_security)
         self.plans = PlanCache(cfg.plan_cache)
         self.fleet = FleetView(store, cfg.session_ttl)
+        self.access = AccessControl(store)  # SELECT grants (flight/access.py)
         self.settings = PlannerSettings(
             broadcast_max_bytes=cfg.broadcast_max_bytes,
             split_bytes=cfg.split_bytes,
@@ -114,6 +118,7 @@ class FleetBackend:
     def close(self) -> None:
         self.fast.close()
         self.fleet.close()
+        self.access.close()
         self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
@@ -132,7 +137,21 @@ class FleetBackend:
     def prepare(self, sql: str) -> Prepared:
         return self.fleet.with_catalog(lambda catalog: self.describer.prepare(sql, catalog))
 
+    def check_read(self, sql: str, who: Identity) -> None:
+        """PERMISSION_DENIED unless ``who`` may read what ``sql`` reads (a write
+        statement is for admins, checked when it runs)."""
+        if not who.is_admin and not parse_statement_text(sql).is_update:
+            self.access.check(sql, self.fleet.catalog(), who)
+
+    def readable_catalog(self, who: Identity) -> Catalog:
+        """The catalog's tables and views ``who`` may read (metadata commands)."""
+        return self.access.readable(self.fleet.catalog(), who)
+
     def update(self, sql: str, *, priority: int = 0) -> int:
+        change = parse_statement_text(sql).write
+        if isinstance(change, GrantChange):  # GRANT / REVOKE (the caller is an admin)
+            self.access.apply(change, self.fleet.catalog(fresh=True), ADMIN_IDENTITY)
+            return 0
         try:
             return self.writer.update(sql, priority)
         finally:  # read our own writes: the watch tells a moment later
@@ -182,17 +201,18 @@ class FleetBackend:
         wrote `sql` in, when it was transpiled to the DuckDB SQL given (EXPLAIN
         says so)."""
         started = time.perf_counter()
+        who = Identity(user, role, math.inf)
         explain = explain_statement(sql)
         if explain is not None:
-            return self._explain(sql, explain, dialect)
-        plan, path = self._planned(sql)
+            return self._explain(sql, explain, who, dialect)
+        plan, path = self._planned(sql, who)
         planned = time.perf_counter()
         fast, started_once = self._run_fast(plan, priority, cancelled) if path.fast else (None, ())
         if fast is not None:
             q, index = fast
         else:
-            who = {"user": user, "role": role} if user else {}
-            f = fingerprint(sql, priority=priority, **who)  # a retry by someone else is not this
+            asker = {"user": user, "role": role} if user else {}
+            f = fingerprint(sql, priority=priority, **asker)  # a retry by someone else is not this
             adopted = self._adopted(f, cancelled)
             if adopted is not None:
                 return adopted
@@ -295,20 +315,25 @@ class FleetBackend:
         index = self._results(q, record.outputs, status, f)
         return self._outcome(q, list(record.outputs), index)
 
-    def _planned(self, sql: str) -> tuple[Plan, PathChoice]:
+    def _planned(self, sql: str, who: Identity | None = None) -> tuple[Plan, PathChoice]:
         """The plan (from the plan cache) and the path it takes: the fast path or the
-        queue (planner/fast_path.py)."""
+        queue (planner/fast_path.py). ``who``'s grants are checked first, on the very
+        catalog it is planned on, before the plan cache is asked (flight/access.py)."""
 
         def plan_on(catalog: Catalog) -> tuple[Plan, PathChoice]:
+            if who is not None:
+                self.access.check(sql, catalog, who)
             plan = self.plans.plan(sql, catalog, self._planner_settings(), plan_query)
             return plan, choose_path(plan, catalog, self.cfg.fast_path_bytes)
 
         return self.fleet.with_catalog(plan_on)
 
-    def _explain(self, sql: str, explain: Explain, dialect: str | None = None) -> QueryOutcome:
+    def _explain(
+        self, sql: str, explain: Explain, who: Identity, dialect: str | None = None
+    ) -> QueryOutcome:
         """EXPLAIN: the plan as a table; EXPLAIN ANALYZE: run it, then the same with
         each task's run. One endpoint, answered by any front door."""
-        plan, path = self._planned(explain.sql)
+        plan, path = self._planned(explain.sql, who)
         q = new_query_id()
         records = None
         if explain.analyze:
@@ -490,6 +515,10 @@ class FleetBackend:
         index = self._execute(again, lineage)
         ticket_again = fl.Ticket(result_ticket(again, t))
         return self.clients.get(index[t].location).do_get(ticket_again).to_reader()
+
+
+# who carries out a GRANT or REVOKE: the server let admins alone send one
+ADMIN_IDENTITY = Identity("", ADMIN, math.inf)
 
 
 def ended_error(q: QueryId, status: QueryStatus) -> ControlError:

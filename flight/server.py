@@ -200,6 +200,7 @@ class FrontDoorServer(FlightEdge):
             if call.what in metadata.COMMANDS:
                 return flight.SchemaResult(metadata.result_schema(command))
             text, _ = self._statement(command, context)
+            self._backend.check_read(text, call.identity)  # grants (flight/access.py)
             return flight.SchemaResult(self._backend.prepare(text).dataset_schema)
 
     def _command(self, descriptor: flight.FlightDescriptor, call: Call) -> Message:
@@ -270,7 +271,7 @@ class FrontDoorServer(FlightEdge):
         runs = executions(statement, self._bound(statement, params))
         priority = self._priority(context)
         if statement.is_update:
-            self._require_write(call)
+            self._require_write(call, statement.action)
             count = sum(self._backend.update(run, priority=priority) for run in runs)
             call.detail = f"update rows={count}"
             return flight.FlightInfo(NO_ROWS, descriptor, [], count, 0)
@@ -295,10 +296,10 @@ class FrontDoorServer(FlightEdge):
         size = sum(o.bytes for o in outcomes)
         return flight.FlightInfo(outcomes[0].schema, descriptor, endpoints, rows, size)
 
-    def _require_write(self, call: Call) -> None:
-        """Every path that changes the catalog or writes files passes through here
-        first: admins only may write (wire/auth.py)."""
-        require_admin(call, call.what or "a write")
+    def _require_write(self, call: Call, what: str = "") -> None:
+        """Every path that changes the catalog or writes files (or grants) passes
+        through here first: admins only may write (wire/auth.py)."""
+        require_admin(call, what or call.what or "a write")
 
     def _priority(self, context: flight.ServerCallContext | None) -> int:
         session = sessions.middleware_of(context)
@@ -321,7 +322,9 @@ class FrontDoorServer(FlightEdge):
             parsed = tickets.parse_ticket(ticket.ticket)
             if isinstance(parsed, tickets.LocalTicket):
                 call.what = sql.short_name(parsed.command)
-                table = metadata.result_table(parsed.command, self._backend.catalog)
+                table = metadata.result_table(  # what the caller may read (grants)
+                    parsed.command, lambda: self._backend.readable_catalog(call.identity)
+                )
                 call.detail = f"rows={table.num_rows}"
                 return flight.GeneratorStream(
                     table.schema, translate_stream(call, table.to_batches())
@@ -329,6 +332,7 @@ class FrontDoorServer(FlightEdge):
             if isinstance(parsed, tickets.ExplainTicket):
                 call.what = "explain"
                 call.query_id = parsed.query_id
+                self._backend.check_read(parsed.sql, call.identity)
             else:
                 call.what = f"task={parsed.task_id}"
                 call.query_id = parsed.query_id
@@ -354,6 +358,7 @@ class FrontDoorServer(FlightEdge):
                 dialect = self._dialect(context)
                 text = to_duckdb(text, dialect, self._backend.catalog)  # the handle: DuckDB SQL
                 source = None if dialect == DEFAULT_DIALECT else dialect
+                self._backend.check_read(text, call.identity)  # grants (flight/access.py)
                 with _sent_as(source, text):
                     prepared = self._backend.prepare(text)
                 call.detail = "update" if prepared.is_update else "query"
@@ -499,7 +504,7 @@ class FrontDoorServer(FlightEdge):
                 "this statement returns rows, it is not an update: execute it as a query "
                 "(GetFlightInfo with CommandStatementQuery or CommandPreparedStatementQuery)"
             )
-        self._require_write(call)
+        self._require_write(call, statement.action)
         priority = self._priority(context)
         return sum(self._backend.update(run, priority=priority) for run in runs)
 

@@ -11,12 +11,14 @@ The bound SQL is generated from the tree (planner/parameters.py), never spliced.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from duckfleet.planner.errors import SqlSyntaxError
+from duckfleet.planner.grant_statements import GrantChange, parse_grant
 from duckfleet.planner.parameters import (
     ParameterValue,
     bind,
@@ -30,6 +32,7 @@ from duckfleet.planner.write_statements import WriteStatement, parse_tree, parse
 from duckfleet.wire.commands import MalformedRequest
 
 STATEMENTS_KEPT = 256  # statement texts whose parse is kept
+_MAY_GRANT = re.compile(r"\s*(grant|revoke)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,16 @@ class ClientStatement:
     sql: str  # as the client sent it
     tree: exp.Expression | None  # placeholders numbered; None: left to the planner
     parameters: int
-    write: WriteStatement | None  # None: a query
+    write: WriteStatement | GrantChange | None  # None: a query
 
     @property
     def is_update(self) -> bool:
         return self.write is not None
+
+    @property
+    def action(self) -> str:
+        """What an admin-only refusal names: "GRANT", "REVOKE", or "" (the command)."""
+        return self.write.verb if isinstance(self.write, GrantChange) else ""
 
 
 @functools.lru_cache(maxsize=STATEMENTS_KEPT)
@@ -53,6 +61,10 @@ def parse_statement_text(sql: str) -> ClientStatement:
     so its users copy it before changing it (planner/parameters.py does)."""
     if not sql.strip():
         raise SqlSyntaxError("the SQL statement is empty")
+    if _MAY_GRANT.match(sql):
+        grant = parse_grant(sql)
+        if grant is not None:  # GRANT / REVOKE: carried out like a write, by admins
+            return ClientStatement(sql, None, 0, grant)
     tree = parse_tree(number_question_marks(sql))  # ? numbered in the text's order
     if tree is None:
         return ClientStatement(sql, None, 0, None)
