@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from etcd3.client import KVMetadata  # type: ignore[import-untyped]
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
 from duckfleet.control.keys import QUERY_SINK
@@ -143,10 +144,37 @@ class TaskQueue:
         ``max_attempts`` times whose workers were all lost fails its query instead
         of being claimed again, so a task that kills its worker cannot loop.
         """
+        return self.claim_many([rt], worker, location, lease_id)[0]
+
+    @translated("claiming tasks")
+    def claim_many(
+        self, rts: list[RunnableTask], worker: MemberId, location: str, lease_id: int
+    ) -> list[ClaimedTask | None]:
+        """Claim each of `rts` as `claim` does, all in one etcd transaction (one disk
+        sync): each claim is a transaction of its own nested in it, so each succeeds
+        or fails alone. The claimed task, or None, for each."""
         # the token is made once, so a call retried on another etcd endpoint after
         # its first try committed recognises the claim as its own
-        claim = Claim(worker, uuid.uuid4().hex, location, started=time.time())
-        return self._claim(rt, claim, lease_id)
+        now = time.time()
+        claims = [Claim(worker, uuid.uuid4().hex, location, started=now) for _ in rts]
+        parts = [self._claim_ops(rt, c, lease_id) for rt, c in zip(rts, claims, strict=True)]
+        if len(parts) == 1:
+            answers = [self.store.transaction(*parts[0])]
+        else:
+            txn = self.store.txn
+            _, nested = self.store.transaction(
+                compare=[], success=[txn.txn(*part) for part in parts], failure=[]
+            )
+            answers = [_nested_responses(r) for r in nested]
+        out = []
+        for rt, claim, part, (ok, responses) in zip(rts, claims, parts, answers, strict=True):
+            responses = responses[len(responses) - len(part[2]) :]  # its reads
+            ct = self._claimed(rt, claim, responses)
+            if ct is None and not ok and not responses[0]:
+                # free of claims but not claimed: maybe out of attempts
+                self._fail_if_out_of_attempts(rt)
+            out.append(ct)
+        return out
 
     def _free(self, q: QueryId, t: TaskId) -> list[Any]:
         k, txn = self.keys, self.store.txn
@@ -156,44 +184,57 @@ class TaskQueue:
             txn.value(k.status(q)) == RUNNING_JSON,
         ]
 
-    @translated("claiming a task")
-    def _claim(self, rt: RunnableTask, claim: Claim, lease_id: int) -> ClaimedTask | None:
+    def _claim_ops(
+        self, rt: RunnableTask, claim: Claim, lease_id: int
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """The transaction that claims `rt`: compare, success, failure. Either way it
+        reads the claim, the task and the query (and its results when it has
+        inputs) as its last responses."""
+        k, txn = self.keys, self.store.txn
+        q, t = rt.query, rt.task
+        reads = self._claim_reads(rt)
+        return (
+            [*self._free(q, t), txn.version(k.attempts(q, t)) < rt.max_attempts],
+            [
+                txn.put(k.claim(q, t), claim.to_json(), lease=lease_id),
+                txn.put(k.attempts(q, t), claim.worker, lease=rt.lease),
+                *reads,
+            ],
+            reads,
+        )
+
+    def _claim_reads(self, rt: RunnableTask) -> list[Any]:
         k, txn = self.keys, self.store.txn
         q, t = rt.query, rt.task
         reads = [txn.get(k.claim(q, t)), txn.get(k.task(q, t)), txn.get(k.query(q))]
         if rt.inputs:  # where its inputs are, read in the same round trip
             results = k.results_of(q)
             reads.append(txn.get(results, range_end=prefix_range_end(results.encode())))
-        ok, responses = self.store.transaction(
-            compare=[*self._free(q, t), txn.version(k.attempts(q, t)) < rt.max_attempts],
-            success=[
-                txn.put(k.claim(q, t), claim.to_json(), lease=lease_id),
-                txn.put(k.attempts(q, t), claim.worker, lease=rt.lease),
-                *reads,
-            ],
-            failure=reads,
-        )
-        claim_kvs, task_kvs, query_kvs = responses[len(responses) - len(reads) :][:3]
+        return reads
+
+    def _claimed(self, rt: RunnableTask, claim: Claim, responses: list[Any]) -> ClaimedTask | None:
+        """What a claim transaction's responses say: the task, if the claim is ours.
+        `responses` is trimmed to its reads, the claim's first."""
+        k = self.keys
+        claim_kvs, task_kvs, query_kvs = responses[:3]
         mine = bool(claim_kvs) and claim_kvs[0][0] == claim.to_json().encode()
-        if mine and task_kvs and query_kvs:
-            task = StoredTask.from_json(task_kvs[0][0])
-            index = None
-            if rt.inputs:
-                wanted = set(task.plan.input_tasks)
-                index = {
-                    r: ResultInfo.from_json(value)
-                    for value, meta in responses[-1]
-                    if (r := k.split_task_key(meta.key, k.all_results())[1]) in wanted
-                }
-            return ClaimedTask(
-                record=QueryRecord.from_json(query_kvs[0][0]),
-                task=task,
-                claim=claim,
-                results=index,
-            )
-        if not ok and not claim_kvs:  # not another worker's claim: maybe out of attempts
-            self._fail_if_out_of_attempts(rt)
-        return None
+        if not (mine and task_kvs and query_kvs):
+            return None
+        task = StoredTask.from_json(task_kvs[0][0])
+        index = None
+        if rt.inputs:
+            wanted = set(task.plan.input_tasks)
+            index = {
+                r: ResultInfo.from_json(value)
+                for value, meta in responses[3]
+                if (r := k.split_task_key(meta.key, k.all_results())[1]) in wanted
+            }
+        return ClaimedTask(
+            record=QueryRecord.from_json(query_kvs[0][0]),
+            task=task,
+            claim=claim,
+            results=index,
+        )
 
     def _fail_if_out_of_attempts(self, rt: RunnableTask) -> None:
         """A free task claimed max_attempts times fails its query (once, whoever
@@ -411,3 +452,18 @@ class TaskQueue:
             claim=claim,
             copy=True,
         )
+
+
+def _nested_responses(op: Any) -> tuple[bool, list[Any]]:
+    """A nested transaction's answer, read as the client reads a whole one: whether
+    it succeeded, and each range read as (value, metadata) pairs."""
+    txn = op.response_txn
+    out: list[Any] = []
+    for r in txn.responses:
+        if r.WhichOneof("response") == "response_range":
+            out.append(
+                [(kv.value, KVMetadata(kv, r.response_range.header)) for kv in r.response_range.kvs]
+            )
+        else:
+            out.append(r)
+    return txn.succeeded, out

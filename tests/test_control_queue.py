@@ -221,3 +221,37 @@ def test_a_task_whose_workers_keep_dying_fails_the_query_after_max_attempts(stor
         assert queue.runnable() == []
     finally:
         last.stop()
+
+
+def test_several_claims_in_one_transaction_each_succeed_or_fail_alone(etcd, store):
+    """A worker with free slots claims several tasks in one etcd transaction (one
+    disk sync); a task claimed by another worker in the meantime is missed alone,
+    and the claims it won carry what their tasks need, as single claims do."""
+    plan = partial_merge_plan(4)
+    q = new_query_id()
+    qs = QueryStore(store)
+    qs.publish(q, plan, frontdoor=MemberId("fd"), ttl=60)
+    queue = TaskQueue(store)
+    a, b = join(store, "a"), join(store, "b")
+    try:
+        rts = [ref(store, q, f"t{i}") for i in range(4)]
+        assert queue.claim(rts[1], MemberId("b"), "loc", b.lease_id) is not None
+        revision = store.client.status().raft_index
+        won = queue.claim_many(rts, MemberId("a"), "loc-a", a.lease_id)
+        assert store.client.status().raft_index == revision + 1  # one transaction
+        assert [ct is not None for ct in won] == [True, False, True, True]
+        for i, ct in enumerate(won):
+            if ct is not None:
+                assert ct.task_id == f"t{i}" and ct.record.id == q
+                assert ct.claim.worker == "a" and ct.claim.location == "loc-a"
+        tokens = {ct.claim.token for ct in won if ct is not None}
+        assert len(tokens) == 3  # each claim its own fence
+        # claimed again: all missed; completed under their own fences
+        assert queue.claim_many(rts, MemberId("b"), "loc", b.lease_id) == [None] * 4
+        for ct in won:
+            if ct is not None:
+                assert queue.complete(ct, result("a"), a.lease_id)
+        assert queue.runnable() == []  # t1 is still b's; the merge waits for it
+    finally:
+        a.stop()
+        b.stop()

@@ -31,7 +31,14 @@ from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, 
 from duckfleet.control.errors import ControlError
 from duckfleet.control.offers import Offer
 from duckfleet.control.queries import timeout_status
-from duckfleet.control.records import Claim, MemberInfo, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.records import (
+    Claim,
+    MemberInfo,
+    QueryState,
+    QueryStatus,
+    ResultInfo,
+    RunnableTask,
+)
 from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
 from duckfleet.health import HealthServer
@@ -98,6 +105,7 @@ log = logging.getLogger("duckfleet.worker")
 
 RESCAN_SECONDS = 2.0  # safety net only: the watches wake the loop
 TIMEOUT_GRACE = 1.0  # the front door cancels at the timeout; workers a little later
+MAX_CLAIMS_PER_TXN = 16  # claims nested in one etcd transaction (etcd allows 128 ops)
 
 
 @dataclass(frozen=True)
@@ -427,18 +435,30 @@ class Worker:
             if not todo:  # every claim asked for is tried: copies, if slots stay idle
                 done, todo = True, self._handle(RoundDone())
                 continue
-            ins = todo.pop(0)
-            if isinstance(ins, ClaimTask):
-                ct = self.queue.claim(
-                    by_key[ins.task], self.id, self.location, self.membership.lease_id
-                )
-                todo[:0] = self._claimed(ct, ins.task, started)
+            if isinstance(todo[0], ClaimTask):  # the claims asked together: one txn
+                n = next((i for i, x in enumerate(todo) if not isinstance(x, ClaimTask)), len(todo))
+                n = min(n, MAX_CLAIMS_PER_TXN)
+                todo[:n] = self._claim_together([ins.task for ins in todo[:n]], by_key, started)
                 started = time.monotonic()
-            elif isinstance(ins, Speculate):
+                continue
+            ins = todo.pop(0)
+            if isinstance(ins, Speculate):
                 look_again = self._speculate(view.running)
             else:
                 self.drive([ins])
         return look_again
+
+    def _claim_together(
+        self, keys: list[TaskKey], by_key: dict[TaskKey, RunnableTask], started: float
+    ) -> list[Instruction]:
+        """Claim `keys` in one etcd transaction; what the state machine makes of the
+        outcome of each."""
+        lease = self.membership.lease_id
+        won = self.queue.claim_many([by_key[k] for k in keys], self.id, self.location, lease)
+        out: list[Instruction] = []
+        for key, ct in zip(keys, won, strict=True):
+            out += self._claimed(ct, key, started)
+        return out
 
     def _claimed(self, ct: ClaimedTask | None, key: TaskKey, started: float) -> list[Instruction]:
         if ct is None:
