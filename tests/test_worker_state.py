@@ -117,9 +117,22 @@ def test_a_full_worker_starts_no_round_and_a_freed_slot_does_when_work_may_wait(
     assert ws.handle(Wake()) == []
     assert ws.handle(RunnableAdded(B)) == []  # no slot: remembered, no round
     assert ws.handle(InputsFetched(A)) == [Execute(A)]
-    assert ws.handle(Computed(A)) == [Commit(A)]
-    assert ws.handle(Committed(A)) == [ClaimRound()]  # B may be waiting
+    # computed: only the commit is left, so the slot is free and B may be waiting
+    assert ws.handle(Computed(A)) == [Commit(A), ClaimRound()]
     assert ws.handle(RoundDone()) == [Speculate(1)]
+    assert ws.handle(Committed(A)) == []  # its slot was freed already
+
+
+def test_the_next_claim_overlaps_a_commit() -> None:
+    ws = WorkerState(1)
+    claimed(ws, A)
+    ws.handle(InputsFetched(A))
+    ws.handle(Computed(A))
+    assert ws.free == 1
+    claimed(ws, B)  # while A's completion is in flight
+    assert ws.free == 0 and ws.handle(QueueListed((C,))) == []
+    assert ws.handle(Committed(A)) == []
+    assert ws.handle(InputsFetched(B)) == [Execute(B)]
 
 
 def test_a_freed_slot_with_nothing_known_queued_starts_no_round() -> None:
@@ -192,7 +205,7 @@ def test_a_committing_task_is_not_interrupted_its_fence_decides() -> None:
     claimed(ws, A)
     ws.handle(InputsFetched(A))
     ws.handle(Computed(A))
-    assert ws.handle(ClaimRemoved(A)) == []
+    assert ws.handle(ClaimRemoved(A)) == [ClaimRound()]  # no Interrupt; its slot is free
     assert ws.handle(CommitRefused(A)) == [DropResult(A), Release(A)]
 
 

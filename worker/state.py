@@ -15,6 +15,9 @@ Each task this worker holds is in one phase::
                      |             +-------------+--> forgotten (failed, stopped, lost)
                      +--> forgotten (not recorded: the offer is refused)
 
+A committing task holds no slot: its result is computed and only its completion
+(one etcd transaction) is left, so the slot's next claim overlaps it.
+
 Task transitions are the methods named ``_transition_<from>_<to>`` listed in
 `TRANSITIONS`, and events the handlers in `HANDLERS`; anything else raises
 `InvalidTransition`. What the worker knows of the fleet besides its own tasks:
@@ -333,8 +336,9 @@ class WorkerState:
 
     @property
     def free(self) -> int:
-        """Slots no task holds."""
-        return self.slots - len(self.tasks)
+        """Slots no task holds. A task whose result is computed holds none: only
+        its completion (etcd) is left, so the next claim overlaps it."""
+        return self.slots - sum(ts.phase != Phase.COMMITTING for ts in self.tasks.values())
 
     @property
     def available(self) -> int:
@@ -469,11 +473,13 @@ class WorkerState:
             raise InvalidTransition(f"task {key}: {ts.phase} -> {to} on {cause!r}")
         out = method(self, key, ts, cause)
         if to == Phase.FORGOTTEN:
+            freed = ts.phase != Phase.COMMITTING  # a committing task freed its slot already
             del self.tasks[key]
-            if self._may_claim() and self.maybe_runnable:  # the slot may take queued work
-                out.append(ClaimRound())
         else:
+            freed = to == Phase.COMMITTING
             ts.phase = to
+        if freed and self._may_claim() and self.maybe_runnable:  # queued work may wait
+            out.append(ClaimRound())
         return out
 
     def _transition_forgotten_fetching(self, key: TaskKey, *_: Any) -> list[Instruction]:

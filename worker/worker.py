@@ -147,7 +147,8 @@ class Worker:
             factor=cfg.speculation_factor,
             min_seconds=cfg.speculation_min_seconds,
         )
-        self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
+        # a thread per slot, and as many for tasks that only commit (worker/state.py)
+        self.pool = ThreadPoolExecutor(2 * self.slots, thread_name_prefix="task")
         # every decision is the state machine's (worker/state.py); what each task it
         # holds needs to run (its claim, DuckDB connections, inputs, result) is here
         self.state = WorkerState(self.slots)
