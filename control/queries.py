@@ -42,6 +42,7 @@ from duckfleet.control.records import (
     QueryState,
     QueryStatus,
     ResultInfo,
+    RunnableTask,
 )
 from duckfleet.control.store import PrefixWatch, Store, translated
 from duckfleet.ids import MemberId, QueryId, TaskId
@@ -100,6 +101,22 @@ def runnable_value(record: QueryRecord, inputs: bool = False) -> str:
             "max_attempts": record.max_attempts,
             "inputs": inputs,
         }
+    )
+
+
+def runnable_marker(q: QueryId, t: TaskId, value: bytes | str, running: int = 0) -> RunnableTask:
+    """A runnable/ key's value (`runnable_value`) read back, with `running` tasks
+    of its query claimed now."""
+    d = json.loads(value)
+    return RunnableTask(
+        q,
+        t,
+        d["created"],
+        d["priority"],
+        running,
+        d["lease"],
+        d["max_attempts"],
+        bool(d.get("inputs", False)),
     )
 
 

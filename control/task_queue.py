@@ -35,7 +35,12 @@ from etcd3.client import KVMetadata  # type: ignore[import-untyped]
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
 from duckfleet.control.keys import QUERY_SINK
-from duckfleet.control.queries import StoredTask, delete_prefix_op, runnable_value
+from duckfleet.control.queries import (
+    StoredTask,
+    delete_prefix_op,
+    runnable_marker,
+    runnable_value,
+)
 from duckfleet.control.records import (
     RUNNING_JSON,
     Claim,
@@ -111,19 +116,7 @@ class TaskQueue:
             q, t = k.split_task_key(meta.key, k.all_runnable())
             if (q, t) in claimed:
                 continue
-            d = json.loads(value)
-            out.append(
-                RunnableTask(
-                    q,
-                    t,
-                    d["created"],
-                    d["priority"],
-                    running[q],
-                    d["lease"],
-                    d["max_attempts"],
-                    bool(d.get("inputs", False)),
-                )
-            )
+            out.append(runnable_marker(q, t, value, running[q]))
         return QueueView(order_runnable(out, self.fifo), attempts)
 
     def runnable(self) -> list[RunnableTask]:

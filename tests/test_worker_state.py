@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from duckfleet.control.records import QueryState, QueryStatus
+from duckfleet.control.records import QueryState, QueryStatus, RunnableTask
 from duckfleet.ids import QueryId, TaskId
 from duckfleet.worker.state import (
     HANDLERS,
@@ -44,6 +44,7 @@ from duckfleet.worker.state import (
     OfferRecorded,
     Phase,
     QueryExpired,
+    QueueKnown,
     QueueListed,
     Record,
     Refuse,
@@ -55,23 +56,33 @@ from duckfleet.worker.state import (
     StatusChanged,
     TaskFailed,
     Wake,
+    WatchesReset,
     WorkerState,
 )
 
 Q = QueryId("q1")
 A, B, C = (Q, TaskId("t0")), (Q, TaskId("t1")), (Q, TaskId("t2"))
 OUT = (TaskId("t2"),)
+LIST = ClaimRound(listing=True)
+
+
+def marker(key: tuple[QueryId, TaskId], created: float = 1.0, priority: int = 0) -> RunnableTask:
+    return RunnableTask(key[0], key[1], created, priority, 0)
+
+
+def listed(*keys: tuple[QueryId, TaskId], claimed: tuple = ()) -> QueueListed:
+    return QueueListed(tuple(marker(k) for k in keys), claimed)
 
 
 def claimed(ws: WorkerState, *keys: tuple[QueryId, TaskId]) -> None:
     """List `keys`, win each claim: each ends fetching."""
-    assert ws.handle(QueueListed(keys)) == [Claim(k) for k in keys]
+    assert ws.handle(listed(*keys)) == [Claim(k) for k in keys]
     for k in keys:
         assert ws.handle(ClaimWon(k, OUT)) == [Fetch(k)]
 
 
 def test_every_event_has_a_handler_and_every_transition_a_method() -> None:
-    assert len(HANDLERS) == 24
+    assert len(HANDLERS) == 26
     assert set(TRANSITIONS) == {
         (Phase.FORGOTTEN, Phase.FETCHING),
         (Phase.FORGOTTEN, Phase.RECORDING),
@@ -89,7 +100,7 @@ def test_every_event_has_a_handler_and_every_transition_a_method() -> None:
 
 def test_a_queued_task_from_claim_to_commit() -> None:
     ws = WorkerState(2)
-    assert ws.handle(Wake()) == [ClaimRound()]
+    assert ws.handle(Wake()) == [LIST]  # nothing listed yet: the queue is read
     claimed(ws, A)
     assert ws.tasks[A].phase == Phase.FETCHING
     assert ws.handle(InputsFetched(A)) == [Execute(A)]
@@ -102,7 +113,7 @@ def test_a_queued_task_from_claim_to_commit() -> None:
 
 def test_a_round_claims_no_more_than_free_slots_and_a_miss_tries_the_next() -> None:
     ws = WorkerState(2)
-    assert ws.handle(QueueListed((A, B, C))) == [Claim(A), Claim(B)]
+    assert ws.handle(listed(A, B, C)) == [Claim(A), Claim(B)]
     assert ws.available == 0
     assert ws.handle(ClaimMissed(A)) == [Claim(C)]
     assert ws.handle(ClaimWon(B, OUT)) == [Fetch(B)]
@@ -115,24 +126,11 @@ def test_a_full_worker_starts_no_round_and_a_freed_slot_does_when_work_may_wait(
     ws = WorkerState(1)
     claimed(ws, A)
     assert ws.handle(Wake()) == []
-    assert ws.handle(RunnableAdded(B)) == []  # no slot: remembered, no round
+    assert ws.handle(RunnableAdded(B, marker(B))) == []  # no slot: remembered, no round
     assert ws.handle(InputsFetched(A)) == [Execute(A)]
-    # computed: only the commit is left, so the slot is free and B may be waiting
-    assert ws.handle(Computed(A)) == [Commit(A), ClaimRound()]
+    assert ws.handle(Computed(A)) == [Commit(A)]  # its commit may make B's merge runnable
+    assert ws.handle(Committed(A)) == [ClaimRound()]  # B may be waiting
     assert ws.handle(RoundDone()) == [Speculate(1)]
-    assert ws.handle(Committed(A)) == []  # its slot was freed already
-
-
-def test_the_next_claim_overlaps_a_commit() -> None:
-    ws = WorkerState(1)
-    claimed(ws, A)
-    ws.handle(InputsFetched(A))
-    ws.handle(Computed(A))
-    assert ws.free == 1
-    claimed(ws, B)  # while A's completion is in flight
-    assert ws.free == 0 and ws.handle(QueueListed((C,))) == []
-    assert ws.handle(Committed(A)) == []
-    assert ws.handle(InputsFetched(B)) == [Execute(B)]
 
 
 def test_a_freed_slot_with_nothing_known_queued_starts_no_round() -> None:
@@ -145,12 +143,13 @@ def test_a_freed_slot_with_nothing_known_queued_starts_no_round() -> None:
 
 def test_claims_seen_by_watch_remove_the_task_from_what_may_be_runnable() -> None:
     ws = WorkerState(1)
-    assert ws.handle(RunnableAdded(A)) == [ClaimRound()]
+    assert ws.handle(RunnableAdded(A, marker(A))) == [LIST]
     assert ws.handle(ClaimAdded(A, offered=False)) == []
-    assert ws.maybe_runnable == set()
-    ws.handle(RunnableAdded(B))
+    assert not ws.queue.waiting()
+    ws.handle(RunnableAdded(B, marker(B)))
+    assert ws.queue.waiting()
     assert ws.handle(RunnableRemoved(B)) == []
-    assert ws.maybe_runnable == set()
+    assert not ws.queue.waiting()
 
 
 def test_a_released_claim_elsewhere_starts_a_round_but_a_fast_path_claim_does_not() -> None:
@@ -158,7 +157,7 @@ def test_a_released_claim_elsewhere_starts_a_round_but_a_fast_path_claim_does_no
     ws.handle(ClaimAdded(A, offered=True))
     assert ws.handle(ClaimRemoved(A)) == []
     ws.handle(ClaimAdded(B, offered=False))
-    assert ws.handle(ClaimRemoved(B)) == [ClaimRound()]
+    assert ws.handle(ClaimRemoved(B)) == [LIST]  # B's marker was never seen here
 
 
 def test_a_lost_claim_interrupts_the_task_once_and_its_stop_releases() -> None:
@@ -167,7 +166,8 @@ def test_a_lost_claim_interrupts_the_task_once_and_its_stop_releases() -> None:
     ws.handle(InputsFetched(A))
     assert ws.handle(ClaimRemoved(A)) == [Interrupt(A, LOST)]
     assert ws.handle(ClaimRemoved(A)) == []  # already stopping: once
-    assert ws.handle(TaskFailed(A, stopped=True)) == [Release(A)]
+    # its claim gone, A is runnable again (for any worker, this one too)
+    assert ws.handle(TaskFailed(A, stopped=True)) == [Release(A), ClaimRound()]
     assert A not in ws.tasks
 
 
@@ -205,8 +205,9 @@ def test_a_committing_task_is_not_interrupted_its_fence_decides() -> None:
     claimed(ws, A)
     ws.handle(InputsFetched(A))
     ws.handle(Computed(A))
-    assert ws.handle(ClaimRemoved(A)) == [ClaimRound()]  # no Interrupt; its slot is free
-    assert ws.handle(CommitRefused(A)) == [DropResult(A), Release(A)]
+    assert ws.handle(ClaimRemoved(A)) == []  # no Interrupt: the fence decides
+    # refused: A is runnable again, and the freed slot may take it
+    assert ws.handle(CommitRefused(A)) == [DropResult(A), Release(A), ClaimRound()]
 
 
 def test_a_query_that_finishes_keeps_its_outputs_and_one_that_expires_drops_all() -> None:
@@ -257,7 +258,7 @@ def test_an_offer_not_recorded_is_refused_and_frees_the_slot() -> None:
 
 def test_offers_are_refused_when_full_draining_or_while_work_is_queued() -> None:
     ws = WorkerState(1)
-    ws.handle(RunnableAdded(B))
+    ws.handle(RunnableAdded(B, marker(B)))
     assert ws.handle(OfferArrived(A, OUT)) == [Refuse(A, "tasks are waiting in the queue")]
     ws.handle(RunnableRemoved(B))
     ws.handle(OfferArrived(A, OUT))
@@ -284,7 +285,7 @@ def test_a_copy_is_stopped_only_by_its_copy_claim_and_the_original_by_its_claim(
     ws = WorkerState(2)
     assert ws.handle(CopyWanted(A)) == [ClaimCopy(A)]
     assert ws.handle(ClaimWon(A, OUT, copy=True)) == [Fetch(A)]
-    assert ws.handle(ClaimRemoved(A)) == [ClaimRound()]  # the original's claim: not ours
+    assert ws.handle(ClaimRemoved(A)) == [LIST]  # the original's claim: not ours
     assert ws.handle(CopyRemoved(A)) == [Interrupt(A, LOST)]
     assert ws.handle(CopyWanted(A)) == []  # held already
 
@@ -294,7 +295,7 @@ def test_draining_claims_nothing_and_lets_running_tasks_finish() -> None:
     claimed(ws, A)
     ws.handle(DrainStarted())
     assert ws.handle(Wake()) == []
-    assert ws.handle(QueueListed((B,))) == []
+    assert ws.handle(listed(B)) == []
     assert ws.handle(InputsFetched(A)) == [Execute(A)]
     assert ws.handle(Computed(A)) == [Commit(A)]
     assert ws.handle(Committed(A)) == []
@@ -328,3 +329,50 @@ def test_a_claim_won_without_a_slot_is_an_error() -> None:
     claimed(ws, A)
     with pytest.raises(InvalidTransition, match="without a free slot"):
         ws.handle(ClaimWon(B, OUT))
+
+
+def test_once_listed_a_round_claims_from_what_the_watches_told() -> None:
+    ws = WorkerState(2)
+    assert ws.handle(listed()) == []
+    assert ws.handle(RoundDone()) == [Speculate(2)]
+    other = QueryId("q0")
+    X, Y = (other, TaskId("t0")), (other, TaskId("t1"))
+    assert ws.handle(RunnableAdded(X, marker(X, created=0.5))) == [ClaimRound()]  # no read
+    ws.handle(RunnableAdded(Y, marker(Y, created=0.5)))
+    ws.handle(RunnableAdded(A, marker(A, created=2.0)))
+    ws.handle(ClaimAdded(X, offered=False))  # another worker took X
+    # fair share: q1 has nothing running, q0 one task: q1's A first, then q0's Y
+    assert ws.handle(QueueKnown(0)) == [Claim(A), Claim(Y)]
+
+
+def test_priority_wins_over_fair_share_in_a_round_from_the_watches() -> None:
+    ws = WorkerState(1)
+    ws.handle(listed())
+    ws.handle(RoundDone())
+    urgent = (QueryId("q9"), TaskId("t0"))
+    ws.handle(RunnableAdded(A, marker(A, created=0.1)))
+    ws.handle(RunnableAdded(urgent, marker(urgent, created=9.0, priority=5)))
+    (claim,) = ws.handle(QueueKnown(0))
+    assert claim == Claim(urgent) and claim.marker.priority == 5
+
+
+def test_a_released_claim_whose_marker_is_known_is_claimed_without_a_read() -> None:
+    ws = WorkerState(1)
+    ws.handle(listed(A))  # A runnable; the claim asked for is lost to another worker
+    ws.handle(ClaimMissed(A))
+    ws.handle(RoundDone())
+    ws.handle(ClaimAdded(A, offered=False))
+    assert not ws.queue.waiting()
+    assert ws.handle(ClaimRemoved(A)) == [ClaimRound()]  # its worker was lost
+    assert ws.handle(QueueKnown(0)) == [Claim(A)]
+
+
+def test_a_broken_watch_makes_the_next_round_a_listing() -> None:
+    ws = WorkerState(1)
+    ws.handle(listed())
+    ws.handle(RoundDone())
+    assert ws.handle(Wake()) == [ClaimRound()]
+    assert ws.handle(WatchesReset()) == [LIST]
+    assert ws.handle(Wake()) == [LIST]
+    ws.handle(listed())
+    assert ws.handle(Wake()) == [ClaimRound()]

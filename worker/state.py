@@ -15,16 +15,14 @@ Each task this worker holds is in one phase::
                      |             +-------------+--> forgotten (failed, stopped, lost)
                      +--> forgotten (not recorded: the offer is refused)
 
-A committing task holds no slot: its result is computed and only its completion
-(one etcd transaction) is left, so the slot's next claim overlaps it.
-
 Task transitions are the methods named ``_transition_<from>_<to>`` listed in
 `TRANSITIONS`, and events the handlers in `HANDLERS`; anything else raises
 `InvalidTransition`. What the worker knows of the fleet besides its own tasks:
 
-- which tasks may be runnable and unclaimed (the last listing, then the watches), so
-  that a slot that frees up starts a claim round only if there may be work, and an
-  offer is refused while queued work waits (priorities and fair share decide then);
+- the queue as the last listing and the watches since tell it
+  (worker/queue_mirror.py), so that a claim round reads nothing a watch already
+  told, a slot that frees up starts one only if there may be work, and an offer is
+  refused while queued work waits (priorities and fair share decide then);
 - which claims are fast-path claims (their deletion frees nothing for the queue);
 - the outputs of each query it holds results of, so a query's end says which
   results to keep without a read.
@@ -39,8 +37,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from duckfleet.control.records import QueryState, QueryStatus
+from duckfleet.control.records import QueryState, QueryStatus, RunnableTask
 from duckfleet.ids import QueryId, TaskId
+from duckfleet.worker.queue_mirror import QueueMirror
 
 TaskKey = tuple[QueryId, TaskId]
 
@@ -75,6 +74,7 @@ class DrainStarted:
 @dataclass(frozen=True)
 class RunnableAdded:
     task: TaskKey
+    marker: RunnableTask  # what its runnable/ key holds: what ordering needs
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,24 @@ class QueryExpired:
 
 @dataclass(frozen=True)
 class QueueListed:
-    """One read of the queue: its unclaimed runnable tasks, best first."""
+    """One read of the queue: its unclaimed runnable tasks, best first, and every
+    task claimed now."""
 
-    runnable: tuple[TaskKey, ...]
+    runnable: tuple[RunnableTask, ...]
+    claimed: tuple[TaskKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueKnown:
+    """A claim round from what the watches told (worker/queue_mirror.py), no read;
+    `start`: where this worker starts among equally ranked tasks."""
+
+    start: int = 0
+
+
+@dataclass(frozen=True)
+class WatchesReset:
+    """A watch broke and was made again: events may have been missed."""
 
 
 @dataclass(frozen=True)
@@ -215,12 +230,16 @@ Event = Any  # one of the dataclasses above
 
 @dataclass(frozen=True)
 class ClaimRound:
-    """List the queue (one read), then tell `QueueListed`."""
+    """A claim round: with `listing`, list the queue (one read) and tell
+    `QueueListed`; without, the worker may tell `QueueKnown` instead."""
+
+    listing: bool = False
 
 
 @dataclass(frozen=True)
 class Claim:
     task: TaskKey
+    marker: RunnableTask | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -324,21 +343,23 @@ class TaskState:
 @dataclass
 class WorkerState:
     slots: int
+    fifo: bool = False  # order the queue oldest first, not by fair share
     draining: bool = False
     tasks: dict[TaskKey, TaskState] = field(default_factory=dict)
-    maybe_runnable: set[TaskKey] = field(default_factory=set)
+    queue: QueueMirror = field(default_factory=QueueMirror)
     offered_claims: set[TaskKey] = field(default_factory=set)
     # the outputs of each query this worker holds results of (None: not remembered)
     held: dict[QueryId, tuple[TaskId, ...] | None] = field(default_factory=dict)
     # the rest of the current claim round's listing, best first
-    candidates: list[TaskKey] = field(default_factory=list)
+    candidates: list[RunnableTask] = field(default_factory=list)
     claiming: set[TaskKey] = field(default_factory=set)  # claims asked, not yet answered
 
     @property
     def free(self) -> int:
-        """Slots no task holds. A task whose result is computed holds none: only
-        its completion (etcd) is left, so the next claim overlaps it."""
-        return self.slots - sum(ts.phase != Phase.COMMITTING for ts in self.tasks.values())
+        """Slots no task holds. A committing task holds its slot until its
+        completion is in: that completion may make a task of the same query
+        runnable, which should be this slot's next claim, not a task of another."""
+        return self.slots - len(self.tasks)
 
     @property
     def available(self) -> int:
@@ -353,7 +374,11 @@ class WorkerState:
 
     # worker-wide events
     def _handle_wake(self, _: Wake) -> list[Instruction]:
-        return [ClaimRound()] if self._may_claim() else []
+        return self._claim_round()
+
+    def _handle_reset(self, _: WatchesReset) -> list[Instruction]:
+        self.queue.synced = False
+        return self._claim_round()
 
     def _handle_drain(self, _: DrainStarted) -> list[Instruction]:
         self.draining = True
@@ -361,27 +386,28 @@ class WorkerState:
         return []
 
     def _handle_runnable_added(self, e: RunnableAdded) -> list[Instruction]:
-        self.maybe_runnable.add(e.task)
-        return [ClaimRound()] if self._may_claim() else []
+        self.queue.add(e.marker)
+        return self._claim_round()
 
     def _handle_runnable_removed(self, e: RunnableRemoved) -> list[Instruction]:
-        self.maybe_runnable.discard(e.task)
+        self.queue.remove(e.task)
         return []
 
     def _handle_claim_added(self, e: ClaimAdded) -> list[Instruction]:
-        self.maybe_runnable.discard(e.task)
+        self.queue.claim(e.task)
         if e.offered:
             self.offered_claims.add(e.task)
         return []
 
     def _handle_claim_removed(self, e: ClaimRemoved) -> list[Instruction]:
         out = self._interrupt(e.task, copy=False, why=LOST)
+        known = self.queue.unclaim(e.task)
         if e.task in self.offered_claims:  # a fast-path claim frees nothing queued
             self.offered_claims.discard(e.task)
             return out
-        if self._may_claim():  # released or expired: the task may be free to claim
-            out.append(ClaimRound())
-        return out
+        # released or expired (its marker stays), or completed (its marker goes):
+        # only a listing knows of a released task whose marker was never seen here
+        return out + self._claim_round(listing=not known)
 
     def _handle_copy_removed(self, e: CopyRemoved) -> list[Instruction]:
         return self._interrupt(e.task, copy=True, why=LOST)
@@ -405,8 +431,14 @@ class WorkerState:
         return [DropResults(e.query, ())]
 
     def _handle_listed(self, e: QueueListed) -> list[Instruction]:
-        self.maybe_runnable = set(e.runnable)
-        self.candidates = [k for k in e.runnable if k not in self.tasks]
+        self.queue.reset(e.runnable, e.claimed)
+        return self._start_claims(list(e.runnable))
+
+    def _handle_known(self, e: QueueKnown) -> list[Instruction]:
+        return self._start_claims(self.queue.ordered(e.start, self.fifo))
+
+    def _start_claims(self, ordered: list[RunnableTask]) -> list[Instruction]:
+        self.candidates = [rt for rt in ordered if (rt.query, rt.task) not in self.tasks]
         return self._next_claims()
 
     def _handle_claim_missed(self, e: ClaimMissed) -> list[Instruction]:
@@ -428,7 +460,8 @@ class WorkerState:
         self.claiming.discard(e.task)
         if e.task in self.tasks or self.free <= 0:
             raise InvalidTransition(f"claim won for {e.task} without a free slot for it")
-        self.maybe_runnable.discard(e.task)
+        if not e.copy:
+            self.queue.claim(e.task)  # before its watch event says so
         self._remember_outputs(e.task[0], e.outputs)
         self.tasks[e.task] = TaskState(Phase.FORGOTTEN, copy=e.copy)
         return self._transition(e.task, Phase.FETCHING)
@@ -438,7 +471,7 @@ class WorkerState:
             return [Refuse(e.task, "the worker is draining")]
         if self.available <= 0:
             return [Refuse(e.task, "no free slot")]
-        if self.maybe_runnable:  # queued work goes first: priorities decide it
+        if self.queue.waiting():  # queued work goes first: priorities decide it
             return [Refuse(e.task, "tasks are waiting in the queue")]
         self._remember_outputs(e.task[0], e.outputs)
         self.tasks[e.task] = TaskState(Phase.FORGOTTEN, offered=True)
@@ -473,13 +506,11 @@ class WorkerState:
             raise InvalidTransition(f"task {key}: {ts.phase} -> {to} on {cause!r}")
         out = method(self, key, ts, cause)
         if to == Phase.FORGOTTEN:
-            freed = ts.phase != Phase.COMMITTING  # a committing task freed its slot already
             del self.tasks[key]
+            if self.queue.waiting():  # queued work may wait for the slot
+                out += self._claim_round()
         else:
-            freed = to == Phase.COMMITTING
             ts.phase = to
-        if freed and self._may_claim() and self.maybe_runnable:  # queued work may wait
-            out.append(ClaimRound())
         return out
 
     def _transition_forgotten_fetching(self, key: TaskKey, *_: Any) -> list[Instruction]:
@@ -554,13 +585,19 @@ class WorkerState:
     def _may_claim(self) -> bool:
         return self.available > 0 and not self.draining
 
+    def _claim_round(self, listing: bool = False) -> list[Instruction]:
+        if not self._may_claim():
+            return []
+        return [ClaimRound(listing=listing or not self.queue.synced)]
+
     def _next_claims(self) -> list[Instruction]:
         """Claims of the next listed candidates, as many as slots are unspoken for."""
         out: list[Instruction] = []
         while self.available > 0 and self.candidates and not self.draining:
-            key = self.candidates.pop(0)
+            rt = self.candidates.pop(0)
+            key = (rt.query, rt.task)
             self.claiming.add(key)
-            out.append(Claim(key))
+            out.append(Claim(key, rt))
         return out
 
     def _interrupt(self, key: TaskKey, copy: bool | None, why: str) -> list[Instruction]:
@@ -595,6 +632,8 @@ HANDLERS: dict[type, _Handler] = {
     StatusChanged: WorkerState._handle_status,
     QueryExpired: WorkerState._handle_expired,
     QueueListed: WorkerState._handle_listed,
+    QueueKnown: WorkerState._handle_known,
+    WatchesReset: WorkerState._handle_reset,
     ClaimMissed: WorkerState._handle_claim_missed,
     CopyWanted: WorkerState._handle_copy_wanted,
     RoundDone: WorkerState._handle_round_done,

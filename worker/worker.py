@@ -30,14 +30,13 @@ from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
 from duckfleet.control.offers import Offer
-from duckfleet.control.queries import timeout_status
+from duckfleet.control.queries import runnable_marker, timeout_status
 from duckfleet.control.records import (
     Claim,
     MemberInfo,
     QueryState,
     QueryStatus,
     ResultInfo,
-    RunnableTask,
 )
 from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
@@ -87,6 +86,7 @@ from duckfleet.worker.state import (
     InvalidTransition,
     OfferArrived,
     QueryExpired,
+    QueueKnown,
     QueueListed,
     Record,
     Release,
@@ -98,6 +98,7 @@ from duckfleet.worker.state import (
     TaskFailed,
     TaskKey,
     Wake,
+    WatchesReset,
     WorkerState,
 )
 
@@ -147,17 +148,18 @@ class Worker:
             factor=cfg.speculation_factor,
             min_seconds=cfg.speculation_min_seconds,
         )
-        # a thread per slot, and as many for tasks that only commit (worker/state.py)
-        self.pool = ThreadPoolExecutor(2 * self.slots, thread_name_prefix="task")
+        self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
         # every decision is the state machine's (worker/state.py); what each task it
         # holds needs to run (its claim, DuckDB connections, inputs, result) is here
-        self.state = WorkerState(self.slots)
+        self.state = WorkerState(self.slots, fifo=cfg.scheduling == "fifo")
         self._runs: dict[TaskKey, RunningTask] = {}
         self._current = threading.local()  # .run: the RunningTask of this task thread
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()  # set whenever a task ends
+        self._listing_wanted = True  # the next claim round lists the queue
+        self._listed_at = 0.0
         self.health = HealthServer(cfg.host, cfg.health_port)
         self.membership = Membership(
             self.store,
@@ -176,7 +178,9 @@ class Worker:
         keys = self.store.keys
         both = ("put", "delete")
         self._watches = [
-            PrefixWatch(self.store, prefix, self._on_change, self._wake.set, f"watch-{name}", kinds)
+            PrefixWatch(
+                self.store, prefix, self._on_change, self._rewatched, f"watch-{name}", kinds
+            )
             for name, prefix, kinds in (
                 ("runnable", keys.all_runnable(), both),
                 ("claims", keys.all_claims(), both),
@@ -285,8 +289,10 @@ class Worker:
 
     def _carry_out(self, ins: Instruction) -> Event | None:
         match ins:
-            case ClaimRound():
-                self._wake.set()  # the claim loop lists the queue
+            case ClaimRound(listing):
+                if listing:
+                    self._listing_wanted = True
+                self._wake.set()  # the claim loop claims
             case Fetch(task):  # on a slot thread, which then carries on with the task
                 self.pool.submit(self._in_slot, self._runs[task])
             case Execute(task):
@@ -335,7 +341,10 @@ class Worker:
         event: Event
         if text.startswith(keys.all_runnable()):
             task = keys.split_task_key(text, keys.all_runnable())
-            event = RunnableAdded(task) if kind == "put" else RunnableRemoved(task)
+            if kind == "put":
+                event = RunnableAdded(task, runnable_marker(*task, value))
+            else:
+                event = RunnableRemoved(task)
         elif text.startswith(keys.all_claims()):
             task = keys.split_task_key(text, keys.all_claims())
             if kind == "put":
@@ -408,8 +417,9 @@ class Worker:
             if self._stop.is_set():
                 return
             try:
-                if self._handle(Wake()):
-                    wait = min(RESCAN_SECONDS, self._claim_round())
+                todo = self._handle(Wake())
+                if todo:
+                    wait = min(RESCAN_SECONDS, self._claim_round(todo[0].listing))
                 else:
                     wait = RESCAN_SECONDS
                 wait = min(wait, self._enforce_timeouts())
@@ -422,15 +432,23 @@ class Worker:
                 self._handle(RoundDone())
                 self._stop.wait(0.5)
 
-    def _claim_round(self) -> float:
-        """List the queue once, claim what the state machine asks for, copy
-        stragglers if slots stay idle: seconds until it is worth looking again."""
+    def _claim_round(self, listing: bool) -> float:
+        """Claim what the state machine picks from the queue as the watches told it,
+        or, when it asks (or a listing is RESCAN_SECONDS old: a safety net), from a
+        listing (one read); copy stragglers if slots stay idle. Seconds until it is
+        worth looking again."""
         started = time.monotonic()
-        view = self.queue.view()
-        fifo = self.cfg.scheduling == "fifo"
-        listed = spread_ties(view.runnable, random.randrange(1 << 16), fifo)
-        by_key = {(rt.query, rt.task): rt for rt in listed}
-        todo = self._handle(QueueListed(tuple(by_key)))
+        running: list[Attempt] | None = None
+        if listing or self._listing_wanted or started - self._listed_at >= RESCAN_SECONDS:
+            self._listing_wanted = False
+            view = self.queue.view()
+            self._listed_at = started
+            running = view.running
+            listed = spread_ties(view.runnable, random.randrange(1 << 16), self.state.fifo)
+            claimed = tuple((a.query, a.task) for a in view.running if not a.copied)
+            todo = self._handle(QueueListed(tuple(listed), claimed))
+        else:
+            todo = self._handle(QueueKnown(random.randrange(1 << 16)))
         look_again, done = RESCAN_SECONDS, False
         while todo or not done:
             if not todo:  # every claim asked for is tried: copies, if slots stay idle
@@ -439,27 +457,33 @@ class Worker:
             if isinstance(todo[0], ClaimTask):  # the claims asked together: one txn
                 n = next((i for i, x in enumerate(todo) if not isinstance(x, ClaimTask)), len(todo))
                 n = min(n, MAX_CLAIMS_PER_TXN)
-                todo[:n] = self._claim_together([ins.task for ins in todo[:n]], by_key, started)
+                todo[:n] = self._claim_together(todo[:n], started)
                 started = time.monotonic()
                 continue
             ins = todo.pop(0)
             if isinstance(ins, Speculate):
-                look_again = self._speculate(view.running)
+                if running is None:
+                    running = self.queue.running_attempts()
+                look_again = self._speculate(running)
             else:
                 self.drive([ins])
         return look_again
 
-    def _claim_together(
-        self, keys: list[TaskKey], by_key: dict[TaskKey, RunnableTask], started: float
-    ) -> list[Instruction]:
-        """Claim `keys` in one etcd transaction; what the state machine makes of the
-        outcome of each."""
+    def _claim_together(self, claims: list[ClaimTask], started: float) -> list[Instruction]:
+        """Make `claims` in one etcd transaction; what the state machine makes of
+        the outcome of each."""
         lease = self.membership.lease_id
-        won = self.queue.claim_many([by_key[k] for k in keys], self.id, self.location, lease)
+        markers = [c.marker for c in claims]
+        assert all(m is not None for m in markers)
+        won = self.queue.claim_many(markers, self.id, self.location, lease)  # type: ignore[arg-type]
         out: list[Instruction] = []
-        for key, ct in zip(keys, won, strict=True):
-            out += self._claimed(ct, key, started)
+        for c, ct in zip(claims, won, strict=True):
+            out += self._claimed(ct, c.task, started)
         return out
+
+    def _rewatched(self) -> None:
+        """A watch broke and is back: what it missed is read by a listing."""
+        self.drive(self._handle(WatchesReset()))
 
     def _claimed(self, ct: ClaimedTask | None, key: TaskKey, started: float) -> list[Instruction]:
         if ct is None:
