@@ -263,6 +263,7 @@ class TaskQueue:
             "seconds": round(seconds, 4),
             "copy": ct.copy,
             "ms": round(seconds * 1000, 3),
+            "started": ct.claim.started,  # wall clock: the query page's timeline
         }
         if result.bucket_rows:  # exchange: the rows of each bucket, in the same commit
             fields["bucket_rows"] = list(result.bucket_rows)
