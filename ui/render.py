@@ -8,7 +8,6 @@ themselves (the style is inline, the timeline is inline SVG).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from html import escape
 from urllib.parse import quote
@@ -137,9 +136,9 @@ def short_sql(sql: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def worker_color(worker: str) -> str:
-    digest = hashlib.sha256(worker.encode()).digest()
-    return PALETTE[digest[0] % len(PALETTE)]
+def worker_colors(workers: Iterable[str]) -> dict[str, str]:
+    """A colour per worker, distinct for up to len(PALETTE) of them, in name order."""
+    return {w: PALETTE[i % len(PALETTE)] for i, w in enumerate(sorted(set(workers)))}
 
 
 # -- the pages -------------------------------------------------------------------
@@ -270,6 +269,7 @@ def timeline_svg(detail: QueryDetail, now: float, width: int = 900) -> str:
     elif q.status.at:
         end = max(end, q.status.at - t0)
     end = max(end, 0.001)
+    colors = worker_colors(t.worker for t, _, _ in spans)
     label_w, row_h, top = 150, 16, 18
     plot_w = width - label_w - 10
     height = top + row_h * len(spans) + 4
@@ -280,16 +280,17 @@ def timeline_svg(detail: QueryDetail, now: float, width: int = 900) -> str:
     ]
     for i in range(5):  # the time axis
         x = label_w + plot_w * i / 4
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
         out.append(
             f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height}" stroke="#e3e6eb"/>'
-            f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
+            f'<text x="{x:.1f}" y="{top - 6}" text-anchor="{anchor}">'
             f"{escape(fmt_seconds(end * i / 4))}</text>"
         )
     for row, (t, start, seconds) in enumerate(spans):
         y = top + row * row_h
         x = label_w + plot_w * start / end
         w = max(1.0, plot_w * seconds / end)
-        color = worker_color(t.worker)
+        color = colors[t.worker]
         tip = f"{t.id} on {t.worker or '?'}: {fmt_seconds(seconds)}"
         if t.rows is not None:
             tip += f", {t.rows:,} rows, {fmt_bytes(t.bytes)}"
@@ -300,9 +301,8 @@ def timeline_svg(detail: QueryDetail, now: float, width: int = 900) -> str:
             f'fill="{color}" fill-opacity="{opacity}"><title>{escape(tip)}</title></rect>'
         )
     out.append("</svg>")
-    workers = sorted({t.worker for t, _, _ in spans if t.worker})
     legend = " ".join(
-        f'<span style="color:{worker_color(w)}">■</span> {escape(w)}' for w in workers
+        f'<span style="color:{c}">■</span> {escape(w)}' for w, c in colors.items() if w
     )
     return "".join(out) + f'<p class="muted">{legend}</p>'
 
