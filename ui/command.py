@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from duckfleet.cli_errors import UsageError
 from duckfleet.config import FrontDoorConfig, override
 
 log = logging.getLogger("duckfleet.ui")
@@ -19,8 +20,8 @@ log = logging.getLogger("duckfleet.ui")
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
-class ListenError(ValueError):
-    pass
+class ListenError(UsageError):
+    """--listen is not HOST:PORT (exit status 2, like any usage error)."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
