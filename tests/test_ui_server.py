@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import pyarrow as pa
 import pytest
 
 from duckfleet.control import QueryStore
@@ -104,3 +105,49 @@ def test_pages_forbid_scripts_and_framing(served):
     assert code == 200
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_snapshot_counts_progress_and_says_who_ran_each_task_when(store):
+    """control/fleet_snapshot.py on real etcd: done and running tasks of a query,
+    each with its worker, rows, bytes and start; the worker's busy slot."""
+    from duckfleet.control import Membership, TaskQueue
+    from duckfleet.control.fleet_snapshot import DONE, RUNNING_TASK, WAITING, FleetReader
+    from duckfleet.control.records import ResultInfo, RunnableTask
+    from duckfleet.ids import new_query_id
+    from duckfleet.planner.plan import InputBinding
+
+    parts = tuple(TaskPlan(f"t{i}", 0, f"select {i} as x") for i in range(2))
+    merge = TaskPlan("t2", 1, "select sum(x) from s0", inputs=(InputBinding("s0", ("t0", "t1")),))
+    plan = Plan(
+        "SELECT 1", (Stage(0, StageKind.PARTIAL, parts), Stage(1, StageKind.MERGE, (merge,))), "t"
+    )
+    q = new_query_id()
+    qs = QueryStore(store)
+    record = qs.publish(q, plan, frontdoor=MemberId("fd"), ttl=60, user="ana")
+    member = Membership(
+        store, MemberInfo(MemberId("w9"), "worker", "grpc://127.0.0.1:1", slots=2), ttl=5
+    ).start()
+    try:
+        queue = TaskQueue(store)
+        rt = lambda t: RunnableTask(q, t, record.created, 0, 0, record.lease, 3)  # noqa: E731
+        before = time.time()
+        first = queue.claim(rt("t0"), member.info.id, "loc", member.lease_id)
+        second = queue.claim(rt("t1"), member.info.id, "loc", member.lease_id)
+        assert first is not None and second is not None
+        schema = pa.schema([("x", pa.int64())])
+        info = ResultInfo(MemberId("w9"), "grpc://127.0.0.1:1", 7, 64, schema)
+        assert queue.complete(first, info, member.lease_id, seconds=0.25)
+
+        reader = FleetReader(store)
+        (view,) = [v for v in reader.queries() if v.record.id == q]
+        assert (view.done, view.running, view.total, view.record.user) == (1, 1, 3, "ana")
+        detail = reader.query(q)
+        t0, t1, t2 = detail.tasks
+        assert (t0.state, t0.worker, t0.rows, t0.bytes, t0.seconds) == (DONE, "w9", 7, 64, 0.25)
+        assert t0.started is not None and before <= t0.started <= time.time()
+        assert (t1.state, t1.worker, t1.rows) == (RUNNING_TASK, "w9", None)
+        assert (t2.state, t2.stage, t2.inputs) == (WAITING, 1, ("t0", "t1"))
+        (worker,) = [w for w in reader.workers() if w.info.id == "w9"]
+        assert worker.running == ((q, "t1"),)
+    finally:
+        member.stop()
