@@ -151,6 +151,9 @@ class Keyspace:
     def done(self, q: QueryId, t: TaskId) -> str:
         return self._k("done", q, t)
 
+    def all_done(self) -> str:
+        return self._prefix("done")
+
     def done_of(self, q: QueryId) -> str:
         return self._prefix("done", q)
 

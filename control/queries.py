@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
@@ -146,6 +146,7 @@ def new_record(
     timeout: float = 0.0,
     memory_limit: str = "",
     max_result_bytes: int = 0,
+    user: str = "",
 ) -> QueryRecord:
     """The immutable record of query `query_id` running `plan` under `lease`."""
     return QueryRecord(
@@ -161,6 +162,7 @@ def new_record(
         timeout=timeout,
         memory_limit=memory_limit,
         max_result_bytes=max_result_bytes,
+        user=user,
     )
 
 
@@ -219,6 +221,7 @@ class QueryStore:
         timeout: float = 0.0,
         memory_limit: str = "",
         max_result_bytes: int = 0,
+        user: str = "",
         fingerprint: tuple[str, Waiter] | None = None,
         lease: Any = None,
         started: Iterable[TaskId] = (),
@@ -238,6 +241,7 @@ class QueryStore:
             timeout=timeout,
             memory_limit=memory_limit,
             max_result_bytes=max_result_bytes,
+            user=user,
         )
         ops = query_ops(self.store, record, plan)
         for t in started:  # started once already, by a worker that was lost: an attempt
@@ -324,6 +328,7 @@ class QueryStore:
         already had.
         """
         k, txn = self.keys, self.store.txn
+        status = replace(status, at=status.at or time.time())  # when it ended
         for _ in range(COMPARE_RETRIES):
             value, meta = self.store.client.get(k.status(query_id))
             if value is None:

@@ -46,10 +46,13 @@ class QueryRecord:
     timeout: float = 0.0  # seconds after `created` the query is cancelled; 0: never
     memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
     max_result_bytes: int = 0  # the most its result may hold; 0: no cap
+    user: str = ""  # who ran it (the query page shows a user their own); "": auth off
 
     def to_json(self) -> str:
         d = asdict(self)
         d["outputs"] = list(self.outputs)
+        if not self.user:  # absent when empty: what older readers know
+            del d["user"]
         return json.dumps(d)
 
     @staticmethod
@@ -82,7 +85,7 @@ class QueryStatus:
     error: str = ""
     task: str = ""  # the task whose failure failed the query
     reason: EndReason = EndReason.NONE
-    at: float = 0.0  # wall clock when it finished (set for FINISHED)
+    at: float = 0.0  # wall clock when it finished, or was ended (cancelled, failed)
 
     @property
     def terminal(self) -> bool:

@@ -297,6 +297,7 @@ class TaskQueue:
             "seconds": round(seconds, 4),
             "copy": ct.copy,
             "ms": round(seconds * 1000, 3),
+            "started": ct.claim.started,  # wall clock: the query page's timeline
         }
         if result.bucket_rows:  # exchange: the rows of each bucket, in the same commit
             fields["bucket_rows"] = list(result.bucket_rows)
@@ -362,7 +363,7 @@ class TaskQueue:
         """Fail the query with this task's error (fenced on the claim)."""
         k, txn = self.keys, self.store.txn
         q, t = ct.query_id, ct.task_id
-        status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason)
+        status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason, at=time.time())
         ok, _ = self.store.transaction(
             compare=self._fence(ct),
             success=[

@@ -12,6 +12,7 @@
     duckfleet health --target HOST:PORT [--service NAME]   exit 0 iff SERVING
     duckfleet demo-data [--scale SF] [--data-dir DIR]   generate and register TPC-H
     duckfleet balance --listen HOST:PORT --backend HOST:PORT --health HOST:PORT ...
+    duckfleet ui [--listen HOST:PORT]   the query page, HTML over HTTP (ui/command.py)
 
 Every flag has a DUCKFLEET_* environment variable (see duckfleet/config.py). Flags go
 anywhere after the command (`duckfleet table add NAME PATH --etcd URL`). An error is one
@@ -436,6 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bl.add_argument("--interval", type=float, default=1.0, help="seconds between health polls")
     bl.set_defaults(fn=cmd_balance)
+
+    from duckfleet.ui.command import add_parser as add_ui_parser
+
+    add_ui_parser(sub, _common_flags, _serve, _setup_logging)
     return p
 
 

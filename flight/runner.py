@@ -207,7 +207,9 @@ class FleetBackend:
             return self._explain(sql, explain, who, dialect)
         plan, path = self._planned(sql, who)
         planned = time.perf_counter()
-        fast, started_once = self._run_fast(plan, priority, cancelled) if path.fast else (None, ())
+        fast, started_once = (
+            self._run_fast(plan, priority, cancelled, user=user) if path.fast else (None, ())
+        )
         if fast is not None:
             q, index = fast
         else:
@@ -218,7 +220,13 @@ class FleetBackend:
                 return adopted
             q = new_query_id()
             index = self._execute(
-                q, plan, priority=priority, cancelled=cancelled, fingerprint=f, started=started_once
+                q,
+                plan,
+                priority=priority,
+                cancelled=cancelled,
+                fingerprint=f,
+                started=started_once,
+                user=user,
             )
         outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
         log.info(
@@ -241,6 +249,7 @@ class FleetBackend:
         priority: int,
         cancelled: Callable[[], bool] | None,
         q: QueryId | None = None,
+        user: str = "",
     ) -> tuple[tuple[QueryId, dict[TaskId, ResultInfo]] | None, tuple[TaskId, ...]]:
         """Offer a one-task plan to a worker with a free slot (flight/fast_path.py):
         the query's id and where its result is, or None if every worker asked refused
@@ -252,7 +261,7 @@ class FleetBackend:
             return None, ()
         q = q or new_query_id()
         lease = int(self.leases.take().id)
-        options = self._query_options(priority)
+        options = self._query_options(priority, user)
         record = new_record(q, plan, frontdoor=self.member_id, lease=lease, **options)
         try:
             answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
@@ -271,9 +280,11 @@ class FleetBackend:
         self._check_result_size(q, [answer.result])
         return (q, {task.id: answer.result}), ()
 
-    def _query_options(self, priority: int) -> dict[str, Any]:
-        """What every query record carries from this front door's configuration."""
+    def _query_options(self, priority: int, user: str = "") -> dict[str, Any]:
+        """What every query record carries from this front door's configuration, and
+        who asked."""
         return {
+            "user": user,
             "priority": priority,
             "max_attempts": self.cfg.max_attempts,
             "timeout": self.cfg.query_timeout,
@@ -371,6 +382,7 @@ class FleetBackend:
         cancelled: Callable[[], bool] | None = None,
         fingerprint: str = "",
         started: tuple[TaskId, ...] = (),
+        user: str = "",
     ) -> dict[TaskId, ResultInfo]:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions.
         With a `fingerprint`, another front door can answer a retry of the request
@@ -389,7 +401,7 @@ class FleetBackend:
                 plan,
                 frontdoor=self.member_id,
                 ttl=ttl,
-                **self._query_options(priority),
+                **self._query_options(priority, user),
                 fingerprint=(fingerprint, Waiter(self.member_id, self.location))
                 if fingerprint
                 else None,
