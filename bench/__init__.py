@@ -62,5 +62,6 @@ EXPERIMENTS = {
     "queue": "queue",
     "chaos": "chaos",
     "etcd-reads": "etcd_reads",
+    "etcd-ceiling": "etcd_ceiling",
     "dashboard": "dashboard",
 }
