@@ -34,8 +34,8 @@ from bench.machine import environment
 from bench.progress import say
 from bench.report import Table, publish
 from duckfleet.control import Membership, QueryStore, Store, TaskQueue
-from duckfleet.control.records import MemberInfo, QueryState, ResultInfo
 from duckfleet.control.readonly import parse_version
+from duckfleet.control.records import MemberInfo, QueryState, ResultInfo
 from duckfleet.etcd_server import EtcdServer, binary_version, local_binaries
 from duckfleet.ids import MemberId, new_query_id, task_id
 from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TaskPlan
