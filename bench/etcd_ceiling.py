@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import random
 import re
 import shlex
 import sys
@@ -36,6 +37,7 @@ from bench.report import Table, publish
 from duckfleet.control import Membership, QueryStore, Store, TaskQueue
 from duckfleet.control.readonly import parse_version
 from duckfleet.control.records import MemberInfo, QueryState, ResultInfo
+from duckfleet.control.scheduling import spread_ties
 from duckfleet.etcd_server import EtcdServer, binary_version, local_binaries
 from duckfleet.ids import MemberId, new_query_id, task_id
 from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TaskPlan
@@ -78,7 +80,8 @@ def simulated_worker(url: str, ns: str, name: str, slots: int, stop: Any, done: 
     result = ResultInfo(MemberId(name), info.location, 1, 8, SCHEMA)
     try:
         while not stop.is_set():
-            runnable = queue.runnable()[:slots]
+            # as a worker does: each starts at its own place among equal tasks
+            runnable = spread_ties(queue.runnable(), random.randrange(1 << 16))[:slots]
             if not runnable:
                 time.sleep(0.002)
                 continue
