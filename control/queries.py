@@ -129,6 +129,7 @@ def new_record(
     timeout: float = 0.0,
     memory_limit: str = "",
     max_result_bytes: int = 0,
+    traceparent: str = "",
 ) -> QueryRecord:
     """The immutable record of query `query_id` running `plan` under `lease`."""
     return QueryRecord(
@@ -144,6 +145,7 @@ def new_record(
         timeout=timeout,
         memory_limit=memory_limit,
         max_result_bytes=max_result_bytes,
+        traceparent=traceparent,
     )
 
 
@@ -202,6 +204,7 @@ class QueryStore:
         timeout: float = 0.0,
         memory_limit: str = "",
         max_result_bytes: int = 0,
+        traceparent: str = "",
         fingerprint: tuple[str, Waiter] | None = None,
         lease: Any = None,
         started: Iterable[TaskId] = (),
@@ -221,6 +224,7 @@ class QueryStore:
             timeout=timeout,
             memory_limit=memory_limit,
             max_result_bytes=max_result_bytes,
+            traceparent=traceparent,
         )
         ops = query_ops(self.store, record, plan)
         for t in started:  # started once already, by a worker that was lost: an attempt

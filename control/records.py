@@ -46,10 +46,15 @@ class QueryRecord:
     timeout: float = 0.0  # seconds after `created` the query is cancelled; 0: never
     memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
     max_result_bytes: int = 0  # the most its result may hold; 0: no cap
+    # W3C trace context of the query's span at the front door (duckfleet/tracing.py):
+    # workers start its tasks' spans as its children; "": not traced (left out of JSON)
+    traceparent: str = ""
 
     def to_json(self) -> str:
         d = asdict(self)
         d["outputs"] = list(self.outputs)
+        if not self.traceparent:
+            del d["traceparent"]
         return json.dumps(d)
 
     @staticmethod

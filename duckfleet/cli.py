@@ -88,6 +88,9 @@ def _serve(component: _Component) -> int:
         _until_signalled(threading.Event())
     finally:
         component.stop()
+        from duckfleet import tracing
+
+        tracing.shutdown()  # export the spans still buffered
     return 0
 
 
@@ -97,6 +100,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     cfg = WorkerConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
+    from duckfleet import tracing
+
+    tracing.setup("duckfleet-worker")  # when an OTLP endpoint is configured
     return _serve(Worker(cfg).start())
 
 
@@ -106,6 +112,9 @@ def cmd_frontdoor(args: argparse.Namespace) -> int:
     cfg = FrontDoorConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
+    from duckfleet import tracing
+
+    tracing.setup("duckfleet-frontdoor")  # when an OTLP endpoint is configured
     return _serve(FrontDoor(cfg).start())
 
 

@@ -1,0 +1,246 @@
+"""Traces on real processes: TPC-H Q9 through a front door and two workers, the
+spans exported over OTLP/HTTP to a tiny collector running in this test, which
+decodes them with opentelemetry-proto's ExportTraceServiceRequest."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+from fleet_fixture import reference, start_fleet
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from tpch_data import is_ordered, tpch_query
+
+from duckfleet import tracing
+from duckfleet.verify import assert_same_result
+
+
+@dataclass(frozen=True)
+class ExportedSpan:
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    service: str
+    pid: int
+    attributes: dict[str, object]
+
+
+class Collector:
+    """POST /v1/traces on 127.0.0.1: every span received, decoded."""
+
+    def __init__(self) -> None:
+        self.spans: list[ExportedSpan] = []
+        self.lock = threading.Lock()
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path != "/v1/traces":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                collector.add(request)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def add(self, request: ExportTraceServiceRequest) -> None:
+        out = []
+        for rs in request.resource_spans:
+            res = {a.key: _value(a.value) for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    out.append(
+                        ExportedSpan(
+                            s.name,
+                            s.trace_id.hex(),
+                            s.span_id.hex(),
+                            s.parent_span_id.hex(),
+                            str(res.get("service.name", "")),
+                            int(res.get("process.pid", 0)),  # type: ignore[call-overload]
+                            {a.key: _value(a.value) for a in s.attributes},
+                        )
+                    )
+        with self.lock:
+            self.spans.extend(out)
+
+    def wait_for(self, ok, timeout: float = 30.0) -> list[ExportedSpan]:
+        """Poll until ``ok(spans)`` holds (exports come in batches, every 100 ms)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                spans = list(self.spans)
+            if ok(spans):
+                return spans
+            assert time.monotonic() < deadline, (
+                f"spans never arrived: {sorted({s.name for s in spans})}"
+            )
+            time.sleep(0.1)
+
+
+def _value(v) -> object:
+    kind = v.WhichOneof("value")
+    return getattr(v, kind) if kind else None
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[Collector]:
+    c = Collector()
+    c.thread.start()
+    try:
+        yield c
+    finally:
+        c.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def traced_fleet(etcd, tpch_dir, tmp_path_factory, collector):
+    env = {
+        "DUCKFLEET_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        # through the queue, split into several tasks: spans on both workers
+        "DUCKFLEET_FAST_PATH_BYTES": "0",
+        "DUCKFLEET_SPLIT_JOINS": "always",
+    }
+    f = start_fleet(etcd, str(tpch_dir), str(tmp_path_factory.mktemp("traced-logs")), extra_env=env)
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+def _run(uri: str, sql: str, traceparent: str | None = None):
+    kwargs = {}
+    if traceparent:
+        kwargs["adbc.flight.sql.rpc.call_header.traceparent"] = traceparent
+    with flightsql.connect(uri, db_kwargs=kwargs) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+def _query_span(spans: list[ExportedSpan], trace_id: str) -> ExportedSpan | None:
+    found = [s for s in spans if s.trace_id == trace_id and s.name == "query"]
+    return found[0] if found else None
+
+
+def test_q9_is_one_trace_from_the_client_through_every_worker(traced_fleet, tpch_dir, collector):
+    sql = tpch_query(9)
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    table = _run(traced_fleet.uri, sql, f"00-{trace_id}-{client_span}-01")
+    assert_same_result(table, reference(tpch_dir, sql), ordered=is_ordered(sql))
+
+    def complete(spans: list[ExportedSpan]) -> bool:
+        query = _query_span(spans, trace_id)
+        if query is None:
+            return False
+        q = query.attributes.get("duckfleet.query_id")
+        ours = [s for s in spans if s.attributes.get("duckfleet.query_id") == q]
+        commits = [s for s in ours if s.name == "commit"]
+        tasks = [s for s in ours if s.name == "task"]
+        doget = [s for s in ours if s.name == "DoGet" and s.service == "duckfleet-worker"]
+        return bool(tasks) and len(commits) >= len(tasks) and bool(doget)
+
+    spans = collector.wait_for(complete)
+    query = _query_span(spans, trace_id)
+    assert query is not None and query.service == "duckfleet-frontdoor"
+    q = query.attributes["duckfleet.query_id"]
+    ours = [s for s in spans if s.attributes.get("duckfleet.query_id") == q]
+
+    # every span of the query is in the client's trace
+    assert {s.trace_id for s in ours} == {trace_id}
+    by_id = {s.span_id: s for s in spans if s.trace_id == trace_id}
+    # the front door's call span continues the client's span; the query is its child
+    call = by_id[query.parent_id]
+    assert call.name == "GetFlightInfo" and call.parent_id == client_span
+    for name in ("plan", "publish", "wait"):
+        (step,) = [s for s in spans if s.trace_id == trace_id and s.name == name]
+        assert step.parent_id == query.span_id, name
+        assert step.service == "duckfleet-frontdoor"
+
+    # tasks ran in the worker processes, as children of the query's span
+    tasks = [s for s in ours if s.name == "task"]
+    assert len(tasks) >= 2
+    assert {t.parent_id for t in tasks} == {query.span_id}
+    assert {t.service for t in tasks} == {"duckfleet-worker"}
+    assert query.pid not in {t.pid for t in tasks}
+    assert len({t.pid for t in tasks}) == 2, "both workers ran tasks of Q9"
+    task_ids = {t.span_id for t in tasks}
+    for step in ("fetch inputs", "run", "commit"):
+        steps = [s for s in ours if s.name == step]
+        assert len(steps) == len(tasks), step
+        assert {s.parent_id for s in steps} <= task_ids, step
+    # the client's DoGet of the results at the workers carries its header; a worker
+    # fetching another's result as its input (on a fetch thread) joins the query's span
+    gets = [s for s in ours if s.name == "DoGet"]
+    assert {g.service for g in gets} == {"duckfleet-worker"}
+    assert client_span in {g.parent_id for g in gets}
+    fetches = {s.span_id for s in ours if s.name == "fetch inputs"}
+    assert {g.parent_id for g in gets} <= {client_span, query.span_id} | fetches
+
+
+def test_without_a_client_header_the_workers_doget_joins_the_querys_trace(
+    traced_fleet, tpch_dir, collector
+):
+    sql = "SELECT l_returnflag, count(*) AS n FROM lineitem GROUP BY 1 ORDER BY 1"
+    table = _run(traced_fleet.uri, sql)
+    assert_same_result(table, reference(tpch_dir, sql), ordered=True)
+
+    def complete(spans: list[ExportedSpan]) -> bool:
+        queries = [
+            s for s in spans if s.name == "query" and s.attributes.get("db.statement") == sql
+        ]
+        if not queries:
+            return False
+        q = queries[0].attributes["duckfleet.query_id"]
+        return any(s.name == "DoGet" and s.attributes.get("duckfleet.query_id") == q for s in spans)
+
+    spans = collector.wait_for(complete)
+    (query,) = [s for s in spans if s.name == "query" and s.attributes.get("db.statement") == sql]
+    q = query.attributes["duckfleet.query_id"]
+    ours = [s for s in spans if s.attributes.get("duckfleet.query_id") == q]
+    assert {s.trace_id for s in ours} == {query.trace_id}
+    by_id = {s.span_id: s for s in spans}
+    root = by_id[query.parent_id]
+    assert root.name == "GetFlightInfo" and root.parent_id == ""  # a new trace
+    gets = [s for s in ours if s.name == "DoGet"]  # the client's, and input fetches
+    assert gets and {g.service for g in gets} == {"duckfleet-worker"}
+    assert {g.parent_id for g in gets} == {query.span_id}
+
+
+def test_off_by_default_and_endpoints_from_the_environment():
+    assert not tracing.enabled()  # this test process configured nothing
+    assert tracing.current_traceparent() == ""
+    with tracing.span("nothing") as s:
+        assert s is None
+    assert tracing.endpoint_from_env({}) == ""
+    assert tracing.endpoint_from_env({"DUCKFLEET_OTLP_ENDPOINT": "http://c:4318/"}) == (
+        "http://c:4318/v1/traces"
+    )
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}
+    assert tracing.endpoint_from_env(env) == "http://c:4318/v1/traces"
+    env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = "http://t:1/x"
+    assert tracing.endpoint_from_env(env) == "http://t:1/x"
+    env["DUCKFLEET_OTLP_ENDPOINT"] = "http://d:2"
+    assert tracing.endpoint_from_env(env) == "http://d:2/v1/traces"
+    assert tracing.parse_traceparent("garbage") is None
+    assert tracing.parse_traceparent(f"00-{'ab' * 16}-{'cd' * 8}-01") is not None
