@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,23 +35,44 @@ def tpchgen_binary() -> str:
     return str(here) if here.exists() else "tpchgen-cli"
 
 
-def generate_tpch(data_dir: str, scale: float, parts: int = 4) -> str:
-    """TPC-H Parquet under data_dir/sf<scale>/<table>/; skipped if already there."""
+def missing_tpch_tables(data_dir: str, scale: float) -> list[str]:
+    """The TPC-H tables `generate_tpch` would generate (those not there yet)."""
     out = Path(data_dir) / f"sf{scale:g}"
-    if all((out / t).is_dir() and any((out / t).iterdir()) for t in TPCH_TABLES):
+    return [t for t in TPCH_TABLES if not ((out / t).is_dir() and any((out / t).iterdir()))]
+
+
+def generate_tpch(
+    data_dir: str,
+    scale: float,
+    parts: int = 4,
+    on_table: Callable[[str], None] | None = None,
+) -> str:
+    """TPC-H Parquet under data_dir/sf<scale>/<table>/; tables already there are
+    skipped. `on_table(name)` is told before each table is generated (progress)."""
+    out = Path(data_dir) / f"sf{scale:g}"
+    missing = missing_tpch_tables(data_dir, scale)
+    if not missing:
         return str(out)
     out.mkdir(parents=True, exist_ok=True)
     log.info("generating TPC-H scale %g into %s", scale, out)
-    subprocess.run(
-        [tpchgen_binary(), "parquet", "-s", str(scale), "--parts", str(parts), "-o", str(out)],
-        check=True,
-    )
+    for table in missing:  # one at a time, so progress can be shown
+        if on_table is not None:
+            on_table(table)
+        cmd = [tpchgen_binary(), "parquet", "-s", str(scale), "--parts", str(parts)]
+        subprocess.run([*cmd, f"--tables={table}", "-o", str(out)], check=True)
     return str(out)
 
 
-def register_tables(store: Store, root: str, names: tuple[str, ...] = TPCH_TABLES) -> None:
+def register_tables(
+    store: Store,
+    root: str,
+    names: tuple[str, ...] = TPCH_TABLES,
+    on_table: Callable[[str], None] | None = None,
+) -> None:
     catalog = CatalogStore(store)
     for name in names:
+        if on_table is not None:
+            on_table(name)
         catalog.put_table(describe_table(name, os.path.join(root, name)))
 
 

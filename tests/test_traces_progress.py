@@ -1,12 +1,21 @@
-"""Traces on real processes: TPC-H Q9 through a front door and two workers, the
-spans exported over OTLP/HTTP to a tiny collector running in this test, which
-decodes them with opentelemetry-proto's ExportTraceServiceRequest."""
+"""Observing the fleet on real processes, one fleet for the module.
+
+Traces: TPC-H Q9 through a front door and two workers, the spans exported over
+OTLP/HTTP to a tiny collector running in this test, which decodes them with
+opentelemetry-proto's ExportTraceServiceRequest.
+
+CLI progress (duckfleet/progress.py): the task counts read from etcd while a query
+runs, the bar and the step log on a terminal and off one."""
 
 from __future__ import annotations
 
 import gzip
 import http.server
+import io
+import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,11 +23,14 @@ from dataclasses import dataclass
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
-from fleet_fixture import reference, start_fleet
+from fleet_fixture import SLOW, reference, run_in_thread, start_fleet
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tpch_data import is_ordered, tpch_query
 
 from duckfleet import tracing
+from duckfleet.control import QueryStore
+from duckfleet.local_fleet import TPCH_TABLES
+from duckfleet.progress import EtcdQueryProgress, QueryProgress, Steps, TaskCount, describe
 from duckfleet.verify import assert_same_result
 
 
@@ -244,3 +256,133 @@ def test_off_by_default_and_endpoints_from_the_environment():
     assert tracing.endpoint_from_env(env) == "http://d:2/v1/traces"
     assert tracing.parse_traceparent("garbage") is None
     assert tracing.parse_traceparent(f"00-{'ab' * 16}-{'cd' * 8}-01") is not None
+
+
+# --- CLI progress ---------------------------------------------------------------------
+
+
+def test_task_counts_of_a_running_query_come_from_etcd(traced_fleet, tpch_dir):
+    since = time.time()
+    thread, out = run_in_thread(traced_fleet.uri, SLOW)
+    progress = EtcdQueryProgress(traced_fleet.store(), SLOW, since)
+    seen: list[TaskCount] = []
+    try:
+        deadline = time.monotonic() + 60
+        while thread.is_alive() or not seen or seen[-1].done < seen[-1].total:
+            count = progress.poll()
+            if count is not None:
+                seen.append(count)
+            assert time.monotonic() < deadline, seen[-3:]
+            time.sleep(0.02)
+        thread.join()
+        assert "error" not in out, out
+        # what the bar showed is what etcd says the query was
+        record = QueryStore(progress.store).record(progress.query_id)
+        assert record.sql.strip() == SLOW.strip()
+        assert {c.total for c in seen} == {record.ntasks} and record.ntasks >= 2
+        dones = [c.done for c in seen]
+        assert dones == sorted(dones) and dones[-1] == record.ntasks
+        assert seen[-1].fraction == 1.0
+        # a query sent before the client started is not taken for its own
+        assert EtcdQueryProgress(traced_fleet.store(), SLOW, time.time() + 5).poll() is None
+    finally:
+        progress.close()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _Counting:
+    def __init__(self) -> None:
+        self.polls = 0
+        self.closed = False
+
+    def poll(self) -> TaskCount | None:
+        self.polls += 1
+        return TaskCount(min(self.polls, 4), 4)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_query_progress_shows_a_bar_on_a_terminal_only_after_the_delay():
+    source = _Counting()
+    term = _Terminal()
+    with QueryProgress(lambda: source, stream=term, delay=0.05, interval=0.01) as shown:
+        time.sleep(0.3)
+    assert shown.shown and source.polls >= 2 and source.closed
+    assert "tasks" in term.getvalue()
+
+    opened: list[int] = []  # a query that answers within the delay: nothing at all
+    term = _Terminal()
+    with QueryProgress(lambda: opened.append(1), stream=term, delay=5) as quick:
+        pass
+    assert not quick.shown and not opened and term.getvalue() == ""
+
+    plain = io.StringIO()  # not a terminal: nothing, whatever the query takes
+    with QueryProgress(lambda: opened.append(1), stream=plain, delay=0) as piped:
+        time.sleep(0.1)
+    assert not piped.shown and not opened and plain.getvalue() == ""
+
+    term = _Terminal()  # no etcd: an elapsed-time spinner that says so
+    with QueryProgress(lambda: None, stream=term, delay=0, interval=0.01):
+        time.sleep(0.2)
+    assert "etcd is not reachable" in term.getvalue()
+
+
+def test_describe_and_fraction():
+    assert describe(None, 2.04) == "running, 2.0s"
+    assert describe(TaskCount(3, 8), 1.0) == "3/8 tasks, 1.0s"
+    assert TaskCount(3, 8).fraction == 3 / 8
+    assert TaskCount(0, 0).fraction == 0.0
+    assert TaskCount(9, 8).fraction == 1.0
+
+
+def test_steps_log_one_line_each_off_a_terminal_and_draw_a_bar_on_one():
+    plain = io.StringIO()
+    with Steps("TPC-H scale 1", 2, stream=plain) as steps:
+        steps.step("generating lineitem")
+        steps.step("registering lineitem")
+    assert plain.getvalue().splitlines() == [
+        "TPC-H scale 1: step 1/2: generating lineitem",
+        "TPC-H scale 1: step 2/2: registering lineitem",
+    ]
+    term = _Terminal()
+    with Steps("TPC-H scale 1", 2, stream=term) as steps:
+        steps.step("generating lineitem")
+        steps.step("registering lineitem")
+    assert "2/2" in term.getvalue() and "step 1/2" not in term.getvalue()
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "duckfleet.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def test_cli_query_and_demo_data_off_a_terminal(traced_fleet, tmp_path):
+    env = {"DUCKFLEET_ETCD": traced_fleet.etcd_url, "DUCKFLEET_NAMESPACE": traced_fleet.namespace}
+    done = _cli("query", SLOW, "--uri", traced_fleet.uri, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "rows)" in done.stdout
+    assert done.stderr == ""  # stderr is a pipe: no bar, no spinner, nothing
+
+    data = tmp_path / "demo"
+    env["DUCKFLEET_NAMESPACE"] = traced_fleet.namespace + "-demo"
+    done = _cli("demo-data", "--scale", "0.01", "--data-dir", str(data), env=env)
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stderr.splitlines() if ": step " in line]
+    total = 2 * len(TPCH_TABLES)
+    assert steps == [
+        f"TPC-H scale 0.01: step {i + 1}/{total}: {verb} {table}"
+        for i, (verb, table) in enumerate(
+            [("generating", t) for t in TPCH_TABLES] + [("registering", t) for t in TPCH_TABLES]
+        )
+    ]
+    assert all((data / "sf0.01" / t).is_dir() for t in TPCH_TABLES)
