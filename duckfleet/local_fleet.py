@@ -59,7 +59,11 @@ def generate_tpch(
         if on_table is not None:
             on_table(table)
         cmd = [tpchgen_binary(), "parquet", "-s", str(scale), "--parts", str(parts)]
-        subprocess.run([*cmd, f"--tables={table}", "-o", str(out)], check=True)
+        # its own progress bar would garble ours: its output is kept for an error
+        done = subprocess.run([*cmd, f"--tables={table}", "-o", str(out)], capture_output=True)
+        if done.returncode != 0:
+            said = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
+            raise DuckfleetError(f"tpchgen-cli failed generating {table}: {said}")
     return str(out)
 
 

@@ -15,6 +15,7 @@ demo-data``): a rich bar on a terminal, one plain log line per step otherwise.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -87,6 +88,8 @@ def etcd_progress(etcd: str, namespace: str, sql: str, since: float) -> EtcdQuer
     from duckfleet.control import Store
     from duckfleet.control.errors import ControlError
 
+    # the client's view of etcd is not the user's concern: no warnings about it
+    logging.getLogger("duckfleet.control").setLevel(logging.ERROR)
     try:
         store = Store(etcd, namespace=namespace)
     except (ControlError, ValueError, OSError):
@@ -99,8 +102,10 @@ def etcd_progress(etcd: str, namespace: str, sql: str, since: float) -> EtcdQuer
     return EtcdQueryProgress(store, sql, since)
 
 
-def describe(count: TaskCount | None, elapsed: float) -> str:
-    """The line a non-bar display would show (and the bar's text)."""
+def describe(count: TaskCount | None, elapsed: float, reachable: bool = True) -> str:
+    """The text beside the bar: tasks done, seconds since the query was sent."""
+    if not reachable:
+        return f"running, {elapsed:.1f}s (no task counts: etcd is not reachable from here)"
     if count is None:
         return f"running, {elapsed:.1f}s"
     return f"{count.done}/{count.total} tasks, {elapsed:.1f}s"
@@ -128,6 +133,7 @@ class QueryProgress:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self.shown = False  # a bar or spinner was drawn
+        self._started = time.monotonic()
 
     @property
     def enabled(self) -> bool:
@@ -135,6 +141,7 @@ class QueryProgress:
         return bool(isatty and isatty())
 
     def __enter__(self) -> QueryProgress:
+        self._started = time.monotonic()
         if self.enabled:
             self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
             self._thread.start()
@@ -146,43 +153,41 @@ class QueryProgress:
             self._thread.join()
 
     def _run(self) -> None:
-        started = time.monotonic()
         if self._done.wait(self._delay):
             return
-        source = None
+        opened: list[ProgressSource | None] = []  # etcd may take a while to answer
+        opener = threading.Thread(target=lambda: opened.append(self._open_source()), daemon=True)
+        opener.start()
         try:
-            source = self._open_source()
-            self._show(source, started)
+            self._show(opened)
         finally:
-            if source is not None:
-                source.close()
+            opener.join(0.1)  # a source still being opened is left to the daemon thread
+            if opened and opened[0] is not None:
+                opened[0].close()
 
-    def _show(self, source: ProgressSource | None, started: float) -> None:
+    def _show(self, opened: list[ProgressSource | None]) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
         console = Console(file=self._stream)
-        if source is None:
-            columns: list[Any] = [
-                SpinnerColumn(),
-                TextColumn("running (no task counts: etcd is not reachable from here)"),
-                TimeElapsedColumn(),
-            ]
-        else:
-            columns = [
-                SpinnerColumn(),
-                BarColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-            ]
+        columns = (SpinnerColumn(), BarColumn(bar_width=30), TextColumn("{task.description}"))
         with Progress(*columns, console=console, transient=True) as bar:
             self.shown = True
-            task = bar.add_task("query running", total=None)
+            task = bar.add_task(describe(None, self._delay), total=None)
+            count = None
             while True:
-                count = _poll(source)
-                if count is not None:
-                    text = f"{count.done}/{count.total} tasks"
-                    bar.update(task, total=count.total, completed=count.done, description=text)
+                elapsed = time.monotonic() - self._started
+                if not opened:  # etcd not asked yet
+                    bar.update(task, description=describe(None, elapsed))
+                elif opened[0] is None:
+                    bar.update(task, description=describe(None, elapsed, reachable=False))
+                else:
+                    count = _poll(opened[0]) or count
+                    text = describe(count, elapsed)
+                    if count is None:
+                        bar.update(task, description=text)
+                    else:
+                        bar.update(task, total=count.total, completed=count.done, description=text)
                 if self._done.wait(self._interval):
                     return
 

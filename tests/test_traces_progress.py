@@ -334,6 +334,7 @@ def test_query_progress_shows_a_bar_on_a_terminal_only_after_the_delay():
 
 def test_describe_and_fraction():
     assert describe(None, 2.04) == "running, 2.0s"
+    assert "etcd is not reachable" in describe(None, 2.0, reachable=False)
     assert describe(TaskCount(3, 8), 1.0) == "3/8 tasks, 1.0s"
     assert TaskCount(3, 8).fraction == 3 / 8
     assert TaskCount(0, 0).fraction == 0.0
