@@ -130,8 +130,7 @@ def traced_fleet(etcd, tpch_dir, tmp_path_factory, collector):
     env = {
         "DUCKFLEET_OTLP_ENDPOINT": collector.url,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
-        # through the queue, split into several tasks: spans on both workers
-        "DUCKFLEET_FAST_PATH_BYTES": "0",
+        # Q9 split into several tasks, through the queue: spans on both workers
         "DUCKFLEET_SPLIT_JOINS": "always",
     }
     f = start_fleet(etcd, str(tpch_dir), str(tmp_path_factory.mktemp("traced-logs")), extra_env=env)
@@ -237,6 +236,31 @@ def test_without_a_client_header_the_workers_doget_joins_the_querys_trace(
     gets = [s for s in ours if s.name == "DoGet"]  # the client's, and input fetches
     assert gets and {g.service for g in gets} == {"duckfleet-worker"}
     assert {g.parent_id for g in gets} == {query.span_id}
+
+
+def test_a_fast_path_query_is_one_trace_through_the_offer(traced_fleet, tpch_dir, collector):
+    sql = "SELECT n_regionkey, count(*) AS n FROM nation GROUP BY 1 ORDER BY 1"
+    trace_id = secrets.token_hex(16)
+    table = _run(traced_fleet.uri, sql, f"00-{trace_id}-{secrets.token_hex(8)}-01")
+    assert_same_result(table, reference(tpch_dir, sql), ordered=True)
+
+    def complete(spans: list[ExportedSpan]) -> bool:
+        names = {s.name for s in spans if s.trace_id == trace_id}
+        return {"fast path offer", "DoAction offer", "run", "commit", "DoGet"} <= names
+
+    spans = [s for s in collector.wait_for(complete) if s.trace_id == trace_id]
+    (query,) = [s for s in spans if s.name == "query"]
+    (offer,) = [s for s in spans if s.name == "fast path offer"]
+    (taken,) = [s for s in spans if s.name == "DoAction offer"]
+    (ran,) = [s for s in spans if s.name == "run"]
+    (commit,) = [s for s in spans if s.name == "commit"]
+    assert offer.parent_id == query.span_id and offer.service == "duckfleet-frontdoor"
+    # the offer call carried the front door's span; the worker ran it inside the call
+    assert taken.parent_id == offer.span_id and taken.service == "duckfleet-worker"
+    assert ran.parent_id == taken.span_id
+    # committed after the answer, on another thread: a child of the query's span
+    assert commit.parent_id == query.span_id and commit.service == "duckfleet-worker"
+    assert not [s for s in spans if s.name == "publish"]
 
 
 def test_off_by_default_and_endpoints_from_the_environment():
