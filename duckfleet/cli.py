@@ -182,7 +182,7 @@ def _demo_data(store: Store, data_dir: str, scale: float, parts: int = 4) -> str
 
     missing = missing_tpch_tables(data_dir, scale)
     with Steps(f"TPC-H scale {scale:g}", len(missing) + len(TPCH_TABLES)) as steps:
-        root = generate_tpch(data_dir, scale, parts, lambda t: steps.step(f"generating {t}"))
+        root = generate_tpch(data_dir, scale, parts, lambda t: steps.step(f"generated {t}"))
         register_tables(store, root, on_table=lambda t: steps.step(f"registering {t}"))
     return root
 
