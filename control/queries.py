@@ -147,6 +147,7 @@ def new_record(
     memory_limit: str = "",
     max_result_bytes: int = 0,
     user: str = "",
+    traceparent: str = "",
 ) -> QueryRecord:
     """The immutable record of query `query_id` running `plan` under `lease`."""
     return QueryRecord(
@@ -163,6 +164,7 @@ def new_record(
         memory_limit=memory_limit,
         max_result_bytes=max_result_bytes,
         user=user,
+        traceparent=traceparent,
     )
 
 
@@ -222,6 +224,7 @@ class QueryStore:
         memory_limit: str = "",
         max_result_bytes: int = 0,
         user: str = "",
+        traceparent: str = "",
         fingerprint: tuple[str, Waiter] | None = None,
         lease: Any = None,
         started: Iterable[TaskId] = (),
@@ -242,6 +245,7 @@ class QueryStore:
             memory_limit=memory_limit,
             max_result_bytes=max_result_bytes,
             user=user,
+            traceparent=traceparent,
         )
         ops = query_ops(self.store, record, plan)
         for t in started:  # started once already, by a worker that was lost: an attempt

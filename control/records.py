@@ -47,12 +47,17 @@ class QueryRecord:
     memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
     max_result_bytes: int = 0  # the most its result may hold; 0: no cap
     user: str = ""  # who ran it (the query page shows a user their own); "": auth off
+    # W3C trace context of the query's span at the front door (duckfleet/tracing.py):
+    # workers start its tasks' spans as its children; "": not traced (left out of JSON)
+    traceparent: str = ""
 
     def to_json(self) -> str:
         d = asdict(self)
         d["outputs"] = list(self.outputs)
         if not self.user:  # absent when empty: what older readers know
             del d["user"]
+        if not self.traceparent:
+            del d["traceparent"]
         return json.dumps(d)
 
     @staticmethod

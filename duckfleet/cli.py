@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
@@ -44,6 +45,7 @@ from duckfleet.config import (
 from duckfleet.version import version
 
 if TYPE_CHECKING:
+    from duckfleet.control import Store
     from duckfleet.local_fleet import LocalFleet
 
 
@@ -89,6 +91,9 @@ def _serve(component: _Component) -> int:
         _until_signalled(threading.Event())
     finally:
         component.stop()
+        from duckfleet import tracing
+
+        tracing.shutdown()  # export the spans still buffered
     return 0
 
 
@@ -98,6 +103,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     cfg = WorkerConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
+    from duckfleet import tracing
+
+    tracing.setup("duckfleet-worker")  # when an OTLP endpoint is configured
     return _serve(Worker(cfg).start())
 
 
@@ -107,12 +115,15 @@ def cmd_frontdoor(args: argparse.Namespace) -> int:
     cfg = FrontDoorConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
+    from duckfleet import tracing
+
+    tracing.setup("duckfleet-frontdoor")  # when an OTLP endpoint is configured
     return _serve(FrontDoor(cfg).start())
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from duckfleet.auth.local import FleetSecurity
-    from duckfleet.local_fleet import LocalFleet, generate_tpch, register_tables
+    from duckfleet.local_fleet import LocalFleet
 
     _setup_logging("INFO")
     security = FleetSecurity.from_environment(no_auth=args.no_auth, want_tls=args.tls)
@@ -132,16 +143,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         security=security,
         storage=storage,
     )
-    data_root = None
-    if args.demo:
-        data_root = generate_tpch(args.data_dir, args.scale)
     stop = threading.Event()
     try:
         fleet.start()
-        if data_root:
+        if args.demo:
             store = fleet.store()
             try:
-                register_tables(store, data_root)
+                data_root = _demo_data(store, args.data_dir, args.scale)
             finally:
                 store.close()
             print(f"registered TPC-H scale {args.scale:g} tables from {data_root}", flush=True)
@@ -159,6 +167,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         fleet.stop()
     return 0
+
+
+def _demo_data(store: Store, data_dir: str, scale: float, parts: int = 4) -> str:
+    """Generate TPC-H (the tables not there yet) and register its tables, showing
+    progress on stderr (duckfleet/progress.py): a bar on a terminal, else a line per
+    step. The data's directory."""
+    from duckfleet.local_fleet import (
+        TPCH_TABLES,
+        generate_tpch,
+        missing_tpch_tables,
+        register_tables,
+    )
+    from duckfleet.progress import Steps
+
+    missing = missing_tpch_tables(data_dir, scale)
+    with Steps(f"TPC-H scale {scale:g}", len(missing) + len(TPCH_TABLES)) as steps:
+        root = generate_tpch(data_dir, scale, parts, lambda t: steps.step(f"generated {t}"))
+        register_tables(store, root, on_table=lambda t: steps.step(f"registering {t}"))
+    return root
 
 
 def _etcd_versions(fleet: LocalFleet) -> str:
@@ -212,6 +239,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     import pyarrow.flight as fl
 
     from duckfleet.client import execute, format_table
+    from duckfleet.progress import ProgressSource, QueryProgress, etcd_progress
 
     password = ""
     if args.user:
@@ -222,8 +250,18 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.tls_ca:
         with open(args.tls_ca, "rb") as f:
             roots = f.read()
+    cfg = CommonConfig()
+    override(cfg, **vars(args))
+    since = time.time()
+
+    def source() -> ProgressSource | None:  # task counts from etcd, if it answers here
+        return etcd_progress(cfg.etcd, cfg.namespace, args.sql, since)
+
     try:
-        table = execute(args.uri, args.sql, user=args.user, password=password, tls_root_certs=roots)
+        with QueryProgress(source):  # on a terminal, for queries longer than a second
+            table = execute(
+                args.uri, args.sql, user=args.user, password=password, tls_root_certs=roots
+            )
     except fl.FlightUnavailableError as exc:  # no answer at all, or the fleet cannot serve
         raise CommandFailed(f"{args.uri} is unavailable: {error_message(exc)}") from exc
     print(format_table(table))
@@ -268,16 +306,15 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from duckfleet.control import Store
-    from duckfleet.local_fleet import TPCH_TABLES, generate_tpch, register_tables
+    from duckfleet.local_fleet import TPCH_TABLES
 
     cfg = DemoDataConfig()
     override(cfg, **vars(args))
     _setup_logging(cfg.log_level)
-    root = generate_tpch(cfg.demo_dir, cfg.demo_scale, cfg.demo_parts)
     store = Store(cfg.etcd, namespace=cfg.namespace)
     try:
         store.wait_ready(args.wait)
-        register_tables(store, root)
+        root = _demo_data(store, cfg.demo_dir, cfg.demo_scale, cfg.demo_parts)
     finally:
         store.close()
     print(f"registered TPC-H scale {cfg.demo_scale:g} ({', '.join(TPCH_TABLES)}) from {root}")
@@ -388,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("DUCKFLEET_TLS_CA_FILE") or None,
         help="PEM file of the roots to trust for grpc+tls:// (DUCKFLEET_TLS_CA_FILE)",
     )
+    _common_flags(q)  # the fleet's etcd, read for the progress bar only
     q.set_defaults(fn=cmd_query)
 
     us = sub.add_parser("user", help="manage the users file (DUCKFLEET_USERS_FILE)")

@@ -123,9 +123,7 @@ class FrontDoorConfig(CommonConfig):
     )
     # smaller files packed together into splits of at most this many bytes
     # (planner/splits.py), so a query over less than a split is one task; 0: never
-    pack_bytes: int = field(
-        default_factory=lambda: int(_env("pack_bytes", str(32 * 1024 * 1024)))
-    )
+    pack_bytes: int = field(default_factory=lambda: int(_env("pack_bytes", str(32 * 1024 * 1024))))
     # planner/joins, splitting joins, subqueries, CTEs and windows by key: "cost" when
     # the planner's costs say it pays, "always" whenever the answer stays right,
     # "never"

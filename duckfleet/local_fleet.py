@@ -11,7 +11,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,23 +36,88 @@ def tpchgen_binary() -> str:
     return str(here) if here.exists() else "tpchgen-cli"
 
 
-def generate_tpch(data_dir: str, scale: float, parts: int = 4) -> str:
-    """TPC-H Parquet under data_dir/sf<scale>/<table>/; skipped if already there."""
+def missing_tpch_tables(data_dir: str, scale: float) -> list[str]:
+    """The TPC-H tables `generate_tpch` would generate (those not there yet)."""
     out = Path(data_dir) / f"sf{scale:g}"
-    if all((out / t).is_dir() and any((out / t).iterdir()) for t in TPCH_TABLES):
+    return [t for t in TPCH_TABLES if not ((out / t).is_dir() and any((out / t).iterdir()))]
+
+
+def generate_tpch(
+    data_dir: str,
+    scale: float,
+    parts: int = 4,
+    on_table: Callable[[str], None] | None = None,
+) -> str:
+    """TPC-H Parquet under data_dir/sf<scale>/<table>/; tables already there are
+    skipped. `on_table(name)` is told as each table is written (progress), in the
+    order they are seen: all its files there, or the generator done."""
+    out = Path(data_dir) / f"sf{scale:g}"
+    missing = missing_tpch_tables(data_dir, scale)
+    if not missing:
         return str(out)
     out.mkdir(parents=True, exist_ok=True)
     log.info("generating TPC-H scale %g into %s", scale, out)
-    subprocess.run(
-        [tpchgen_binary(), "parquet", "-s", str(scale), "--parts", str(parts), "-o", str(out)],
-        check=True,
-    )
+    cmd = [tpchgen_binary(), "parquet", "-s", str(scale), "--parts", str(parts)]
+    cmd += [f"--tables={','.join(missing)}", "-o", str(out)]
+    # one process for every table (each start costs seconds); its own progress bar
+    # would garble ours, so its output is kept for an error message
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        told: set[str] = set()
+        reader = _Drain(proc)
+        while proc.poll() is None:
+            for table in missing:
+                if table not in told and _written(out / table, parts):
+                    told.add(table)
+                    if on_table is not None:
+                        on_table(table)
+            time.sleep(0.1)
+        said = reader.text()
+    if proc.returncode != 0:
+        raise DuckfleetError(f"tpchgen-cli failed: {said.strip()[-500:]}")
+    for table in missing:
+        if table not in told and on_table is not None:
+            on_table(table)
     return str(out)
 
 
-def register_tables(store: Store, root: str, names: tuple[str, ...] = TPCH_TABLES) -> None:
+def _written(directory: Path, parts: int) -> bool:
+    """All of a table's files are there (nation and region have one file)."""
+    try:
+        files = [p for p in directory.iterdir() if p.suffix == ".parquet"]
+    except FileNotFoundError:
+        return False
+    return len(files) >= (1 if directory.name in ("nation", "region") else parts)
+
+
+class _Drain:
+    """A child's output, read on a thread so its pipe never fills."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._chunks: list[bytes] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._chunks.append(line)
+            del self._chunks[:-50]
+
+    def text(self) -> str:
+        self._thread.join(5)
+        return b"".join(self._chunks).decode(errors="replace")
+
+
+def register_tables(
+    store: Store,
+    root: str,
+    names: tuple[str, ...] = TPCH_TABLES,
+    on_table: Callable[[str], None] | None = None,
+) -> None:
     catalog = CatalogStore(store)
     for name in names:
+        if on_table is not None:
+            on_table(name)
         catalog.put_table(describe_table(name, os.path.join(root, name)))
 
 

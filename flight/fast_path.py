@@ -15,6 +15,7 @@ query (so no other front door waits on it) and publishes the plan anew.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
 import threading
@@ -98,7 +99,8 @@ class FastPath:
 
         if cancelled is None:
             return self._answer(worker, ask)
-        call: Future[list[fl.Result]] = self._calls.submit(ask)
+        # in this thread's context: the call carries the current span (wire/tracing.py)
+        call: Future[list[fl.Result]] = self._calls.submit(contextvars.copy_context().run, ask)
         while True:
             try:
                 return self._answer(worker, lambda: call.result(CANCEL_POLL))

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from duckfleet import tracing
 from duckfleet.auth import ADMIN, Identity
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
@@ -176,7 +177,8 @@ class FleetBackend:
         """Run a plan to its end (its results are not fetched: writes)."""
         q = new_query_id()
         started = time.perf_counter()
-        self._execute(q, plan, priority=priority)
+        with tracing.span("query", attributes={"duckfleet.query_id": q, "duckfleet.write": True}):
+            self._execute(q, plan, priority=priority)
         log.info(
             "query=%s finished: %d task(s); total %.1f ms",
             q,
@@ -200,12 +202,28 @@ class FleetBackend:
         asked (wire/auth.py); "" when auth is off. ``dialect``: the one the client
         wrote `sql` in, when it was transpiled to the DuckDB SQL given (EXPLAIN
         says so)."""
+        with tracing.span("query", attributes={"db.statement": sql[:2000]}) as span:
+            outcome = self._run(sql, priority, cancelled, user, role, dialect)
+            if span is not None:
+                span.set_attribute("duckfleet.query_id", outcome.query_id)
+            return outcome
+
+    def _run(
+        self,
+        sql: str,
+        priority: int,
+        cancelled: Callable[[], bool] | None,
+        user: str,
+        role: str,
+        dialect: str | None,
+    ) -> QueryOutcome:
         started = time.perf_counter()
         who = Identity(user, role, math.inf)
         explain = explain_statement(sql)
         if explain is not None:
             return self._explain(sql, explain, who, dialect)
-        plan, path = self._planned(sql, who)
+        with tracing.span("plan"):
+            plan, path = self._planned(sql, who)
         planned = time.perf_counter()
         fast, started_once = (
             self._run_fast(plan, priority, cancelled, user=user) if path.fast else (None, ())
@@ -263,8 +281,10 @@ class FleetBackend:
         lease = int(self.leases.take().id)
         options = self._query_options(priority, user)
         record = new_record(q, plan, frontdoor=self.member_id, lease=lease, **options)
+        tracing.QUERIES.remember(q, record.traceparent)
         try:
-            answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
+            with tracing.span("fast path offer", attributes={"duckfleet.query_id": q}):
+                answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
         except WorkerLost as exc:
             log.warning("query=%s: %s; running it again through the queue", q, exc)
             self._end_quietly(q, "its worker was lost; it runs again through the queue")
@@ -290,6 +310,8 @@ class FleetBackend:
             "timeout": self.cfg.query_timeout,
             "memory_limit": self.cfg.query_memory_limit,
             "max_result_bytes": self.cfg.max_result_bytes,
+            # the current span's (the query's): its tasks' spans are its children
+            "traceparent": tracing.current_traceparent(),
         }
 
     def _end_quietly(self, q: QueryId, why: str) -> None:
@@ -395,21 +417,36 @@ class FleetBackend:
             )
         timeout = self.cfg.query_timeout
         ttl = int(timeout + self.cfg.result_ttl)
+        options = self._query_options(priority, user)  # here: the query's span is current
+        tracing.QUERIES.remember(q, options["traceparent"])
+        attributes = {"duckfleet.query_id": q, "duckfleet.tasks": len(plan.tasks)}
         with self.status_watch.waiting(q) as changed:
-            self.queries.publish(
-                q,
-                plan,
-                frontdoor=self.member_id,
-                ttl=ttl,
-                **self._query_options(priority, user),
-                fingerprint=(fingerprint, Waiter(self.member_id, self.location))
-                if fingerprint
-                else None,
-                lease=self.leases.take(),
-                started=started,
-            )
-            status = self._wait_then_forget(q, changed, cancelled, fingerprint)
+            with tracing.span("publish", attributes=attributes):
+                self._publish(q, plan, ttl, options, fingerprint, started)
+            with tracing.span("wait", attributes={"duckfleet.query_id": q}):
+                status = self._wait_then_forget(q, changed, cancelled, fingerprint)
         return self._results(q, [t.id for t in plan.output_tasks], status, fingerprint)
+
+    def _publish(
+        self,
+        q: QueryId,
+        plan: Plan,
+        ttl: int,
+        options: dict[str, Any],
+        fingerprint: str,
+        started: tuple[TaskId, ...],
+    ) -> None:
+        waiter = (fingerprint, Waiter(self.member_id, self.location)) if fingerprint else None
+        self.queries.publish(
+            q,
+            plan,
+            frontdoor=self.member_id,
+            ttl=ttl,
+            **options,
+            fingerprint=waiter,
+            lease=self.leases.take(),
+            started=started,
+        )
 
     def _wait_then_forget(
         self,

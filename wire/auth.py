@@ -44,6 +44,7 @@ from duckfleet.auth.errors import AuthError, PermissionDenied, Unauthenticated
 from duckfleet.auth.tls import TlsFiles
 from duckfleet.auth.users import UserDirectory
 from duckfleet.config import CommonConfig, FrontDoorConfig
+from duckfleet.wire.tracing import TraceHeaderFactory
 
 log = logging.getLogger("duckfleet.auth")
 
@@ -250,9 +251,10 @@ class ClientSecurity:
             kwargs["tls_root_certs"] = self.root_certs
             if self.server_name:
                 kwargs["override_hostname"] = self.server_name
+        middleware: list[fl.ClientMiddlewareFactory] = [TraceHeaderFactory()]  # wire/tracing.py
         if self.token is not None:
-            kwargs["middleware"] = [_BearerFactory(self.token)]
-        return fl.connect(location, **kwargs)
+            middleware.append(_BearerFactory(self.token))
+        return fl.connect(location, middleware=middleware, **kwargs)
 
 
 # --- what a front door or worker process sets up -------------------------------------

@@ -18,6 +18,7 @@ import pyarrow.flight as fl
 from duckfleet.wire.auth import EmptyHandshake
 from duckfleet.wire.commands import UnsupportedRequest
 from duckfleet.wire.status import flight_call
+from duckfleet.wire.tracing import MIDDLEWARE_KEY, TracingMiddlewareFactory
 
 
 class FlightEdge(fl.FlightServerBase):
@@ -28,7 +29,9 @@ class FlightEdge(fl.FlightServerBase):
 
     def __init__(self, location: str, **kwargs: Any) -> None:
         kwargs.setdefault("auth_handler", EmptyHandshake())
-        super().__init__(location, **kwargs)
+        middleware = dict(kwargs.pop("middleware", None) or {})
+        middleware.setdefault(MIDDLEWARE_KEY, TracingMiddlewareFactory())  # wire/tracing.py
+        super().__init__(location, middleware=middleware, **kwargs)
 
     def unimplemented(self, rpc: str, context: fl.ServerCallContext | None) -> NoReturn:
         with flight_call(rpc, context):

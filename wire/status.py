@@ -70,6 +70,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from duckfleet import tracing
 from duckfleet.auth import ANONYMOUS, Identity
 from duckfleet.auth.errors import PermissionDenied, Unauthenticated
 from duckfleet.control.errors import (
@@ -87,6 +88,7 @@ from duckfleet.planner.errors import PlanError
 from duckfleet.wire.auth import identity_of
 from duckfleet.wire.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.wire.tickets import InvalidTicket
+from duckfleet.wire.tracing import CallSpan
 
 logger = logging.getLogger("duckfleet.flight")
 
@@ -113,9 +115,7 @@ class Unimplemented(StatusError, pa.ArrowNotImplementedError):  # UNIMPLEMENTED
 
 
 # the standard one (unwrapped, should this module ever be imported twice)
-_format_exception = getattr(
-    traceback.format_exception, "__wrapped__", traceback.format_exception
-)
+_format_exception = getattr(traceback.format_exception, "__wrapped__", traceback.format_exception)
 
 
 @functools.wraps(_format_exception)
@@ -284,6 +284,8 @@ class FlightCall:
     def __init__(self, rpc: str, context: Any = None, finish: bool = True) -> None:
         self.call = Call(rpc, _peer(context), identity_of(context))
         self._finish = finish
+        # the call's span (wire/tracing.py); None while tracing is off
+        self._span = CallSpan(rpc, context) if tracing.enabled() else None
 
     def __enter__(self) -> Call:
         return self.call
@@ -294,6 +296,8 @@ class FlightCall:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._span is not None:
+            self._span.close(self.call.query_id, self.call.what, exc)
         if exc is None:
             if self._finish:
                 self.call.succeed()

@@ -13,6 +13,7 @@ which fetches a task's inputs, runs it in DuckDB and commits it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from duckfleet import tracing
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
@@ -325,7 +327,8 @@ class Worker:
 
     def _in_slot(self, run: RunningTask) -> None:
         try:
-            self.drive(self._handle(self._fetch(run)))
+            with self._span(run, "task"):  # its steps' spans are children of it
+                self.drive(self._handle(self._fetch(run)))
         except Exception:  # a bug: never leave the slot taken by a thread that died
             log.exception("query=%s task=%s: worker error", run.ct.query_id, run.ct.task_id)
             key = (run.ct.query_id, run.ct.task_id)
@@ -390,6 +393,7 @@ class Worker:
     def offer_arrived(self, run: RunningTask) -> list[Instruction]:
         """Tell the state machine of an offer; what to do about it."""
         key = (run.ct.query_id, run.ct.task_id)
+        tracing.QUERIES.remember(key[0], run.ct.record.traceparent)  # its DoGet's trace
         with self._lock:
             self._runs.setdefault(key, run)
         out = self._handle(OfferArrived(key, run.ct.record.outputs))
@@ -490,6 +494,7 @@ class Worker:
             return self._handle(ClaimMissed(key))
         with self._lock:
             self._runs[key] = RunningTask(ct)
+        tracing.QUERIES.remember(ct.query_id, ct.record.traceparent)  # its DoGet's trace
         what = "copy of a straggler claimed" if ct.copy else "claimed"
         took = (time.monotonic() - started) * 1000
         log.info("query=%s task=%s %s in %.1f ms", ct.query_id, ct.task_id, what, took)
@@ -532,7 +537,10 @@ class Worker:
         key = (ct.query_id, ct.task_id)
         self._current.run = run
         try:
-            run.inputs = self.inputs.inputs(ct.query_id, ct.task.plan, run.recomputed, ct.results)
+            with self._span(run, "fetch inputs"):
+                run.inputs = self.inputs.inputs(
+                    ct.query_id, ct.task.plan, run.recomputed, ct.results
+                )
             run.fetched = time.monotonic()
             return InputsFetched(key)
         except ControlError as exc:
@@ -548,7 +556,8 @@ class Worker:
         key = (ct.query_id, ct.task_id)
         self._current.run = run
         try:
-            out = self._execute(ct.task.plan, run.inputs)
+            with self._span(run, "run"):
+                out = self._execute(ct.task.plan, run.inputs)
             run.computed()
             run.inputs = {}
             if isinstance(out, pa.Table):  # buckets feed other tasks, never the client
@@ -578,9 +587,11 @@ class Worker:
         assert info is not None
         try:
             seconds = (run.ran or time.monotonic()) - run.started
-            if not self.queue.complete(
-                ct, info, self.membership.lease_id, tuple(run.recomputed), seconds
-            ):
+            with self._span(run, "commit"):
+                done = self.queue.complete(
+                    ct, info, self.membership.lease_id, tuple(run.recomputed), seconds
+                )
+            if not done:
                 log.warning("query=%s task=%s: completion refused, result discarded", *key)
                 return CommitRefused(key)
         except ControlError as exc:
@@ -598,6 +609,15 @@ class Worker:
             (now - (run.ran or now)) * 1000,
         )
         return Committed(key)
+
+    def _span(self, run: RunningTask, name: str) -> contextlib.AbstractContextManager[object]:
+        """A span of `run`'s task: a child of the current span (its task's), else of
+        the query's span at the front door (duckfleet/tracing.py)."""
+        ct = run.ct
+        attributes = {"duckfleet.query_id": ct.query_id, "duckfleet.task_id": ct.task_id}
+        if name == "task":
+            attributes["duckfleet.worker"] = self.id
+        return tracing.span(name, traceparent=ct.record.traceparent, attributes=attributes)
 
     def fail_task(self, ct: ClaimedTask, exc: BaseException) -> QueryStatus:
         """Fail the task's query with what `exc` says (fenced on the claim; a claim
