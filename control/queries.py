@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
@@ -129,6 +129,7 @@ def new_record(
     timeout: float = 0.0,
     memory_limit: str = "",
     max_result_bytes: int = 0,
+    user: str = "",
 ) -> QueryRecord:
     """The immutable record of query `query_id` running `plan` under `lease`."""
     return QueryRecord(
@@ -144,6 +145,7 @@ def new_record(
         timeout=timeout,
         memory_limit=memory_limit,
         max_result_bytes=max_result_bytes,
+        user=user,
     )
 
 
@@ -202,6 +204,7 @@ class QueryStore:
         timeout: float = 0.0,
         memory_limit: str = "",
         max_result_bytes: int = 0,
+        user: str = "",
         fingerprint: tuple[str, Waiter] | None = None,
         lease: Any = None,
         started: Iterable[TaskId] = (),
@@ -221,6 +224,7 @@ class QueryStore:
             timeout=timeout,
             memory_limit=memory_limit,
             max_result_bytes=max_result_bytes,
+            user=user,
         )
         ops = query_ops(self.store, record, plan)
         for t in started:  # started once already, by a worker that was lost: an attempt
@@ -307,6 +311,8 @@ class QueryStore:
         already had.
         """
         k, txn = self.keys, self.store.txn
+        if not status.at:  # when it ended (system.queries' elapsed)
+            status = replace(status, at=time.time())
         for _ in range(COMPARE_RETRIES):
             value, meta = self.store.client.get(k.status(query_id))
             if value is None:

@@ -46,6 +46,7 @@ class QueryRecord:
     timeout: float = 0.0  # seconds after `created` the query is cancelled; 0: never
     memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
     max_result_bytes: int = 0  # the most its result may hold; 0: no cap
+    user: str = ""  # who ran it (system.queries shows a user their own); "": auth off
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -82,7 +83,7 @@ class QueryStatus:
     error: str = ""
     task: str = ""  # the task whose failure failed the query
     reason: EndReason = EndReason.NONE
-    at: float = 0.0  # wall clock when it finished (set for FINISHED)
+    at: float = 0.0  # wall clock when it ended
 
     @property
     def terminal(self) -> bool:

@@ -208,6 +208,7 @@ class TaskQueue:
                 "giving up on the query"
             ),
             task=t,
+            at=time.time(),
         )
         failed, _ = self.store.transaction(
             compare=[*self._free(q, t), txn.version(k.attempts(q, t)) > rt.max_attempts - 1],
@@ -328,7 +329,7 @@ class TaskQueue:
         """Fail the query with this task's error (fenced on the claim)."""
         k, txn = self.keys, self.store.txn
         q, t = ct.query_id, ct.task_id
-        status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason)
+        status = QueryStatus(QueryState.FAILED, error=error, task=t, reason=reason, at=time.time())
         ok, _ = self.store.transaction(
             compare=self._fence(ct),
             success=[

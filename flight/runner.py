@@ -47,6 +47,7 @@ from duckfleet.flight.fleet_view import FleetView
 from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
 from duckfleet.flight.statements import parse_statement_text
+from duckfleet.flight.system_tables import fill_snapshots
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
@@ -176,6 +177,7 @@ class FleetBackend:
         """Run a plan to its end (its results are not fetched: writes)."""
         q = new_query_id()
         started = time.perf_counter()
+        plan = fill_snapshots(plan, self.store, ADMIN_IDENTITY)  # writes: admins only
         self._execute(q, plan, priority=priority)
         log.info(
             "query=%s finished: %d task(s); total %.1f ms",
@@ -206,8 +208,11 @@ class FleetBackend:
         if explain is not None:
             return self._explain(sql, explain, who, dialect)
         plan, path = self._planned(sql, who)
+        plan = fill_snapshots(plan, self.store, who)  # system tables: etcd as `who` sees it
         planned = time.perf_counter()
-        fast, started_once = self._run_fast(plan, priority, cancelled) if path.fast else (None, ())
+        fast, started_once = (
+            self._run_fast(plan, priority, cancelled, user=user) if path.fast else (None, ())
+        )
         if fast is not None:
             q, index = fast
         else:
@@ -218,7 +223,13 @@ class FleetBackend:
                 return adopted
             q = new_query_id()
             index = self._execute(
-                q, plan, priority=priority, cancelled=cancelled, fingerprint=f, started=started_once
+                q,
+                plan,
+                priority=priority,
+                cancelled=cancelled,
+                fingerprint=f,
+                started=started_once,
+                user=user,
             )
         outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
         log.info(
@@ -241,6 +252,7 @@ class FleetBackend:
         priority: int,
         cancelled: Callable[[], bool] | None,
         q: QueryId | None = None,
+        user: str = "",
     ) -> tuple[tuple[QueryId, dict[TaskId, ResultInfo]] | None, tuple[TaskId, ...]]:
         """Offer a one-task plan to a worker with a free slot (flight/fast_path.py):
         the query's id and where its result is, or None if every worker asked refused
@@ -252,7 +264,7 @@ class FleetBackend:
             return None, ()
         q = q or new_query_id()
         lease = int(self.leases.take().id)
-        options = self._query_options(priority)
+        options = self._query_options(priority, user)
         record = new_record(q, plan, frontdoor=self.member_id, lease=lease, **options)
         try:
             answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
@@ -271,9 +283,11 @@ class FleetBackend:
         self._check_result_size(q, [answer.result])
         return (q, {task.id: answer.result}), ()
 
-    def _query_options(self, priority: int) -> dict[str, Any]:
-        """What every query record carries from this front door's configuration."""
+    def _query_options(self, priority: int, user: str = "") -> dict[str, Any]:
+        """What every query record carries from this front door's configuration, and
+        who ran it."""
         return {
+            "user": user,
             "priority": priority,
             "max_attempts": self.cfg.max_attempts,
             "timeout": self.cfg.query_timeout,
@@ -337,11 +351,14 @@ class FleetBackend:
         q = new_query_id()
         records = None
         if explain.analyze:
+            plan = fill_snapshots(plan, self.store, who)
             with self.status_watch.waiting(q) as changed:
-                ran, started = self._run_fast(plan, 0, None, q) if path.fast else (None, ())
+                ran, started = (
+                    self._run_fast(plan, 0, None, q, who.user) if path.fast else (None, ())
+                )
                 if ran is None:
                     q = new_query_id()
-                    self._execute(q, plan, started=started)
+                    self._execute(q, plan, started=started, user=who.user)
                 else:  # its completion commits just after the answer: wait for it
                     self.queries.wait(q, self.cfg.query_timeout, changed)
             records = self.queries.task_records(q)
@@ -371,6 +388,7 @@ class FleetBackend:
         cancelled: Callable[[], bool] | None = None,
         fingerprint: str = "",
         started: tuple[TaskId, ...] = (),
+        user: str = "",
     ) -> dict[TaskId, ResultInfo]:
         """Publish `plan` as query `q`, wait for it, and locate its output partitions.
         With a `fingerprint`, another front door can answer a retry of the request
@@ -389,7 +407,7 @@ class FleetBackend:
                 plan,
                 frontdoor=self.member_id,
                 ttl=ttl,
-                **self._query_options(priority),
+                **self._query_options(priority, user),
                 fingerprint=(fingerprint, Waiter(self.member_id, self.location))
                 if fingerprint
                 else None,
