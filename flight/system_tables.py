@@ -8,10 +8,10 @@ task; a user only their own queries and their tasks; workers are visible to all.
 They are pure, so anything that shows the fleet (a web page, a CLI) can reuse them:
 ``queries_table(read_fleet_state(store, ["queries"]), who)``.
 
-``fill_snapshots(plan, store, who)`` is what a front door does before it publishes a
-plan over system tables (planner/system_tables.py): it reads the state once and
-puts each snapshot into the task, as Arrow IPC (wire/inline.py), capped at
-``INLINE_MAX_BYTES``.
+``fill_snapshots(plan, store, who)`` is what a front door does before it publishes
+a plan over system tables (planner/system_tables.py): it reads the state once and
+puts each snapshot into the task (``filled``, given the state), as Arrow IPC
+(wire/inline.py), capped at ``INLINE_MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -147,14 +147,18 @@ def fill_snapshots(
     plan: Plan, store: Store, who: Identity, max_bytes: int = INLINE_MAX_BYTES
 ) -> Plan:
     """``plan`` with every system table snapshot its tasks carry filled in from etcd
-    now, as ``who`` may see it (the plan itself, if it reads no system table).
-    LimitExceeded (INVALID_ARGUMENT) if a snapshot is larger than ``max_bytes``."""
-    wanted = {_bare(i.table) for t in plan.tasks for i in t.inline}
+    now, as ``who`` may see it (the plan itself, if it reads no system table)."""
+    wanted = _wanted(plan)
     if not wanted:
         return plan
-    state = read_fleet_state(store, wanted)
+    return filled(plan, read_fleet_state(store, wanted), who, max_bytes)
+
+
+def filled(plan: Plan, state: FleetState, who: Identity, max_bytes: int = INLINE_MAX_BYTES) -> Plan:
+    """``plan`` with its system table snapshots made from ``state``; LimitExceeded
+    (INVALID_ARGUMENT) if one is larger than ``max_bytes``."""
     data = {}
-    for name in sorted(wanted):
+    for name in sorted(_wanted(plan)):
         table = BUILDERS[name](state, who)
         encoded = encode_table(table)
         if len(encoded) > max_bytes:
@@ -165,14 +169,17 @@ def fill_snapshots(
             )
         data[f"{SYSTEM_SCHEMA}.{name}"] = encoded
 
-    def filled(task: TaskPlan) -> TaskPlan:
+    def fill(task: TaskPlan) -> TaskPlan:
         if not task.inline:
             return task
-        inline = tuple(replace(i, data=data[i.table]) for i in task.inline)
-        return replace(task, inline=inline)
+        return replace(task, inline=tuple(replace(i, data=data[i.table]) for i in task.inline))
 
-    stages = tuple(replace(s, tasks=tuple(filled(t) for t in s.tasks)) for s in plan.stages)
+    stages = tuple(replace(s, tasks=tuple(fill(t) for t in s.tasks)) for s in plan.stages)
     return replace(plan, stages=stages)
+
+
+def _wanted(plan: Plan) -> set[str]:
+    return {_bare(i.table) for t in plan.tasks for i in t.inline}
 
 
 def _bare(table: str) -> str:
