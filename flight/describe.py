@@ -79,7 +79,7 @@ class Describer:
             return Prepared(NO_ROWS, parameter_schema(types), True)
         if statement.tree is None or not statement.parameters:
             plan = plan_query(sql, catalog, self.settings)  # refuses what the planner refuses
-            columns = self.columns(_describable(sql, plan), catalog)
+            columns = self.columns(describable(sql, plan), catalog)
         else:
             columns = self._bound_columns(statement, types, catalog)
         schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in columns])
@@ -107,7 +107,7 @@ class Describer:
         nulls = [ParameterValue(None, t or "") for t in types]
         text = bind(statement.tree, nulls).sql(dialect=DIALECT)
         plan = plan_query(text, catalog, self.settings)  # refuses what the planner refuses
-        return self.columns(_describable(text, plan), catalog)
+        return self.columns(describable(text, plan), catalog)
 
     def columns(self, query: str, catalog: Catalog) -> list[Column]:
         """The result columns of ``query`` (already accepted by the planner) as DuckDB
@@ -155,14 +155,16 @@ class Describer:
                 try:
                     db.execute(f"CREATE VIEW {quote_ident(name)}{names} AS {view.sql}")
                     del pending[name]
-                except duckdb.CatalogException:
-                    continue  # reads a view not created yet, or a table since dropped
+                except (duckdb.CatalogException, duckdb.BinderException):
+                    # reads a view not created yet, or a table since dropped; or the
+                    # system schema, which statements over it are described without
+                    continue
         db.execute("SET lock_configuration = true")
         self._db, self._key = db, key
         return db
 
 
-def _describable(sql: str, plan: Plan) -> str:
+def describable(sql: str, plan: Plan) -> str:
     """The text DuckDB binds to describe ``sql``: its own, or for a statement over
     system tables the task's, which names their snapshots as this database does
     (``system`` is a catalog of DuckDB's own)."""

@@ -40,7 +40,7 @@ def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = No
         original=statement.tree,
     )
     tree = statement.tree
-    if reads_system(tree):  # system.queries etc.: one task over an inline snapshot
+    if reads_system(tree, catalog):  # system.queries etc.: one task over an inline snapshot
         return plan_system_query(ctx)
     try:
         for rule in RULES:

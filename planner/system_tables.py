@@ -11,6 +11,8 @@ planner, pure as ever, only
 * plans the statement as one task whose ``inline`` inputs name those relations, and
   whose other tables (a join with catalog tables) are read whole.
 
+Views over system tables work the same way: they are expanded first.
+
 A snapshot is never split: it is one small table that exists only inside the task,
 and EXPLAIN says so. The rest of the sandbox applies as to any query
 (``catalog_tables``).
@@ -22,12 +24,13 @@ from dataclasses import replace
 
 from sqlglot import exp
 
+from duckfleet.catalog import Catalog
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.errors import UnknownTableError
 from duckfleet.planner.parse import DIALECT
 from duckfleet.planner.plan import InlineInput, Plan
 from duckfleet.planner.rules.catalog_tables import catalog_tables
-from duckfleet.planner.rules.expand_views import expand_views
+from duckfleet.planner.rules.expand_views import MAX_DEPTH, expand_views
 from duckfleet.planner.rules.unqualify_tables import CATALOG, unqualify_tables
 from duckfleet.planner.stages import single_plan
 
@@ -40,9 +43,18 @@ def relation(name: str) -> str:
     return PREFIX + name.lower()
 
 
-def reads_system(tree: exp.Expression) -> bool:
-    """Whether the statement names a table of the ``system`` schema."""
-    return any(_is_system(t) for t in tree.find_all(exp.Table))
+def reads_system(tree: exp.Expression, catalog: Catalog, depth: int = 0) -> bool:
+    """Whether the statement reads a table of the ``system`` schema, itself or
+    through the views it reads."""
+    for table in tree.find_all(exp.Table):
+        if _is_system(table):
+            return True
+        view = catalog.view(table.name) if isinstance(table.this, exp.Identifier) else None
+        if view is not None and depth < MAX_DEPTH:
+            inner = exp.maybe_parse(view.sql, dialect=DIALECT)
+            if reads_system(inner, catalog, depth + 1):
+                return True
+    return False
 
 
 def plan_system_query(ctx: PlanContext) -> Plan:

@@ -15,7 +15,7 @@ import pytest
 from tpch_data import tpch_catalog
 
 from duckfleet.auth import ADMIN, ANONYMOUS, Identity
-from duckfleet.catalog import Catalog
+from duckfleet.catalog import Catalog, View
 from duckfleet.control.errors import LimitExceeded
 from duckfleet.control.fleet_state import Done, FleetState
 from duckfleet.control.records import Claim, MemberInfo, QueryRecord, QueryState, QueryStatus
@@ -151,6 +151,22 @@ def test_a_join_with_catalog_tables_reads_them_whole(tpch_dir: Path):
     assert len(binding.files) == len(catalog.get("lineitem").files) == 4
     assert [i.table for i in task.inline] == ["system.workers"]
     assert plan.tables == ("lineitem",)
+
+
+def test_a_view_over_system_tables_plans_as_they_do():
+    view = View("slow", "SELECT id, elapsed FROM system.queries WHERE elapsed > 1", (), ())
+    catalog = Catalog(views={"slow": view})
+    plan = plan_query("SELECT count(*) AS n FROM slow", catalog)
+    (task,) = plan.tasks
+    assert [i.table for i in task.inline] == ["system.queries"]
+    assert "FROM __system_queries AS queries WHERE elapsed > 1" in task.sql
+    describer = Describer()  # a view DuckDB cannot create there does not stop the rest
+    try:
+        prepared = describer.prepare("SELECT count(*) AS n FROM slow", catalog)
+        assert prepared.dataset_schema.names == ["n"]
+        assert describer.prepare("SELECT 1 AS one", catalog).dataset_schema.names == ["one"]
+    finally:
+        describer.close()
 
 
 def test_unknown_system_tables_and_sandbox_escapes_are_refused():

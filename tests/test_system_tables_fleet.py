@@ -108,7 +108,10 @@ def ledger(
         namespace=f"/system-{uuid.uuid4().hex[:8]}",
         log_dir=str(base / "logs"),
         security=security,
-        extra_env={"DUCKFLEET_PACK_BYTES": "0"},  # one split per file: queries of many tasks
+        extra_env={  # one split per file: queries of many tasks
+            "DUCKFLEET_PACK_BYTES": "0",
+            "DUCKFLEET_DATA_DIR": str(base / "tables"),
+        },
     )
     try:
         fleet.start()
@@ -155,6 +158,19 @@ def test_a_user_sees_only_their_own_queries_and_tasks(ledger: Ledger):
     mine = ledger.run(1, ANA, "SELECT count(DISTINCT query_id) AS n FROM system.tasks")
     assert 0 < mine.column("n")[0].as_py() < theirs.column("n")[0].as_py()
     ledger.counts_settle(1, CARL, CARL)  # carl ran nothing else: his system queries only
+
+
+def test_a_view_over_system_queries_shows_each_user_their_own(ledger: Ledger):
+    with connect(ledger.door(0), ADMIN, ADMIN_PASSWORD) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE VIEW finished_queries AS "
+            "SELECT id, \"user\" FROM system.queries WHERE state = 'finished'"
+        )
+    for user in (ANA, BOB):
+        got = ledger.run(1, user, 'SELECT DISTINCT "user" FROM finished_queries')
+        assert got.column("user").to_pylist() == [user]
+    everyone = ledger.run(1, ADMIN, 'SELECT DISTINCT "user" FROM finished_queries ORDER BY 1')
+    assert {ANA, BOB} <= set(everyone.column("user").to_pylist())
 
 
 def test_system_workers_lists_the_workers(ledger: Ledger):
