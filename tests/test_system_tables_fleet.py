@@ -7,6 +7,9 @@ The pure parts: tests/test_system_tables.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -230,3 +233,35 @@ def test_explain_says_a_snapshot_is_one_task(ledger: Ledger):
     assert "never split" in rows[0]["detail"], rows[0]
     tasks = [r for r in rows if r["task"] is not None]
     assert len(tasks) == 1 and "snapshot of system.queries" in tasks[0]["reads"]
+
+
+def test_grants_do_not_hide_system_tables(ledger: Ledger):
+    """Last: it makes ungranted tables admins-only. A user with no grant still reads
+    system tables (their own queries) and sees them in GetTables."""
+    env = {**os.environ, "DUCKFLEET_ETCD": ledger.fleet.etcd_url}
+    env["DUCKFLEET_NAMESPACE"] = ledger.fleet.namespace
+    done = subprocess.run(
+        [sys.executable, "-m", "duckfleet", "grants", "--ungranted", "admins"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10
+    while True:  # each front door sees the setting when its watch delivers it
+        try:
+            ledger.run(1, BOB, "SELECT count(*) FROM nation")
+        except AdbcError as exc:
+            assert "PERMISSION_DENIED" in str(exc) or "UNAUTHORIZED" in str(exc), exc
+            break
+        assert time.monotonic() < deadline, "the ungranted setting never reached front door 1"
+        time.sleep(0.05)
+    assert ledger.ran.pop() == (BOB, "failed")  # refused before it was published: no query
+    ledger.counts_settle(1, BOB, BOB)
+    with connect(ledger.door(1), BOB, PASSWORDS[BOB]) as conn:
+        objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+    listed = {
+        (s["db_schema_name"], t["table_name"])
+        for c in objects
+        for s in c["catalog_db_schemas"] or []
+        for t in s["db_schema_tables"] or []
+    }
+    assert listed == {("system", "queries"), ("system", "tasks"), ("system", "workers")}
