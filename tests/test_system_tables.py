@@ -7,6 +7,7 @@ The same on real processes: tests/test_system_tables_fleet.py."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -26,6 +27,7 @@ from duckfleet.ids import MemberId, QueryId, TaskId
 from duckfleet.planner import plan_query
 from duckfleet.planner.errors import UnknownTableError, UnsupportedStatementError
 from duckfleet.planner.plan import TaskPlan
+from duckfleet.planner.reads import names_read
 from duckfleet.system_catalog import QUERIES, TASKS, WORKERS
 from duckfleet.wire import sql_messages as sql
 from duckfleet.wire.inline import decode_table
@@ -167,6 +169,13 @@ def test_a_view_over_system_tables_plans_as_they_do():
         assert describer.prepare("SELECT 1 AS one", catalog).dataset_schema.names == ["one"]
     finally:
         describer.close()
+
+
+def test_grant_checks_do_not_count_system_tables(tpch_dir: Path):
+    catalog = tpch_catalog(tpch_dir)
+    catalog = replace(catalog, tables={**catalog.tables, "queries": catalog.get("nation")})
+    text = "SELECT * FROM system.queries q, queries, system.workers"
+    assert names_read(text, catalog) == {"queries": None}  # the catalog table alone
 
 
 def test_unknown_system_tables_and_sandbox_escapes_are_refused():
