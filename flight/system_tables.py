@@ -156,22 +156,26 @@ def fill_snapshots(
 
 def filled(plan: Plan, state: FleetState, who: Identity, max_bytes: int = INLINE_MAX_BYTES) -> Plan:
     """``plan`` with its system table snapshots made from ``state``; LimitExceeded
-    (INVALID_ARGUMENT) if one is larger than ``max_bytes``."""
-    data = {}
+    (INVALID_ARGUMENT) if a task's snapshots together take more than ``max_bytes``."""
+    data: dict[str, bytes] = {}
+    rows: dict[str, int] = {}
     for name in sorted(_wanted(plan)):
         table = BUILDERS[name](state, who)
-        encoded = encode_table(table)
-        if len(encoded) > max_bytes:
-            raise LimitExceeded(
-                f"the snapshot of {SYSTEM_SCHEMA}.{name} ({table.num_rows} rows) takes "
-                f"{len(encoded):,} bytes, more than the {max_bytes:,} a task may carry; "
-                "it shrinks as finished queries expire (DUCKFLEET_RESULT_TTL)"
-            )
-        data[f"{SYSTEM_SCHEMA}.{name}"] = encoded
+        data[f"{SYSTEM_SCHEMA}.{name}"] = encode_table(table)
+        rows[f"{SYSTEM_SCHEMA}.{name}"] = table.num_rows
 
     def fill(task: TaskPlan) -> TaskPlan:
         if not task.inline:
             return task
+        names = [i.table for i in task.inline]
+        total = sum(len(data[n]) for n in names)
+        if total > max_bytes:
+            sizes = ", ".join(f"{n} {rows[n]} rows in {len(data[n]):,} bytes" for n in names)
+            raise LimitExceeded(
+                f"the snapshot of the system tables ({sizes}) takes more than the "
+                f"{max_bytes:,} bytes a task may carry; it shrinks as finished queries "
+                "expire (DUCKFLEET_RESULT_TTL)"
+            )
         return replace(task, inline=tuple(replace(i, data=data[i.table]) for i in task.inline))
 
     stages = tuple(replace(s, tasks=tuple(fill(t) for t in s.tasks)) for s in plan.stages)

@@ -325,8 +325,13 @@ def test_the_task_answers_as_duckdb_over_the_snapshot(text, who):
 
 def test_a_snapshot_over_the_cap_is_refused_naming_it():
     plan = plan_query("SELECT * FROM system.queries", Catalog())
-    with pytest.raises(LimitExceeded, match=r"snapshot of system.queries \(4 rows\).*more than"):
+    with pytest.raises(LimitExceeded, match=r"system\.queries 4 rows in [\d,]+ bytes\).*more"):
         filled(plan, fleet_state(), ROOT, max_bytes=64)
+    both = plan_query("SELECT * FROM system.queries, system.workers", Catalog())
+    sizes = [len(i.data) for i in filled(both, fleet_state(), ROOT).tasks[0].inline]
+    filled(both, fleet_state(), ROOT, max_bytes=sum(sizes))  # the cap holds for both together
+    with pytest.raises(LimitExceeded, match=r"system\.queries.*system\.workers"):
+        filled(both, fleet_state(), ROOT, max_bytes=sum(sizes) - 1)
 
 
 def test_a_task_whose_snapshot_was_not_filled_fails_clearly():
