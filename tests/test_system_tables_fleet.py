@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from adbc_driver_manager import Error as AdbcError
-from fleet_fixture import reference
+from fleet_fixture import SLOW, reference
 from secure_fleet import ADMIN, ADMIN_PASSWORD, add_user, connect
 
 from duckfleet.auth.local import FleetSecurity
@@ -174,6 +175,33 @@ def test_a_view_over_system_queries_shows_each_user_their_own(ledger: Ledger):
         assert got.column("user").to_pylist() == [user]
     everyone = ledger.run(1, ADMIN, 'SELECT DISTINCT "user" FROM finished_queries ORDER BY 1')
     assert {ANA, BOB} <= set(everyone.column("user").to_pylist())
+
+
+def test_a_running_query_shows_its_running_tasks_and_busy_workers(ledger: Ledger):
+    done: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: done.update(table=ledger.run(0, CARL, SLOW)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            running = ledger.run(
+                1,
+                ADMIN,
+                "SELECT q.id, q.elapsed, t.task_id, t.worker, w.address, w.running "
+                "FROM system.queries q JOIN system.tasks t ON t.query_id = q.id "
+                "JOIN system.workers w ON w.id = t.worker "
+                f"WHERE q.\"user\" = '{CARL}' AND q.state = 'running' AND t.state = 'running'",
+            ).to_pylist()
+            if running or "table" in done or time.monotonic() > deadline:
+                break
+        assert running, "the slow query was never seen running"
+        members = {m.id: m.location for m in ledger.fleet.members("worker")}
+        for row in running:
+            assert members[row["worker"]] == row["address"] and row["running"] >= 1
+            assert row["elapsed"] > 0
+    finally:
+        thread.join(60)
+    assert "table" in done
 
 
 def test_system_workers_lists_the_workers(ledger: Ledger):
