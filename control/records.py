@@ -47,6 +47,7 @@ class QueryRecord:
     memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
     max_result_bytes: int = 0  # the most its result may hold; 0: no cap
     user: str = ""  # who ran it (system.queries shows a user their own); "": auth off
+    path: str = "queue"  # how it runs: "queue", or "fast" (an accepted fast-path offer)
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -57,7 +58,8 @@ class QueryRecord:
     def from_json(text: str | bytes) -> QueryRecord:
         d = json.loads(text)
         d["outputs"] = tuple(TaskId(t) for t in d["outputs"])
-        return QueryRecord(**d)
+        known = QueryRecord.__dataclass_fields__  # a field a later version adds: ignored
+        return QueryRecord(**{k: v for k, v in d.items() if k in known})
 
 
 class QueryState(StrEnum):

@@ -34,6 +34,7 @@ QUERIES = pa.schema(
         pa.field("error", pa.string()),
         pa.field("priority", pa.int64()),
         pa.field("frontdoor", pa.string()),
+        pa.field("path", pa.string()),  # queue | fast (offered to a worker, planner/fast_path.py)
         pa.field("sql", pa.string()),  # its first SQL_CHARS characters
     ]
 )

@@ -266,6 +266,7 @@ class FleetBackend:
         lease = int(self.leases.take().id)
         options = self._query_options(priority, user)
         record = new_record(q, plan, frontdoor=self.member_id, lease=lease, **options)
+        record = replace(record, path="fast")
         try:
             answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
         except WorkerLost as exc:

@@ -68,6 +68,7 @@ def queries_table(state: FleetState, who: Identity) -> pa.Table:
                 "error": (status.error or None) if status is not None else None,
                 "priority": record.priority,
                 "frontdoor": record.frontdoor,
+                "path": record.path,
                 "sql": record.sql[:SQL_CHARS],
             }
         )

@@ -6,6 +6,7 @@ The same on real processes: tests/test_system_tables_fleet.py."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -216,6 +217,7 @@ def test_queries_rows():
     assert (q4["state"], q4["elapsed"]) == ("cancelled", None)  # ended before statuses had `at`
     assert q1["submitted"].timestamp() == pytest.approx(NOW - 60 - _utc_offset(NOW - 60))
     assert q1["user"] == "ana" and q1["frontdoor"] == "fd-1" and q1["sql"] == "SELECT q1"
+    assert q1["path"] == "queue"
 
 
 def _utc_offset(seconds: float) -> float:
@@ -225,6 +227,16 @@ def _utc_offset(seconds: float) -> float:
     local = datetime.datetime.fromtimestamp(seconds)
     utc = datetime.datetime.fromtimestamp(seconds, datetime.UTC).replace(tzinfo=None)
     return (local - utc).total_seconds()
+
+
+def test_query_records_carry_user_and_path_and_ignore_fields_they_do_not_know():
+    r = record("q9", "ana", NOW, 1)
+    again = QueryRecord.from_json(r.to_json())
+    assert again == r and (again.user, again.path) == ("ana", "queue")
+    later = json.loads(r.to_json()) | {"a_field_from_a_later_version": 1}
+    assert QueryRecord.from_json(json.dumps(later)) == r
+    older = {k: v for k, v in json.loads(r.to_json()).items() if k not in ("user", "path")}
+    assert (QueryRecord.from_json(json.dumps(older)).user, r.path) == ("", "queue")
 
 
 def test_tasks_rows():

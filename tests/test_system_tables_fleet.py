@@ -144,6 +144,12 @@ def test_the_other_front_door_counts_queries_by_state(ledger: Ledger):
     assert ledger.expected(BOB) == {"finished": len(GOOD), "failed": len(BAD)}
     ledger.counts_settle(1, ADMIN, None)  # every query of the fleet, as the admin sees it
     ledger.counts_settle(1, ADMIN, BOB, where=f"WHERE \"user\" = '{BOB}'")
+    paths = ledger.run(
+        1, ADMIN, f"SELECT sql, path FROM system.queries WHERE \"user\" = '{BOB}'"
+    ).to_pylist()
+    by_sql = {r["sql"]: r["path"] for r in paths}
+    assert by_sql[GOOD[2]] == "queue"  # 5 tasks
+    assert "fast" in {by_sql[GOOD[0]], by_sql[GOOD[1]]}  # one task over a small table, idle fleet
 
 
 def test_a_user_sees_only_their_own_queries_and_tasks(ledger: Ledger):
