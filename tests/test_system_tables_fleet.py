@@ -183,6 +183,23 @@ def test_a_view_over_system_queries_shows_each_user_their_own(ledger: Ledger):
     assert {ANA, BOB} <= set(everyone.column("user").to_pylist())
 
 
+def test_create_table_as_keeps_a_snapshot(ledger: Ledger):
+    """CREATE TABLE AS (admins only) writes the snapshot it read: a history to keep."""
+    before = len(ledger.ran)  # every query run so far has its record (its state may lag)
+    with connect(ledger.door(0), ADMIN, ADMIN_PASSWORD) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE query_log AS SELECT id, state FROM system.queries")
+    ledger.ran.append((ADMIN, "finished"))  # the write ran as a query
+    kept = ledger.run(1, ADMIN, "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM query_log")
+    assert kept.to_pylist() == [{"n": before, "ids": before}]
+    missing = ledger.run(
+        1,
+        ADMIN,
+        "SELECT count(*) AS n FROM query_log k LEFT JOIN system.queries q ON q.id = k.id "
+        "WHERE q.id IS NULL",
+    )
+    assert missing.column("n").to_pylist() == [0]  # the same queries, still in etcd
+
+
 def test_a_running_query_shows_its_running_tasks_and_busy_workers(ledger: Ledger):
     done: dict[str, object] = {}
     thread = threading.Thread(target=lambda: done.update(table=ledger.run(0, CARL, SLOW)))
