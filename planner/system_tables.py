@@ -62,7 +62,7 @@ def plan_system_query(ctx: PlanContext) -> Plan:
     input per system table it reads."""
     tree = unqualify_tables(ctx.original, ctx)
     tree = expand_views(tree, ctx)
-    tree, read = _renamed(tree, ctx)
+    tree, read = _renamed(tree, ctx.catalog)
     ctx.original = tree
     ctx.text = tree.sql(dialect=DIALECT)
     snapshots = {relation(n): replace(ctx.catalog.system[n], name=relation(n)) for n in read}
@@ -88,7 +88,17 @@ def _is_system(table: exp.Table) -> bool:
     )
 
 
-def _renamed(tree: exp.Expression, ctx: PlanContext) -> tuple[exp.Expression, tuple[str, ...]]:
+def typed_snapshots(
+    tree: exp.Expression, catalog: Catalog
+) -> tuple[exp.Expression, dict[str, dict[str, str]]]:
+    """`tree` with its system tables renamed as a task names them, and each such
+    relation's columns and types (what typing a parameter against them needs)."""
+    renamed, read = _renamed(tree, catalog)
+    columns = {n: {c.name: c.type for c in catalog.system[n].columns} for n in read}
+    return renamed, {relation(n): cs for n, cs in columns.items()}
+
+
+def _renamed(tree: exp.Expression, catalog: Catalog) -> tuple[exp.Expression, tuple[str, ...]]:
     """`tree` with system tables renamed to their relations, and the system tables
     read, in order of first reference."""
     read: dict[str, None] = {}
@@ -102,8 +112,8 @@ def _renamed(tree: exp.Expression, ctx: PlanContext) -> tuple[exp.Expression, tu
         if not isinstance(node, exp.Table) or not _is_system(node):
             return node
         name = node.name.lower()
-        if name not in ctx.catalog.system:
-            known = ", ".join(f"{SCHEMA}.{n}" for n in sorted(ctx.catalog.system))
+        if name not in catalog.system:
+            known = ", ".join(f"{SCHEMA}.{n}" for n in sorted(catalog.system))
             raise UnknownTableError(f"unknown system table {SCHEMA}.{name}; there are {known}")
         read[name] = None
         out = node.copy()

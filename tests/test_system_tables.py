@@ -366,6 +366,16 @@ def test_prepared_statements_describe_system_queries():
         describer.close()
     assert prepared.dataset_schema.names == ["state", "n", "slowest"]
     assert prepared.dataset_schema.types == [pa.string(), pa.int64(), pa.float64()]
+    describer = Describer()
+    try:
+        prepared = describer.prepare(
+            'SELECT id FROM system.queries q WHERE tasks_total > ? AND q."user" = ? '
+            "AND submitted > ?",
+            Catalog(),
+        )
+    finally:
+        describer.close()
+    assert prepared.parameter_schema.types == [pa.int64(), pa.string(), pa.timestamp("us")]
 
 
 def test_get_tables_lists_the_system_schema(tpch_dir: Path):

@@ -257,6 +257,13 @@ def test_tasks_join_queries_workers_and_real_tables(ledger: Ledger):
     (row,) = rows
     assert row["tasks"] == row["tasks_total"] == row["tasks_done"] == 5  # 4 files, one merge
     assert row["stages"] == 2 and row["on_known_workers"] == 5
+    with connect(ledger.door(1), CARL, PASSWORDS[CARL]) as conn, conn.cursor() as cur:
+        cur.execute(  # parameters typed from the system table's columns
+            "SELECT count(*) AS n FROM system.queries WHERE tasks_total >= ? AND sql = ?",
+            parameters=(5, text),
+        )
+        assert cur.fetch_arrow_table().column("n").to_pylist() == [1]
+    ledger.ran.append((CARL, "finished"))
     nation = reference(ledger.data_root, "SELECT count(*) AS n FROM nation").column("n")[0]
     crossed = ledger.run(
         1, CARL, "SELECT count(*) AS n FROM nation CROSS JOIN system.workers"
