@@ -115,6 +115,9 @@ class Keyspace:
     def tasks(self, q: QueryId) -> str:
         return self._prefix("tasks", q)
 
+    def all_tasks(self) -> str:
+        return self._prefix("tasks")
+
     def pending(self, q: QueryId, t: TaskId) -> str:
         return self._k("pending", q, t)
 
@@ -129,6 +132,9 @@ class Keyspace:
 
     def attempts(self, q: QueryId, t: TaskId) -> str:
         return self._k("attempts", q, t)
+
+    def all_attempts(self) -> str:
+        return self._prefix("attempts")
 
     def attempts_of(self, q: QueryId) -> str:
         return self._prefix("attempts", q)

@@ -46,10 +46,11 @@ class QueryRecord:
     timeout: float = 0.0  # seconds after `created` the query is cancelled; 0: never
     memory_limit: str = ""  # DuckDB memory limit of each of its tasks, e.g. "512MB"; "": none
     max_result_bytes: int = 0  # the most its result may hold; 0: no cap
-    user: str = ""  # who ran it (the query page shows a user their own); "": auth off
+    user: str = ""  # who ran it (the query page and system.queries show a user their own)
     # W3C trace context of the query's span at the front door (duckfleet/tracing.py):
     # workers start its tasks' spans as its children; "": not traced (left out of JSON)
     traceparent: str = ""
+    path: str = "queue"  # how it runs: "queue", or "fast" (an accepted fast-path offer)
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -64,7 +65,8 @@ class QueryRecord:
     def from_json(text: str | bytes) -> QueryRecord:
         d = json.loads(text)
         d["outputs"] = tuple(TaskId(t) for t in d["outputs"])
-        return QueryRecord(**d)
+        known = QueryRecord.__dataclass_fields__  # a field a later version adds: ignored
+        return QueryRecord(**{k: v for k, v in d.items() if k in known})
 
 
 class QueryState(StrEnum):

@@ -242,6 +242,7 @@ class TaskQueue:
                 "giving up on the query"
             ),
             task=t,
+            at=time.time(),
         )
         failed, _ = self.store.transaction(
             compare=[*self._free(q, t), txn.version(k.attempts(q, t)) > rt.max_attempts - 1],

@@ -163,6 +163,9 @@ class Catalog:
     tables: Mapping[str, Table] = field(default_factory=dict)
     version: int = 0
     views: Mapping[str, View] = field(default_factory=dict)
+    # the `system` schema's tables, by bare name, without files: their rows are a
+    # snapshot of etcd the front door ships with the task (duckfleet/system_catalog.py)
+    system: Mapping[str, Table] = field(default_factory=lambda: _system_tables())
 
     def get(self, name: str) -> Table | None:
         return self.tables.get(name.lower())
@@ -188,3 +191,9 @@ def stat_value(column_type: str, raw: StatValue) -> Any:
     if kind.startswith("TIMESTAMP"):
         return datetime.datetime.fromisoformat(raw)
     return raw
+
+
+def _system_tables() -> dict[str, Table]:
+    from duckfleet.system_catalog import system_tables  # it builds on this module
+
+    return system_tables()

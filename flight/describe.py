@@ -34,7 +34,9 @@ from duckfleet.planner.errors import PlanError
 from duckfleet.planner.explain import explain_statement
 from duckfleet.planner.parameters import ParameterValue, bind
 from duckfleet.planner.parse import DIALECT
+from duckfleet.planner.plan import Plan
 from duckfleet.planner.quoting import quote_ident
+from duckfleet.planner.system_tables import relation
 
 NO_ROWS = pa.schema([])
 
@@ -76,8 +78,8 @@ class Describer:
         if statement.is_update:
             return Prepared(NO_ROWS, parameter_schema(types), True)
         if statement.tree is None or not statement.parameters:
-            plan_query(sql, catalog, self.settings)  # refuses what the planner refuses
-            columns = self.columns(sql, catalog)
+            plan = plan_query(sql, catalog, self.settings)  # refuses what the planner refuses
+            columns = self.columns(describable(sql, plan), catalog)
         else:
             columns = self._bound_columns(statement, types, catalog)
         schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in columns])
@@ -104,8 +106,8 @@ class Describer:
         assert statement.tree is not None
         nulls = [ParameterValue(None, t or "") for t in types]
         text = bind(statement.tree, nulls).sql(dialect=DIALECT)
-        plan_query(text, catalog, self.settings)  # refuses what the planner refuses
-        return self.columns(text, catalog)
+        plan = plan_query(text, catalog, self.settings)  # refuses what the planner refuses
+        return self.columns(describable(text, plan), catalog)
 
     def columns(self, query: str, catalog: Catalog) -> list[Column]:
         """The result columns of ``query`` (already accepted by the planner) as DuckDB
@@ -141,6 +143,9 @@ class Describer:
         for table in catalog.tables.values():
             columns = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in table.columns)
             db.execute(f"CREATE TABLE {quote_ident(table.name)} ({columns})")
+        for name, table in catalog.system.items():  # as the planner renames system.<name>
+            columns = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in table.columns)
+            db.execute(f"CREATE TABLE {quote_ident(relation(name))} ({columns})")
         pending = dict(catalog.views)
         for _ in range(len(pending) + 1):  # views over views: create in dependency order
             for name, view in list(pending.items()):
@@ -150,8 +155,19 @@ class Describer:
                 try:
                     db.execute(f"CREATE VIEW {quote_ident(name)}{names} AS {view.sql}")
                     del pending[name]
-                except duckdb.CatalogException:
-                    continue  # reads a view not created yet, or a table since dropped
+                except (duckdb.CatalogException, duckdb.BinderException):
+                    # reads a view not created yet, or a table since dropped; or the
+                    # system schema, which statements over it are described without
+                    continue
         db.execute("SET lock_configuration = true")
         self._db, self._key = db, key
         return db
+
+
+def describable(sql: str, plan: Plan) -> str:
+    """The text DuckDB binds to describe ``sql``: its own, or for a statement over
+    system tables the task's, which names their snapshots as this database does
+    (``system`` is a catalog of DuckDB's own)."""
+    if len(plan.tasks) == 1 and plan.tasks[0].inline:
+        return plan.tasks[0].sql
+    return sql

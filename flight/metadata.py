@@ -1,8 +1,10 @@
 """The Flight SQL metadata commands, answered by the front door from the catalog.
 
-duckfleet presents one catalog, ``duckfleet``, holding one schema, ``main``, whose
-tables are the catalog's tables (type ``TABLE``) and views (type ``VIEW``) in etcd. Keys are not
-declared, so the key commands answer empty tables of the right shape.
+duckfleet presents one catalog, ``duckfleet``, holding two schemas: ``main``, whose
+tables are the catalog's tables (type ``TABLE``) and views (type ``VIEW``) in etcd, and
+``system``, whose tables (type ``SYSTEM TABLE``: ``queries``, ``tasks``, ``workers``)
+show the fleet's state (duckfleet/system_catalog.py). Keys are not declared, so the
+key commands answer empty tables of the right shape.
 
 Every command here is answered the same way: GetFlightInfo returns ``result_schema``
 and one endpoint whose ticket is the command itself (tickets.local_ticket); DoGet on
@@ -33,12 +35,15 @@ from google.protobuf.message import Message
 from duckfleet.catalog import Catalog, Table, View
 from duckfleet.flight import sql_info, xdbc
 from duckfleet.flight.types import arrow_type
+from duckfleet.system_catalog import SYSTEM_SCHEMA
 from duckfleet.wire import sql_messages as sql
 
 CATALOG_NAME = "duckfleet"
 DB_SCHEMA_NAME = "main"
 TABLE_TYPE = "TABLE"
 VIEW_TYPE = "VIEW"
+SYSTEM_TABLE_TYPE = "SYSTEM TABLE"
+SCHEMA_NAMES = (DB_SCHEMA_NAME, SYSTEM_SCHEMA)
 LIKE_ESCAPE = "\\"
 
 _utf8 = pa.utf8()
@@ -126,51 +131,61 @@ def result_table(command: Message, catalog: Callable[[], Catalog]) -> pa.Table:
     if isinstance(command, sql.CommandGetTables):
         return tables_table(command, catalog())
     if isinstance(command, sql.CommandGetTableTypes):
-        return _table(TABLE_TYPES, [[TABLE_TYPE], [VIEW_TYPE]])
+        return _table(TABLE_TYPES, [[SYSTEM_TABLE_TYPE], [TABLE_TYPE], [VIEW_TYPE]])
     return _table(result_schema(command), [])  # keys: none are declared
 
 
 def db_schemas_table(command: Message) -> pa.Table:
     rows = []
-    if _in_catalog(command, "catalog") and like(_optional(command, "db_schema_filter_pattern"))(
-        DB_SCHEMA_NAME
-    ):
-        rows.append([CATALOG_NAME, DB_SCHEMA_NAME])
+    if _in_catalog(command, "catalog"):
+        matches = like(_optional(command, "db_schema_filter_pattern"))
+        rows = [[CATALOG_NAME, name] for name in SCHEMA_NAMES if matches(name)]
     return _table(DB_SCHEMAS, rows)
 
 
 def tables_table(command: Message, catalog: Catalog) -> pa.Table:
     include_schema: bool = command.include_schema  # type: ignore[attr-defined]
     table_types = {t.upper() for t in command.table_types}  # type: ignore[attr-defined]
-    schema_matches = like(_optional(command, "db_schema_filter_pattern"))(DB_SCHEMA_NAME)
-    if not (_in_catalog(command, "catalog") and schema_matches):
+    schema_matches = like(_optional(command, "db_schema_filter_pattern"))
+    if not _in_catalog(command, "catalog"):
         return _table(result_schema(command), [])
     name_matches = like(_optional(command, "table_name_filter_pattern"))
-    entries: list[tuple[Table | View, str]] = [(t, TABLE_TYPE) for t in catalog.tables.values()]
-    entries += [(v, VIEW_TYPE) for v in catalog.views.values()]
+    main = DB_SCHEMA_NAME
+    entries: list[tuple[str, str, Table | View, str]] = [
+        (main, t.name, t, TABLE_TYPE) for t in catalog.tables.values()
+    ]
+    entries += [(main, v.name, v, VIEW_TYPE) for v in catalog.views.values()]
+    entries += [(SYSTEM_SCHEMA, n, t, SYSTEM_TABLE_TYPE) for n, t in catalog.system.items()]
     rows = []
-    for table, kind in sorted(entries, key=lambda e: e[0].name):
-        if not name_matches(table.name) or (table_types and kind not in table_types):
+    for schema, name, table, kind in sorted(entries, key=lambda e: (e[0], e[1])):
+        if not (schema_matches(schema) and name_matches(name)):
             continue
-        row: list[object] = [CATALOG_NAME, DB_SCHEMA_NAME, table.name, kind]
+        if table_types and kind not in table_types:
+            continue
+        row: list[object] = [CATALOG_NAME, schema, name, kind]
         if include_schema:
-            row.append(table_schema(table).serialize().to_pybytes())
+            row.append(table_schema(table, schema, name).serialize().to_pybytes())
         rows.append(row)
     return _table(result_schema(command), rows)
 
 
-def table_schema(table: Table | View) -> pa.Schema:
-    """The Arrow schema of a catalog table, its columns described as the spec suggests."""
-    return pa.schema([_column_field(table, column.name, column.type) for column in table.columns])
+def table_schema(
+    table: Table | View, schema: str = DB_SCHEMA_NAME, name: str | None = None
+) -> pa.Schema:
+    """The Arrow schema of a catalog table (in ``schema``, named ``name``, by default
+    the table's name), its columns described as the spec suggests."""
+    where = (schema, name or table.name)
+    return pa.schema([_column_field(where, column.name, column.type) for column in table.columns])
 
 
-def _column_field(table: Table | View, name: str, duckdb_type: str) -> pa.Field:
+def _column_field(where: tuple[str, str], name: str, duckdb_type: str) -> pa.Field:
     type_ = arrow_type(duckdb_type)
+    schema, table = where
     metadata = {
         "CATALOG_NAME": CATALOG_NAME,
-        "SCHEMA_NAME": DB_SCHEMA_NAME,  # what C++, Java and Go clients read
-        "DB_SCHEMA_NAME": DB_SCHEMA_NAME,  # what FlightSql.proto names it
-        "TABLE_NAME": table.name,
+        "SCHEMA_NAME": schema,  # what C++, Java and Go clients read
+        "DB_SCHEMA_NAME": schema,  # what FlightSql.proto names it
+        "TABLE_NAME": table,
         "TYPE_NAME": duckdb_type,
         "IS_AUTO_INCREMENT": "0",
         "IS_CASE_SENSITIVE": "1" if pa.types.is_string(type_) else "0",

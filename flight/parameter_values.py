@@ -40,6 +40,7 @@ from duckfleet.flight.statements import ClientStatement
 from duckfleet.planner.errors import PlanError
 from duckfleet.planner.parameters import ParameterValue, literal, parameter_types
 from duckfleet.planner.parse import DIALECT
+from duckfleet.planner.system_tables import reads_system, typed_snapshots
 from duckfleet.wire.commands import MalformedRequest
 
 _NUMERIC = exp.DataType.NUMERIC_TYPES
@@ -69,7 +70,11 @@ def declared_types(statement: ClientStatement, catalog: Catalog) -> list[str | N
         if types is not None:
             _kept.move_to_end(key)
             return list(types)
-    types = parameter_types(statement.tree, statement.parameters, schema_mapping(catalog))
+    tree, mapping = statement.tree, schema_mapping(catalog)
+    if reads_system(tree, catalog):  # typed against system.queries etc. as a task names them
+        tree, snapshots = typed_snapshots(tree, catalog)
+        mapping |= snapshots
+    types = parameter_types(tree, statement.parameters, mapping)
     with _kept_lock:
         _kept[key] = types
         while len(_kept) > TYPES_KEPT:

@@ -48,6 +48,7 @@ from duckfleet.flight.fleet_view import FleetView
 from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
 from duckfleet.flight.statements import parse_statement_text
+from duckfleet.flight.system_tables import fill_snapshots
 from duckfleet.flight.writes import IngestRequest, TableWriter
 from duckfleet.ids import MemberId, QueryId, TaskId, new_query_id
 from duckfleet.planner import PlannerSettings, plan_query
@@ -177,6 +178,7 @@ class FleetBackend:
         """Run a plan to its end (its results are not fetched: writes)."""
         q = new_query_id()
         started = time.perf_counter()
+        plan = fill_snapshots(plan, self.store, ADMIN_IDENTITY)  # writes: admins only
         with tracing.span("query", attributes={"duckfleet.query_id": q, "duckfleet.write": True}):
             self._execute(q, plan, priority=priority)
         log.info(
@@ -224,6 +226,7 @@ class FleetBackend:
             return self._explain(sql, explain, who, dialect)
         with tracing.span("plan"):
             plan, path = self._planned(sql, who)
+            plan = fill_snapshots(plan, self.store, who)  # system tables: etcd as `who` sees it
         planned = time.perf_counter()
         fast, started_once = (
             self._run_fast(plan, priority, cancelled, user=user) if path.fast else (None, ())
@@ -281,6 +284,7 @@ class FleetBackend:
         lease = int(self.leases.take().id)
         options = self._query_options(priority, user)
         record = new_record(q, plan, frontdoor=self.member_id, lease=lease, **options)
+        record = replace(record, path="fast")
         tracing.QUERIES.remember(q, record.traceparent)
         try:
             with tracing.span("fast path offer", attributes={"duckfleet.query_id": q}):
@@ -370,11 +374,14 @@ class FleetBackend:
         q = new_query_id()
         records = None
         if explain.analyze:
+            plan = fill_snapshots(plan, self.store, who)
             with self.status_watch.waiting(q) as changed:
-                ran, started = self._run_fast(plan, 0, None, q) if path.fast else (None, ())
+                ran, started = (
+                    self._run_fast(plan, 0, None, q, who.user) if path.fast else (None, ())
+                )
                 if ran is None:
                     q = new_query_id()
-                    self._execute(q, plan, started=started)
+                    self._execute(q, plan, started=started, user=who.user)
                 else:  # its completion commits just after the answer: wait for it
                     self.queries.wait(q, self.cfg.query_timeout, changed)
             records = self.queries.task_records(q)

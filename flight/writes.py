@@ -36,7 +36,7 @@ from sqlglot import exp
 
 from duckfleet.catalog import Catalog, Table, View
 from duckfleet.control import CatalogStore
-from duckfleet.flight.describe import Describer
+from duckfleet.flight.describe import Describer, describable
 from duckfleet.flight.statements import parse_statement_text
 from duckfleet.planner import PlannerSettings, plan_query
 from duckfleet.planner.errors import PlanError, UnknownTableError
@@ -146,8 +146,8 @@ class TableWriter:
             raise CatalogConflict(f"view {stmt.name} already exists; use CREATE OR REPLACE VIEW")
         sql = stmt.query.sql(dialect=DIALECT)
         catalog = self.catalog.read()
-        plan_query(sql, catalog, self.settings)  # reads catalog tables and views only
-        columns = self.describer.columns(sql, _without(catalog, stmt.name))
+        plan = plan_query(sql, catalog, self.settings)  # reads catalog tables and views only
+        columns = self.describer.columns(describable(sql, plan), _without(catalog, stmt.name))
         if stmt.columns:
             if len(stmt.columns) > len(columns):
                 raise CatalogConflict(

@@ -78,7 +78,9 @@ def _basename(path: str) -> str:
 
 
 def reads(task: TaskPlan) -> str:
-    out = "; ".join(binding_text(b) for b in task.tables)
+    parts = [binding_text(b) for b in task.tables]
+    parts += [f"{i.relation}: snapshot of {i.table} (inline)" for i in task.inline]
+    out = "; ".join(parts)
     if task.partitioned:  # a shuffle's producer
         keys = ", ".join(task.partition_by)
         out += f" -> {task.buckets} buckets by hash({keys})"

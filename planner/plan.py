@@ -8,7 +8,10 @@ fragment plus what its names mean:
   of row groups of each (``ranges``);
 * ``inputs``: a relation name (``__stage0``) stands for the concatenated results of
   these earlier tasks, fetched over Flight from the workers holding them — or, for
-  an input with a ``bucket``, the concatenation of that one bucket of each.
+  an input with a ``bucket``, the concatenation of that one bucket of each;
+* ``inline``: a relation name (``__system_queries``) stands for a table carried in
+  the task itself, as Arrow IPC bytes: a snapshot of a ``system`` table, which the
+  planner names and the front door fills in when it publishes the query.
 
 Exchange (shuffle): a task with ``partition_by`` and ``buckets`` splits its result
 by ``hash(partition_by) % buckets`` into that many buckets, each kept and served on
@@ -21,6 +24,7 @@ in order.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -95,6 +99,25 @@ class InputBinding:
 
 
 @dataclass(frozen=True)
+class InlineInput:
+    """A table the task carries: ``relation`` in the fragment stands for the Arrow IPC
+    stream ``data``, a snapshot of system table ``table`` (``b""``: not filled in
+    yet; the front door fills it before it publishes)."""
+
+    relation: str
+    table: str
+    data: bytes = b""
+
+    def to_list(self) -> list[str]:
+        return [self.relation, self.table, base64.b64encode(self.data).decode("ascii")]
+
+    @staticmethod
+    def from_list(item: list[str]) -> InlineInput:
+        relation, table, data = item
+        return InlineInput(relation, table, base64.b64decode(data))
+
+
+@dataclass(frozen=True)
 class TaskPlan:
     id: TaskId
     stage: int
@@ -107,6 +130,8 @@ class TaskPlan:
     # exchange: split the result by hash of these columns into `buckets` buckets
     partition_by: tuple[str, ...] = ()
     buckets: int = 0
+    # tables carried in the task (system table snapshots)
+    inline: tuple[InlineInput, ...] = ()
 
     @property
     def partitioned(self) -> bool:
@@ -129,6 +154,8 @@ class TaskPlan:
         if self.partitioned:  # exchange fields only when set: older readers ignore them
             d["partition_by"] = list(self.partition_by)
             d["buckets"] = self.buckets
+        if self.inline:
+            d["inline"] = [i.to_list() for i in self.inline]
         return json.dumps(d)
 
     @staticmethod
@@ -146,6 +173,7 @@ class TaskPlan:
             output_file=d.get("output_file", ""),
             partition_by=tuple(d.get("partition_by", ())),
             buckets=d.get("buckets", 0),
+            inline=tuple(InlineInput.from_list(i) for i in d.get("inline", ())),
         )
 
 
@@ -206,6 +234,7 @@ class Plan:
                     + (f"[bucket {b.bucket}]" if b.bucket >= 0 else "")
                     for b in t.inputs
                 ]
+                binds += [f"{i.relation}=snapshot of {i.table}" for i in t.inline]
                 if t.partitioned:
                     binds.append(f"-> {t.buckets} buckets by hash({', '.join(t.partition_by)})")
                 lines.append(f"  {t.id}: {' '.join(binds)}")

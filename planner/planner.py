@@ -7,6 +7,8 @@
                       tables, a window, a subquery over the split table): split it
                       by a key, as a broadcast, split-aligned or shuffle join
                       (planner/joins/)
+    plan_system_query a statement over system tables: one task, over snapshots the
+                      front door ships with it (planner/system_tables.py)
 
 Whatever cannot be split runs as one task over all the data: slower, never wrong.
 """
@@ -24,6 +26,7 @@ from duckfleet.planner.rules.qualify_columns import qualify_columns
 from duckfleet.planner.settings import PlannerSettings
 from duckfleet.planner.shape import shape
 from duckfleet.planner.stages import build_plan, single_plan
+from duckfleet.planner.system_tables import plan_system_query, reads_system
 
 
 def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = None) -> Plan:
@@ -37,6 +40,8 @@ def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = No
         original=statement.tree,
     )
     tree = statement.tree
+    if reads_system(tree, catalog):  # system.queries etc.: one task over an inline snapshot
+        return plan_system_query(ctx)
     try:
         for rule in RULES:
             tree = rule(tree, ctx)

@@ -48,6 +48,8 @@ def _walk(
     for node in tree.find_all(exp.Table):
         if not isinstance(node.this, exp.Identifier):
             continue  # a table function, a file path: the sandbox decides
+        if node.db.lower() == "system":
+            continue  # system.queries etc.: what they show depends on who asks, not grants
         name = node.name.lower()
         if name in found:
             continue

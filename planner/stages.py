@@ -21,7 +21,15 @@ from duckfleet.ids import task_id
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fragment import STAGE_PREFIX, Fragment, has_fragments
 from duckfleet.planner.parse import DIALECT
-from duckfleet.planner.plan import InputBinding, Plan, Stage, StageKind, TableBinding, TaskPlan
+from duckfleet.planner.plan import (
+    InlineInput,
+    InputBinding,
+    Plan,
+    Stage,
+    StageKind,
+    TableBinding,
+    TaskPlan,
+)
 from duckfleet.planner.prune import row_group_filter
 from duckfleet.planner.splits import splits_of
 
@@ -53,10 +61,11 @@ def build_plan(tree: exp.Expression, ctx: PlanContext) -> Plan:
 _ONE_TASK = "one task: "
 
 
-def single_plan(ctx: PlanContext, reason: str) -> Plan:
-    """One task over all the data, running the statement's own text."""
+def single_plan(ctx: PlanContext, reason: str, inline: tuple[InlineInput, ...] = ()) -> Plan:
+    """One task over all the data, running the statement's own text; ``inline``:
+    tables it carries (system table snapshots)."""
     bindings = tuple(_whole(name, ctx) for name in ctx.tables)
-    task = TaskPlan(id=task_id(0), stage=0, sql=ctx.text, tables=bindings)
+    task = TaskPlan(id=task_id(0), stage=0, sql=ctx.text, tables=bindings, inline=inline)
     stage = Stage(0, StageKind.SINGLE, (task,))
     return Plan(sql=ctx.sql, stages=(stage,), reason=reason, tables=ctx.tables)
 

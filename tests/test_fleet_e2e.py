@@ -20,6 +20,24 @@ from duckfleet.verify import assert_same_result
 from duckfleet.wire.tickets import result_ticket
 
 
+def test_system_tables_with_auth_off_show_every_query(fleet, tpch_dir):
+    """Auth off: everyone is admin and sees every query (tests/test_system_tables_fleet.py
+    has the users)."""
+    text = "SELECT count(*) AS n FROM region"
+    assert run(fleet.uri, text).to_pylist() == reference(tpch_dir, text).to_pylist()
+    store = fleet.store()
+    try:
+        records = QueryStore(store).all_records()
+        workers = QueryStore(store).workers()
+    finally:
+        store.close()
+    got = run(fleet.uri, 'SELECT id, "user" FROM system.queries ORDER BY id')
+    assert got.column("id").to_pylist() == sorted(r.id for r in records)
+    assert set(got.column("user").to_pylist()) == {""}
+    listed = run(fleet.uri, "SELECT id FROM system.workers ORDER BY id").column("id")
+    assert listed.to_pylist() == sorted(w.id for w in workers)
+
+
 @pytest.mark.parametrize("n", range(1, 23))
 def test_tpch_query_equals_duckdb(fleet, tpch_dir, n):
     sql = tpch_query(n)

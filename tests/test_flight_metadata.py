@@ -30,6 +30,7 @@ from duckfleet.wire.commands import pack
 pytestmark = pytest.mark.timeout(120)
 
 TPCH = sorted(TPCH_TABLES)
+SYSTEM = ["queries", "tasks", "workers"]  # the system schema (tests/test_system_tables.py)
 
 # --- the spec's result schemas, as FlightSql.proto writes them ----------------------------
 
@@ -284,18 +285,22 @@ def test_key_commands_answer_empty_tables(client, command):
 def test_catalogs_schemas_and_table_types(client):
     assert fetch(client, sql.CommandGetCatalogs())[1].to_pylist() == [{"catalog_name": "duckfleet"}]
     schemas = fetch(client, sql.CommandGetDbSchemas())[1].to_pylist()
-    assert schemas == [{"catalog_name": "duckfleet", "db_schema_name": "main"}]
+    assert schemas == [
+        {"catalog_name": "duckfleet", "db_schema_name": "main"},
+        {"catalog_name": "duckfleet", "db_schema_name": "system"},
+    ]
     assert fetch(client, sql.CommandGetDbSchemas(db_schema_filter_pattern="m_i%"))[1].num_rows == 1
     assert fetch(client, sql.CommandGetDbSchemas(db_schema_filter_pattern="x%"))[1].num_rows == 0
     assert fetch(client, sql.CommandGetDbSchemas(catalog="other"))[1].num_rows == 0
     types = fetch(client, sql.CommandGetTableTypes())[1]
-    assert types.column("table_type").to_pylist() == ["TABLE", "VIEW"]
+    assert types.column("table_type").to_pylist() == ["SYSTEM TABLE", "TABLE", "VIEW"]
 
 
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        (sql.CommandGetTables(), TPCH),
+        (sql.CommandGetTables(), TPCH + SYSTEM),
+        (sql.CommandGetTables(db_schema_filter_pattern="sys%"), SYSTEM),
         (sql.CommandGetTables(catalog="duckfleet", db_schema_filter_pattern="main"), TPCH),
         (sql.CommandGetTables(table_name_filter_pattern="%item"), ["lineitem"]),
         (sql.CommandGetTables(table_name_filter_pattern="part%"), ["part", "partsupp"]),
@@ -310,12 +315,14 @@ def test_catalogs_schemas_and_table_types(client):
 def test_get_tables_filters(client, command, expected):
     _, table = fetch(client, command)
     assert table.column("table_name").to_pylist() == expected
-    assert set(table.column("table_type").to_pylist()) <= {"TABLE"}
+    assert set(table.column("table_type").to_pylist()) <= {"TABLE", "SYSTEM TABLE"}
     assert set(table.column("catalog_name").to_pylist()) <= {"duckfleet"}
 
 
 def test_get_tables_include_schema_serializes_each_tables_schema(client, catalog):
-    _, table = fetch(client, sql.CommandGetTables(include_schema=True))
+    _, table = fetch(
+        client, sql.CommandGetTables(include_schema=True, db_schema_filter_pattern="main")
+    )
     for name, raw in zip(
         table.column("table_name").to_pylist(),
         table.column("table_schema").to_pylist(),
@@ -367,11 +374,17 @@ def test_adbc_get_info(conn):
 
 
 def test_adbc_get_table_types(conn):
-    assert conn.adbc_get_table_types() == ["TABLE", "VIEW"]
+    assert conn.adbc_get_table_types() == ["SYSTEM TABLE", "TABLE", "VIEW"]
 
 
 def _objects(conn, depth: str, **filters) -> list[dict]:
     return conn.adbc_get_objects(depth=depth, **filters).read_all().to_pylist()
+
+
+def _main(catalog: dict) -> dict:
+    """The `main` schema's entry of a catalog get_objects returned."""
+    [schema] = [s for s in catalog["catalog_db_schemas"] if s["db_schema_name"] == "main"]
+    return schema
 
 
 def test_adbc_get_objects_catalogs(conn):
@@ -381,21 +394,22 @@ def test_adbc_get_objects_catalogs(conn):
 def test_adbc_get_objects_db_schemas(conn):
     [catalog] = _objects(conn, "db_schemas")
     assert catalog["catalog_name"] == "duckfleet"
-    assert catalog["catalog_db_schemas"] == [{"db_schema_name": "main", "db_schema_tables": None}]
+    assert catalog["catalog_db_schemas"] == [
+        {"db_schema_name": "main", "db_schema_tables": None},
+        {"db_schema_name": "system", "db_schema_tables": None},
+    ]
     [catalog] = _objects(conn, "db_schemas", db_schema_filter="nope")
     assert not catalog["catalog_db_schemas"]
 
 
 def test_adbc_get_objects_tables(conn):
     [catalog] = _objects(conn, "tables")
-    [schema] = catalog["catalog_db_schemas"]
-    tables = schema["db_schema_tables"]
+    tables = _main(catalog)["db_schema_tables"]
     assert [t["table_name"] for t in tables] == TPCH
     assert {t["table_type"] for t in tables} == {"TABLE"}
     assert all(t["table_columns"] is None for t in tables)
     [catalog] = _objects(conn, "tables", table_name_filter="n%")
-    [schema] = catalog["catalog_db_schemas"]
-    assert [t["table_name"] for t in schema["db_schema_tables"]] == ["nation"]
+    assert [t["table_name"] for t in _main(catalog)["db_schema_tables"]] == ["nation"]
     [catalog] = _objects(conn, "tables", table_types_filter=["VIEW"])
     assert not any(s["db_schema_tables"] for s in catalog["catalog_db_schemas"] or [])
 
@@ -403,8 +417,7 @@ def test_adbc_get_objects_tables(conn):
 @pytest.mark.parametrize("depth", ["all", "columns"])
 def test_adbc_get_objects_columns(conn, catalog, depth):
     [cat] = _objects(conn, depth)
-    [schema] = cat["catalog_db_schemas"]
-    tables = {t["table_name"]: t for t in schema["db_schema_tables"]}
+    tables = {t["table_name"]: t for t in _main(cat)["db_schema_tables"]}
     assert sorted(tables) == TPCH
     for name, table in tables.items():
         columns = table["table_columns"]
@@ -417,8 +430,7 @@ def test_adbc_get_objects_columns(conn, catalog, depth):
 
 def test_adbc_get_objects_column_filter(conn):
     [cat] = _objects(conn, "columns", table_name_filter="lineitem", column_name_filter="l_ship%")
-    [schema] = cat["catalog_db_schemas"]
-    [table] = schema["db_schema_tables"]
+    [table] = _main(cat)["db_schema_tables"]
     names = [c["column_name"] for c in table["table_columns"]]
     assert names == ["l_shipdate", "l_shipinstruct", "l_shipmode"]
 

@@ -636,7 +636,8 @@ def test_metadata_while_the_catalog_is_unreachable_is_unavailable(client, backen
     backend.fail_with = StoreUnavailable("etcd: connection refused")
     with pytest.raises(flight.FlightUnavailableError, match="etcd"):
         client.do_get(endpoint.ticket).read_all()
-    assert client.do_get(endpoint.ticket).read_all().column("table_name").to_pylist() == ["t"]
+    names = client.do_get(endpoint.ticket).read_all().column("table_name").to_pylist()
+    assert names == ["t", "queries", "tasks", "workers"]  # main, then the system schema
     catalogs = commands.pack(sql.CommandGetCatalogs())  # answered without the catalog
     backend.fail_with = StoreUnavailable("etcd: connection refused")
     [endpoint] = client.get_flight_info(flight.FlightDescriptor.for_command(catalogs)).endpoints
@@ -1125,7 +1126,7 @@ def test_adbc_syntax_error_is_invalid_argument_and_server_keeps_serving(adbc_con
 
 
 def test_adbc_metadata_from_the_backend_catalog(adbc_conn):
-    assert adbc_conn.adbc_get_table_types() == ["TABLE", "VIEW"]
+    assert adbc_conn.adbc_get_table_types() == ["SYSTEM TABLE", "TABLE", "VIEW"]
     assert adbc_conn.adbc_get_table_schema("t").names == ["id", "name", "price"]
     with pytest.raises(adbc.Error) as info:
         adbc_conn.adbc_get_table_schema("nope")

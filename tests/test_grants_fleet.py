@@ -135,13 +135,15 @@ def is_denied(uri: str, user: str, text: str) -> bool:
 
 
 def listed_tables(uri: str, user: str) -> set[str]:
-    """GetTables through ADBC (adbc_get_objects)."""
+    """GetTables through ADBC (adbc_get_objects): the main schema's (the system
+    schema's tables are listed for everyone: tests/test_system_tables_fleet.py)."""
     with connect(uri, user, PASSWORDS[user]) as conn:
         objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
     return {
         t["table_name"]
         for c in objects
         for s in c["catalog_db_schemas"] or []
+        if s["db_schema_name"] == "main"
         for t in s["db_schema_tables"] or []
     }
 

@@ -177,7 +177,10 @@ def test_dbeaver_connects_and_browses_the_catalog(replay: JdbcReplay, secure_fle
     catalogs = replay.metadata(sql.CommandGetCatalogs(), CATALOGS)
     assert catalogs.column("catalog_name").to_pylist() == ["duckfleet"]
     schemas = replay.metadata(sql.CommandGetDbSchemas(catalog="duckfleet"), DB_SCHEMAS)
-    assert schemas.to_pylist() == [{"catalog_name": "duckfleet", "db_schema_name": "main"}]
+    assert schemas.to_pylist() == [
+        {"catalog_name": "duckfleet", "db_schema_name": "main"},
+        {"catalog_name": "duckfleet", "db_schema_name": "system"},
+    ]
     types = replay.metadata(sql.CommandGetTableTypes(), TABLE_TYPES)
     assert "TABLE" in types.column("table_type").to_pylist()
     tables = replay.metadata(

@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from duckfleet.planner.plan import TaskPlan
 from duckfleet.planner.quoting import quote_literal
-from duckfleet.worker.errors import WorkerError
+from duckfleet.wire.inline import decode_table
+from duckfleet.worker.errors import InputUnavailable, WorkerError
 from duckfleet.worker.fragment import run_fragment
 
 FRAGMENT_STATEMENTS = frozenset({"SELECT", "COPY", "MULTI"})
@@ -94,6 +95,8 @@ def run_sandboxed(
     """``run_fragment`` after ``check_fragment``; a file outside the storage is a
     SandboxRefusal that names the storage."""
     check_fragment(cur, task.sql)
+    if task.inline:  # tables the task carries: system table snapshots
+        inputs = {**inline_inputs(task), **inputs}
     try:
         return run_fragment(cur, task, inputs)
     except duckdb.PermissionException as exc:
@@ -101,3 +104,16 @@ def run_sandboxed(
             f"{exc} (a worker's DuckDB reaches files under the table storage only: "
             f"{', '.join(storage)}; set DUCKFLEET_STORAGE)"
         ) from None
+
+
+def inline_inputs(task: TaskPlan) -> dict[str, pa.Table]:
+    """Each inline input's relation -> the table the task carries for it."""
+    out = {}
+    for i in task.inline:
+        if not i.data:
+            raise InputUnavailable(
+                f"the task carries no snapshot of {i.table}: the front door that published "
+                "it did not fill it in; run the query again"
+            )
+        out[i.relation] = decode_table(i.data)
+    return out
