@@ -1,0 +1,194 @@
+"""Prometheus metrics (duckfleet/metrics.py) on real processes: the /metrics of a
+front door and of every worker, scraped before and after queries, move by exactly
+what happened; and the metric definitions follow Prometheus naming with bounded
+labels. The dashboard and the Prometheus scrape config are checked in
+tests/test_compose.py."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import adbc_driver_manager
+import pytest
+from fleet_fixture import records_for, reference, run
+from prometheus_client.parser import text_string_to_metric_families
+from tpch_data import is_ordered, tpch_query
+
+from duckfleet import metrics
+from duckfleet.control import QueryStore
+from duckfleet.verify import assert_same_result
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def total(samples: list[Samples], name: str, **labels: str) -> float:
+    return sum(value(s, name, **labels) for s in samples)
+
+
+def urls(fleet) -> tuple[str, list[str]]:
+    named = dict(fleet.metrics_urls())
+    workers = [u for n, u in named.items() if n.startswith("worker")]
+    assert len(workers) == fleet.workers, named
+    return named["front door 0"], workers
+
+
+def task_count(fleet, sql: str) -> int:
+    (record,) = records_for(fleet, sql)
+    store = fleet.store()
+    try:
+        return len(QueryStore(store).task_records(record.id))
+    finally:
+        store.close()
+
+
+def wait_idle(worker_urls: list[str], timeout: float = 10) -> list[Samples]:
+    """The workers' scrapes once none holds a task (the last step after a commit)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        scraped = [scrape(u) for u in worker_urls]
+        if total(scraped, "duckfleet_running_tasks") == 0 or time.monotonic() > deadline:
+            return scraped
+        time.sleep(0.05)
+
+
+FAILING = "SELECT CAST(l_comment AS INTEGER) AS n FROM lineitem"
+
+
+def test_counters_move_by_what_the_queries_did(fleet, tpch_dir):
+    frontdoor_url, worker_urls = urls(fleet)
+    door0, workers0 = scrape(frontdoor_url), wait_idle(worker_urls)
+
+    sql = tpch_query(1)  # several partial tasks and a merge, through the queue
+    assert_same_result(run(fleet.uri, sql), reference(tpch_dir, sql), ordered=is_ordered(sql))
+    tasks = task_count(fleet, sql)
+    assert tasks > 1
+    door1, workers1 = scrape(frontdoor_url), wait_idle(worker_urls)
+
+    with pytest.raises(adbc_driver_manager.Error, match="(?i)conver|cast"):
+        run(fleet.uri, FAILING)
+    door2, workers2 = scrape(frontdoor_url), wait_idle(worker_urls)
+
+    def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    def moved_workers(before: list[Samples], after: list[Samples], name: str) -> float:
+        return total(after, name) - total(before, name)
+
+    queries = "duckfleet_queries_total"
+    # the TPC-H query: one finished query, every one of its tasks claimed and
+    # completed once, its result served to the client straight from the workers
+    assert moved(door0, door1, queries, outcome="finished") == 1
+    assert moved(door0, door1, queries, outcome="failed") == 0
+    assert moved(door0, door1, "duckfleet_query_duration_seconds_count") == 1
+    assert moved_workers(workers0, workers1, "duckfleet_tasks_completed_total") == tasks
+    assert moved_workers(workers0, workers1, "duckfleet_tasks_claimed_total") == tasks
+    assert moved_workers(workers0, workers1, "duckfleet_task_duration_seconds_count") == tasks
+    assert moved_workers(workers0, workers1, "duckfleet_tasks_retried_total") == 0
+    assert moved_workers(workers0, workers1, "duckfleet_served_bytes_total") > 0
+    assert total(workers1, "duckfleet_result_store_bytes") > 0  # kept until it expires
+    for w in workers1:
+        assert value(w, "duckfleet_etcd_request_duration_seconds_count", op="txn") > 0
+    assert moved(door0, door1, "duckfleet_etcd_request_duration_seconds_count", op="txn") > 0
+
+    # the failing cast: one failed query, no task of it completed
+    assert moved(door1, door2, queries, outcome="failed") == 1
+    assert moved(door1, door2, queries, outcome="finished") == 0
+    assert moved(door1, door2, "duckfleet_query_duration_seconds_count") == 1
+    assert moved_workers(workers1, workers2, "duckfleet_tasks_completed_total") == 0
+    assert total(workers2, "duckfleet_running_tasks") == 0
+
+
+def test_a_fast_path_query_counts_one_offer_taken(fleet, tpch_dir):
+    frontdoor_url, worker_urls = urls(fleet)
+    door0, workers0 = scrape(frontdoor_url), wait_idle(worker_urls)
+    sql = "SELECT count(*) AS n FROM nation"  # one small task: the fast path
+    assert_same_result(run(fleet.uri, sql), reference(tpch_dir, sql), ordered=False)
+    door1, workers1 = scrape(frontdoor_url), wait_idle(worker_urls)
+    offers = "duckfleet_offers_total"
+    assert total(workers1, offers, outcome="taken") - total(workers0, offers, outcome="taken") == 1
+    assert (
+        total(workers1, "duckfleet_tasks_completed_total")
+        - total(workers0, "duckfleet_tasks_completed_total")
+        == 1
+    )
+    # taken from an offer, not claimed from the queue
+    assert total(workers1, "duckfleet_tasks_claimed_total") == total(
+        workers0, "duckfleet_tasks_claimed_total"
+    )
+    finished = "duckfleet_queries_total"
+    assert (
+        value(door1, finished, outcome="finished") - value(door0, finished, outcome="finished") == 1
+    )
+
+
+def test_a_front_door_counts_the_bytes_it_relays(fleet):
+    """A client that fetches a partition from the front door (its fallback
+    location): the front door counts the bytes it served."""
+    import pyarrow.flight as fl
+
+    from duckfleet.client import statement_descriptor
+
+    frontdoor_url, _ = urls(fleet)
+    before = value(scrape(frontdoor_url), "duckfleet_served_bytes_total")
+    client = fl.connect(fleet.uri)
+    try:
+        info = client.get_flight_info(statement_descriptor("SELECT * FROM region"))
+        got = sum(client.do_get(e.ticket).read_all().num_rows for e in info.endpoints)
+    finally:
+        client.close()
+    assert got == 5
+    assert value(scrape(frontdoor_url), "duckfleet_served_bytes_total") > before
+
+
+def test_every_metric_follows_prometheus_naming_with_bounded_labels():
+    registries = [
+        metrics.FrontDoorMetrics().registry,
+        metrics.WorkerMetrics(lambda: 0, lambda: 0, lambda: 0).registry,
+    ]
+    names: set[str] = set()
+    allowed = {
+        "outcome": set(metrics.QUERY_OUTCOMES) | set(metrics.OFFER_OUTCOMES),
+        "op": set(metrics.ETCD_OPS),
+    }
+    for registry in registries:
+        for family in registry.collect():
+            assert family.name.startswith("duckfleet_"), family.name
+            shown = family.name + ("_total" if family.type == "counter" else "")
+            names.add(shown)
+            if family.type == "histogram":
+                assert family.name.endswith("_seconds"), family.name  # base unit
+            if "bytes" in family.name:
+                assert shown.endswith(("_bytes", "_bytes_total")), family.name
+            for sample in family.samples:
+                for label, v in sample.labels.items():
+                    if label == "le":
+                        continue
+                    assert v in allowed[label], (family.name, label, v)
+    assert names == metrics.METRIC_NAMES
+
+
+def test_metrics_can_be_turned_off_and_serve_on_a_free_port():
+    m = metrics.FrontDoorMetrics()
+    assert m.serve("127.0.0.1", metrics.DISABLED) == ""
+    url = m.serve("127.0.0.1", 0)
+    try:
+        assert url == f"http://127.0.0.1:{m.port}/metrics" and m.port > 0
+        m.finished.inc()
+        assert value(scrape(url), "duckfleet_queries_total", outcome="finished") == 1
+    finally:
+        m.stop()
