@@ -136,7 +136,10 @@ def test_every_variable_is_a_duckfleet_setting_with_a_value():
 def test_every_service_has_an_image_and_every_long_running_one_a_health_check():
     compose = load_compose()
     services = compose["services"]
-    assert set(services) == {"etcd1", "etcd2", "etcd3", "frontdoor", "worker", "loader", "envoy"}
+    assert set(services) == {
+        *("etcd1", "etcd2", "etcd3", "frontdoor", "worker", "loader", "envoy"),
+        *("prometheus", "grafana"),  # metrics: checked in tests/test_metrics.py
+    }
     image_health = healthcheck_command(dockerfile_instructions())
     assert "duckfleet health --target" in image_health
     for name, svc in services.items():

@@ -1,16 +1,20 @@
 """Prometheus metrics (duckfleet/metrics.py) on real processes: the /metrics of a
 front door and of every worker, scraped before and after queries, move by exactly
 what happened; and the metric definitions follow Prometheus naming with bounded
-labels. The dashboard and the Prometheus scrape config are checked in
-tests/test_compose.py."""
+labels; and compose's Prometheus scrape config and Grafana dashboard ask for
+those metrics where the processes serve them."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import urllib.request
+from pathlib import Path
 
 import adbc_driver_manager
 import pytest
+import yaml
 from fleet_fixture import records_for, reference, run
 from prometheus_client.parser import text_string_to_metric_families
 from tpch_data import is_ordered, tpch_query
@@ -79,7 +83,7 @@ def test_counters_move_by_what_the_queries_did(fleet, tpch_dir):
     assert tasks > 1
     door1, workers1 = scrape(frontdoor_url), wait_idle(worker_urls)
 
-    with pytest.raises(adbc_driver_manager.Error, match="(?i)conver|cast"):
+    with pytest.raises(adbc_driver_manager.Error, match=r"(?i)conver|cast"):
         run(fleet.uri, FAILING)
     door2, workers2 = scrape(frontdoor_url), wait_idle(worker_urls)
 
@@ -192,3 +196,93 @@ def test_metrics_can_be_turned_off_and_serve_on_a_free_port():
         assert value(scrape(url), "duckfleet_queries_total", outcome="finished") == 1
     finally:
         m.stop()
+
+
+# ------------------------------------------------- compose: Prometheus and Grafana
+
+COMPOSE_DIR = Path(__file__).resolve().parents[1] / "compose"
+METRIC = re.compile(r"\bduckfleet_\w+")
+# the keys Prometheus 2.x reads at the top of its config and in a scrape config
+PROMETHEUS_KEYS = {
+    "global", "scrape_configs", "rule_files", "alerting", "remote_write", "remote_read",
+    "storage", "tracing", "scrape_config_files",
+}  # fmt: skip
+SCRAPE_KEYS = {
+    "job_name", "scrape_interval", "scrape_timeout", "metrics_path", "scheme", "params",
+    "honor_labels", "honor_timestamps", "static_configs", "dns_sd_configs",
+    "relabel_configs", "metric_relabel_configs", "basic_auth", "authorization",
+    "tls_config", "follow_redirects",
+}  # fmt: skip
+
+
+def compose_services() -> dict:
+    return yaml.safe_load((COMPOSE_DIR / "docker-compose.yml").read_text())["services"]
+
+
+def metrics_port() -> int:
+    env = yaml.safe_load((COMPOSE_DIR / "docker-compose.yml").read_text())["x-duckfleet-env"]
+    return int(env["DUCKFLEET_METRICS_PORT"])
+
+
+def mounted(service: dict, target: str) -> str:
+    """The file of the compose config mounted at `target` in `service`."""
+    configs = yaml.safe_load((COMPOSE_DIR / "docker-compose.yml").read_text())["configs"]
+    (source,) = [c["source"] for c in service["configs"] if c["target"] == target]
+    return configs[source]["file"]
+
+
+def test_prometheus_scrapes_every_front_door_and_worker_on_the_metrics_port():
+    services = compose_services()
+    prometheus = services["prometheus"]
+    (flag,) = [a for a in prometheus["command"] if a.startswith("--config.file=")]
+    assert mounted(prometheus, flag.split("=", 1)[1]) == "./prometheus.yml"
+    config = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
+    assert set(config) <= PROMETHEUS_KEYS, set(config) - PROMETHEUS_KEYS
+    jobs = config["scrape_configs"]
+    assert len({j["job_name"] for j in jobs}) == len(jobs)
+    port, scraped = metrics_port(), set()
+    for job in jobs:
+        assert set(job) <= SCRAPE_KEYS, set(job) - SCRAPE_KEYS
+        for sd in job.get("dns_sd_configs", []):
+            assert sd["type"] == "A" and sd["port"] == port
+            assert job.get("metrics_path", "/metrics") == "/metrics"
+            for name in sd["names"]:
+                assert str(port) in services[name]["expose"], name
+                scraped.add(name)
+    assert scraped == {"frontdoor", "worker"}  # every replica of both, by DNS
+
+
+def test_grafana_dashboard_panels_ask_for_metrics_the_code_defines():
+    services = compose_services()
+    grafana = services["grafana"]
+    source = yaml.safe_load((COMPOSE_DIR / "grafana" / "datasource.yml").read_text())
+    (ds,) = source["datasources"]
+    assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
+    assert "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
+    provider = yaml.safe_load((COMPOSE_DIR / "grafana" / "dashboards.yml").read_text())
+    (folder,) = [p["options"]["path"] for p in provider["providers"]]
+    assert mounted(grafana, f"{folder}/duckfleet.json") == "./grafana/duckfleet.json"
+
+    dashboard = json.loads((COMPOSE_DIR / "grafana" / "duckfleet.json").read_text())
+    assert dashboard["uid"] and dashboard["title"] and isinstance(dashboard["schemaVersion"], int)
+    panels = dashboard["panels"]
+    assert panels and len({p["id"] for p in panels}) == len(panels)
+    used: set[str] = set()
+    for panel in panels:
+        assert panel["type"] in ("timeseries", "stat", "gauge", "bargauge", "table"), panel
+        assert panel["title"] and panel["datasource"]["uid"] == ds["uid"], panel["title"]
+        grid = panel["gridPos"]
+        assert all(isinstance(grid[k], int) for k in "xywh")
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
+        targets = panel["targets"]
+        assert targets and len({t["refId"] for t in targets}) == len(targets)
+        for target in targets:
+            expr = target["expr"]
+            assert expr.count("(") == expr.count(")"), expr
+            names = METRIC.findall(expr)
+            assert names, expr
+            for name in names:
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                assert base in metrics.METRIC_NAMES, f"{panel['title']}: {name} is not defined"
+                used.add(base)
+    assert used == metrics.METRIC_NAMES, f"metrics on no panel: {metrics.METRIC_NAMES - used}"
