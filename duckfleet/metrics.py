@@ -168,8 +168,9 @@ class WorkerMetrics(_ProcessMetrics):
         )
         self.retried = Counter(
             "duckfleet_tasks_retried",
-            "Claims this worker released so the task runs again (lost inputs, etcd "
-            "errors, a refused completion, a stop)",
+            "Claims this worker released so the task runs again: a control-plane error, "
+            "a refused or failed completion, a stop past the drain timeout (not the "
+            "interrupted tasks of a cancelled query or a lost copy)",
             registry=r,
         )
         self.speculated = Counter(

@@ -15,12 +15,13 @@ from pathlib import Path
 import adbc_driver_manager
 import pytest
 import yaml
-from fleet_fixture import records_for, reference, run
+from fleet_fixture import SLOW, first_claim, records_for, reference, run, run_in_thread
 from prometheus_client.parser import text_string_to_metric_families
 from tpch_data import is_ordered, tpch_query
 
 from duckfleet import metrics
 from duckfleet.control import QueryStore
+from duckfleet.control.records import QueryState, QueryStatus
 from duckfleet.verify import assert_same_result
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -138,6 +139,33 @@ def test_a_fast_path_query_counts_one_offer_taken(fleet, tpch_dir):
     assert (
         value(door1, finished, outcome="finished") - value(door0, finished, outcome="finished") == 1
     )
+
+
+def test_a_query_cancelled_elsewhere_counts_as_cancelled_and_its_tasks_as_no_retry(fleet):
+    """Another front door cancels a running query (QueryStore.end, as CancelFlightInfo
+    there does): this front door counts it cancelled; the workers interrupt its tasks
+    and release them, which is no retry."""
+    frontdoor_url, worker_urls = urls(fleet)
+    door0, workers0 = scrape(frontdoor_url), wait_idle(worker_urls)
+    thread, out = run_in_thread(fleet.uri, SLOW)
+    store = fleet.store()
+    try:
+        qs = QueryStore(store)
+        q, _, _ = first_claim(qs)
+        qs.end(q, QueryStatus(QueryState.CANCELLED, error="cancelled by the test"))
+    finally:
+        store.close()
+    thread.join(60)
+    assert "cancelled by the test" in str(out.get("error")), out
+    door1, workers1 = scrape(frontdoor_url), wait_idle(worker_urls)
+    queries = "duckfleet_queries_total"
+    for outcome, moved in (("cancelled", 1), ("failed", 0), ("finished", 0)):
+        assert value(door1, queries, outcome=outcome) - value(door0, queries, outcome=outcome) == (
+            moved
+        ), outcome
+    retried = "duckfleet_tasks_retried_total"
+    assert total(workers1, retried) == total(workers0, retried)
+    assert total(workers1, "duckfleet_running_tasks") == 0
 
 
 def test_a_front_door_counts_the_bytes_it_relays(fleet):

@@ -234,6 +234,7 @@ class Worker:
             w.stop()
         with self._lock:
             running = list(self._runs.values())
+        self.metrics.retried.inc(len(running))  # past the drain timeout: they run elsewhere
         for run in running:
             try:
                 self.queue.release(run.ct)
@@ -293,7 +294,7 @@ class Worker:
             case Commit(task):
                 return self._commit(self._runs[task])
             case Release(task):
-                self.metrics.retried.inc()
+                self.metrics.retried.inc(0 if self._runs[task].stopped else 1)  # not interrupts
                 self.release_quietly(self._runs[task].ct)
             case FailQuery(task):
                 run = self._runs[task]
