@@ -3,7 +3,8 @@
 Every metric the fleet exports is defined here, and nowhere else, so the names, the
 README's list and the Grafana dashboard (compose/grafana/duckfleet.json) agree;
 tests/test_metrics.py checks that the dashboard asks for no other name. This module
-imports nothing of duckfleet's, so flight/, worker/ and control/ all may use it.
+imports nothing of duckfleet's but the root of its errors, so flight/, worker/ and
+control/ all may use it.
 
 Each process has a registry of its own (not prometheus_client's global default), so
 several front doors or workers in one test process do not collide. Labels take a few
@@ -25,6 +26,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from duckfleet.errors import DuckfleetError
+
 log = logging.getLogger("duckfleet.metrics")
 
 DISABLED = -1
@@ -43,6 +46,10 @@ OFFER_OUTCOMES = ("taken", "refused")
 # what the control plane asks etcd (control/store.py); the client's method names
 # map to these few values
 ETCD_OPS = ("txn", "get", "range", "put", "delete", "lease", "status")
+
+
+class MetricsError(DuckfleetError):
+    """The metrics port cannot be bound."""
 
 
 class EtcdMetrics:
@@ -88,7 +95,13 @@ class _ProcessMetrics:
         """Serve /metrics on host:port (0: a free port; -1: none): its URL, or ""."""
         if port == DISABLED:
             return ""
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MetricsError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; set "
+                "DUCKFLEET_METRICS_PORT to a free port, 0 for any, or -1 for none"
+            ) from None
         self.port = int(self._server.server_port)
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{self.port}/metrics"

@@ -222,6 +222,8 @@ def test_metrics_can_be_turned_off_and_serve_on_a_free_port():
         assert url == f"http://127.0.0.1:{m.port}/metrics" and m.port > 0
         m.finished.inc()
         assert value(scrape(url), "duckfleet_queries_total", outcome="finished") == 1
+        with pytest.raises(metrics.MetricsError, match="DUCKFLEET_METRICS_PORT"):
+            metrics.WorkerMetrics(lambda: 0, lambda: 0, lambda: 0).serve("127.0.0.1", m.port)
     finally:
         m.stop()
 
