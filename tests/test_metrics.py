@@ -52,6 +52,12 @@ def urls(fleet) -> tuple[str, list[str]]:
     return named["front door 0"], workers
 
 
+def test_each_process_logs_its_metrics_url_once(fleet):
+    for (role, i), port in fleet.metrics_ports.items():
+        text = (Path(fleet.log_dir) / f"{role}-{i}.log").read_text()
+        assert text.count(f"serving Prometheus metrics at http://127.0.0.1:{port}/metrics") == 1
+
+
 def task_count(fleet, sql: str) -> int:
     (record,) = records_for(fleet, sql)
     store = fleet.store()
