@@ -23,6 +23,7 @@ from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 from duckfleet.control import readonly
 from duckfleet.control.errors import StoreUnavailable
 from duckfleet.control.keys import Keyspace
+from duckfleet.metrics import EtcdMetrics
 from duckfleet.netutil import host_port
 
 log = logging.getLogger("duckfleet.control")
@@ -94,6 +95,38 @@ def parse_endpoints(urls: str) -> list[tuple[str, int]]:
 
 VERSION_RECHECK_SECONDS = 60.0
 
+# the etcd client's request methods the control plane calls, and the `op` label each
+# is timed under (duckfleet_etcd_request_duration_seconds); transactions are timed
+# in Store.transaction, whichever way they are sent
+TIMED_CALLS = {
+    "get": "get",
+    "get_response": "get",
+    "get_prefix": "range",
+    "get_prefix_response": "range",
+    "get_range": "range",
+    "get_range_response": "range",
+    "put": "put",
+    "delete": "delete",
+    "delete_prefix": "delete",
+    "lease": "lease",
+    "revoke_lease": "lease",
+    "status": "status",
+}
+
+
+class _TimedClient:
+    """The etcd client with each request method of TIMED_CALLS timed (bound once,
+    so a call costs two clock reads and an observe); everything else is the client's.
+    The client's own calls between its methods are not timed twice."""
+
+    def __init__(self, client: Any, metrics: EtcdMetrics) -> None:
+        self._client = client
+        for name, op in TIMED_CALLS.items():
+            setattr(self, name, metrics.timed(op, getattr(client, name)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
 
 class Store:
     """`read_mode`: how read-only transactions are sent. "auto" (the default): as one
@@ -107,6 +140,7 @@ class Store:
         namespace: str = "/duckfleet",
         timeout: float = 5.0,
         read_mode: str = "auto",
+        metrics: EtcdMetrics | None = None,  # time every request (duckfleet/metrics.py)
     ) -> None:
         if read_mode not in ("auto", "txn", "ranges"):
             raise ValueError(f"read_mode must be auto, txn or ranges, not {read_mode!r}")
@@ -125,6 +159,10 @@ class Store:
         self.client: Any = etcd3.MultiEndpointEtcd3Client(
             endpoints=eps, timeout=timeout, failover=True
         )
+        self._transaction = self._send_transaction
+        if metrics is not None:
+            self.client = _TimedClient(self.client, metrics)
+            self._transaction = metrics.timed("txn", self._send_transaction)
         self.txn = self.client.transactions
         self.endpoint_count = len(eps)
 
@@ -144,6 +182,11 @@ class Store:
         """Every transaction of the control plane goes through here. One that writes
         is sent as it is; a read-only one is sent as one transaction only to an etcd
         without issue 14110, else read with Range calls at one revision."""
+        return self._transaction(compare, success, failure)
+
+    def _send_transaction(
+        self, compare: list[Any], success: list[Any], failure: list[Any]
+    ) -> tuple[bool, list[Any]]:
         if not readonly.is_readonly(success, failure) or self.readonly_txns_safe():
             return self.client.transaction(compare=compare, success=success, failure=failure)
         return readonly.run_as_ranges(self.client, compare, success, failure)

@@ -159,6 +159,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"front doors: {doors}, balanced at {fleet.uri}", flush=True)
         for line in security.describe():
             print(line, flush=True)
+        for name, url in fleet.metrics_urls():
+            print(f"metrics: {name} at {url}", flush=True)
         where = storage or "any local path (--storage DIR limits them to DIR)"
         print(f"storage: workers read and write table files under {where}", flush=True)
         fleet.supervise()  # a child that exits is started again, with backoff

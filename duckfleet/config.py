@@ -39,6 +39,8 @@ class CommonConfig:
     log_level: str = field(default_factory=lambda: _env("log_level", "INFO"))
     # grpc.health.v1 service port (duckfleet/health.py): 0 = a free port, -1 = none
     health_port: int = field(default_factory=lambda: int(_env("health_port", "0")))
+    # Prometheus /metrics port (duckfleet/metrics.py): 0 = a free port, -1 = none
+    metrics_port: int = field(default_factory=lambda: int(_env("metrics_port", "0")))
     # where tables written through Flight SQL (ingest, CREATE TABLE AS, INSERT) live,
     # one directory each; storage every worker and front door reaches. "": no writes
     data_dir: str = field(default_factory=lambda: _env("data_dir", ""))

@@ -147,6 +147,9 @@ class LocalFleet:
     _logs: dict[int, str] = field(default_factory=dict, init=False)  # pid -> log file
     _balancer_args: list[str] = field(default_factory=list, init=False)
     supervisor: Supervisor | None = field(default=None, init=False)
+    # Prometheus /metrics port of each front door and worker, by (role, index): each
+    # child keeps its port when it is started again
+    metrics_ports: dict[tuple[str, int], int] = field(default_factory=dict, init=False)
 
     @property
     def uri(self) -> str:
@@ -180,6 +183,7 @@ class LocalFleet:
         self, role: str, args: list[str], index: int, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "duckfleet.cli", role, *args]
+        env = {**self._metrics_env(role, index), **(env or {})}
         log = os.path.join(self.log_dir, f"{role}-{index}.log") if self.log_dir else None
         out = open(log, "ab") if log else None
         try:
@@ -190,6 +194,22 @@ class LocalFleet:
         if log:
             self._logs[proc.pid] = log
         return proc
+
+    def _metrics_env(self, role: str, index: int) -> dict[str, str]:
+        """DUCKFLEET_METRICS_PORT of a front door or worker: a free port of its own
+        (unless -1 turns metrics off)."""
+        if role not in ("frontdoor", "worker") or self._env().get("DUCKFLEET_METRICS_PORT") == "-1":
+            return {}
+        port = self.metrics_ports.setdefault((role, index), free_port())
+        return {"DUCKFLEET_METRICS_PORT": str(port)}
+
+    def metrics_urls(self) -> list[tuple[str, str]]:
+        """("front door 0", its /metrics URL), then the workers'."""
+        names = {"frontdoor": "front door", "worker": "worker"}
+        return [
+            (f"{names[role]} {i}", f"http://127.0.0.1:{port}/metrics")
+            for (role, i), port in sorted(self.metrics_ports.items())
+        ]
 
     def _worker_args(self) -> list[str]:
         args = ["--port", "0"]

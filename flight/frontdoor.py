@@ -9,11 +9,13 @@ import time
 
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
+from duckfleet.control.errors import QueryCancelled, QueryTimeout
 from duckfleet.control.records import MemberInfo
 from duckfleet.flight.runner import FleetBackend
 from duckfleet.flight.server import FrontDoorServer
 from duckfleet.health import HealthServer
 from duckfleet.ids import new_member_id
+from duckfleet.metrics import FrontDoorMetrics, serve_logged
 from duckfleet.netutil import free_port
 from duckfleet.wire.auth import ProcessSecurity
 
@@ -27,14 +29,20 @@ class FrontDoor:
         self.port = cfg.port or free_port(cfg.host)
         self.location = cfg.location(self.port)
         self.security = ProcessSecurity.from_config(cfg)  # before anything starts
-        self.store = Store(cfg.etcd, namespace=cfg.namespace)
+        self.metrics = FrontDoorMetrics()  # duckfleet/metrics.py
+        self.store = Store(cfg.etcd, namespace=cfg.namespace, metrics=self.metrics.etcd)
         self.backend = FleetBackend(
             cfg, self.store, self.id, self.location, self.security.client(self.id)
+        )
+        # every query counted by outcome and timed; served bytes counted by DoGet
+        self.backend.run = self.metrics.counted(  # type: ignore[method-assign]
+            self.backend.run, cancelled=(QueryCancelled, QueryTimeout)
         )
         self.server = FrontDoorServer(
             f"{cfg.scheme}://{cfg.host}:{self.port}",
             self.backend,
             advertise=self.location,
+            served_bytes=self.metrics.served_bytes.inc,
             **self.security.server_kwargs(),
         )
         self.health = HealthServer(cfg.host, cfg.health_port)
@@ -46,6 +54,7 @@ class FrontDoor:
 
     def start(self) -> FrontDoor:
         self.health.start()
+        serve_logged(self.metrics, f"front door {self.id}", self.cfg.host, self.cfg.metrics_port)
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
         self.membership.start_when_reachable(self._stop)
         self.health.set_serving(True)
@@ -68,4 +77,5 @@ class FrontDoor:
         self.backend.close()
         self.store.close()
         self.health.stop()
+        self.metrics.stop()
         log.info("front door %s stopped", self.id)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -162,6 +162,7 @@ class FrontDoorServer(FlightEdge):
         location: str,
         backend: QueryBackend,
         advertise: str | None = None,
+        served_bytes: Callable[[int], None] = lambda n: None,  # metrics: each batch's bytes
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("auth_handler", AcceptAnyAuthHandler())
@@ -169,6 +170,7 @@ class FrontDoorServer(FlightEdge):
         middleware.setdefault(sessions.MIDDLEWARE_KEY, sessions.SessionMiddlewareFactory())
         super().__init__(location, middleware=middleware, **kwargs)
         self._backend = backend
+        self._served_bytes = served_bytes
         self._advertise = advertise or re.sub(r":0(?=/|$)", f":{self.port}", location)
 
     @property
@@ -337,7 +339,7 @@ class FrontDoorServer(FlightEdge):
                 call.what = f"task={parsed.task_id}"
                 call.query_id = parsed.query_id
             reader = self._backend.open_partition(ticket.ticket)
-            batches = translate_stream(call, _batches(reader, call))
+            batches = translate_stream(call, _batches(reader, call, self._served_bytes))
             return flight.GeneratorStream(reader.schema, batches)
 
     # --- DoAction / ListActions -------------------------------------------------------
@@ -584,12 +586,15 @@ def _sent_as(dialect: str | None, text: str) -> Iterator[None]:
         raise
 
 
-def _batches(reader: pa.RecordBatchReader, call: Call) -> Iterator[pa.RecordBatch]:
+def _batches(
+    reader: pa.RecordBatchReader, call: Call, served: Callable[[int], None]
+) -> Iterator[pa.RecordBatch]:
     rows = 0
     try:
         for batch in reader:
             rows += batch.num_rows
             call.detail = f"rows={rows}"
+            served(batch.nbytes)
             yield batch
     finally:
         reader.close()

@@ -279,7 +279,12 @@ class LoopbackMap:
         return value
 
 
-OWN_PORT_VARIABLES = ("DUCKFLEET_PORT", "DUCKFLEET_WORKER_PORT", "DUCKFLEET_HEALTH_PORT")
+OWN_PORT_VARIABLES = (
+    "DUCKFLEET_PORT",
+    "DUCKFLEET_WORKER_PORT",
+    "DUCKFLEET_HEALTH_PORT",
+    "DUCKFLEET_METRICS_PORT",
+)
 
 
 def local_executable(name: str) -> str:

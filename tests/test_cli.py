@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -187,6 +188,12 @@ def test_up_with_demo_data_serves_the_readme_example_and_stops_cleanly(tmp_path)
         )
         assert ran.returncode == 0, ran.stderr
         assert "l_returnflag" in ran.stdout and "n: [" in ran.stdout
+        # up printed each process's /metrics URL; the front door counted that query
+        shown = dict(re.findall(r"^metrics: (.+) at (http://\S+)$", "".join(said), flags=re.M))
+        assert sorted(shown) == ["front door 0", "worker 0", "worker 1"], said
+        with urllib.request.urlopen(shown["front door 0"], timeout=10) as response:
+            scraped = response.read().decode()
+        assert 'duckfleet_queries_total{outcome="finished"} 1.0' in scraped, scraped
         # Ctrl-C stops every child: the front door and etcd stop listening
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import fields
 from pathlib import Path
 
@@ -136,7 +137,10 @@ def test_every_variable_is_a_duckfleet_setting_with_a_value():
 def test_every_service_has_an_image_and_every_long_running_one_a_health_check():
     compose = load_compose()
     services = compose["services"]
-    assert set(services) == {"etcd1", "etcd2", "etcd3", "frontdoor", "worker", "loader", "envoy"}
+    assert set(services) == {
+        *("etcd1", "etcd2", "etcd3", "frontdoor", "worker", "loader", "envoy"),
+        *("prometheus", "grafana"),  # metrics: checked in tests/test_metrics.py
+    }
     image_health = healthcheck_command(dockerfile_instructions())
     assert "duckfleet health --target" in image_health
     for name, svc in services.items():
@@ -497,6 +501,19 @@ def test_compose_services_as_processes_survive_losing_an_etcd_member_and_a_front
 
         for uri in [*direct, through_envoy]:
             check_tpch(uri)
+        # each replica serves /metrics on the compose file's DUCKFLEET_METRICS_PORT
+        # (here mapped to a port of its own), where compose/prometheus.yml scrapes
+        metrics_port = int(
+            compose["services"]["frontdoor"]["environment"]["DUCKFLEET_METRICS_PORT"]
+        )
+        answered = 0.0
+        for i in range(2):
+            url = f"http://127.0.0.1:{lb.port('frontdoor', i, metrics_port)}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+            found = re.search(r'^duckfleet_queries_total\{outcome="finished"\} (\S+)$', text, re.M)
+            answered += float(found[1]) if found else 0.0
+        assert answered == 3 * len(TPCH), answered  # each query once per way in
 
         # kill the etcd leader and the first front door, and ask again
         probe = Store(etcd_urls, namespace="/probe")

@@ -74,6 +74,7 @@ class OfferDesk:
         if not rest:  # cannot be: every path of an offer ends in an answer
             raise RuntimeError("the offer ended without an answer")
         answer, after = rest[0], rest[1:]
+        (w.metrics.offer_refused if isinstance(answer, Refuse) else w.metrics.offer_taken).inc()
         if isinstance(answer, Refuse):
             w.drive(after)
             return Taken(OfferAnswer(False, answer.why, recorded=run.recorded))

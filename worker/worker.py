@@ -44,6 +44,7 @@ from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
 from duckfleet.health import HealthServer
 from duckfleet.ids import MemberId, QueryId, TaskId, new_member_id
+from duckfleet.metrics import ServedResults, WorkerMetrics, serve_logged
 from duckfleet.planner.plan import TaskPlan
 from duckfleet.wire.auth import ProcessSecurity
 from duckfleet.wire.clients import FlightClients
@@ -124,15 +125,20 @@ class Worker:
         self.cfg = cfg
         self.id: MemberId = new_member_id("worker")
         self.results = ResultStore()
+        self.metrics = WorkerMetrics(  # duckfleet/metrics.py; gauges read when scraped
+            lambda: len(self.state.maybe_runnable),
+            lambda: len(self.state.tasks),
+            lambda: self.results.nbytes,
+        )
         self.security = ProcessSecurity.from_config(cfg)  # before anything starts
         self.server = WorkerFlightServer(
             f"{cfg.scheme}://{cfg.host}:{cfg.port}",
-            self.results,
+            ServedResults(self.results, self.metrics.served_bytes),  # type: ignore[arg-type]
             on_offer=self._take_offer,
             **self.security.server_kwargs(),
         )
         self.location = cfg.location(self.server.port)
-        self.store = Store(cfg.etcd, namespace=cfg.namespace)
+        self.store = Store(cfg.etcd, namespace=cfg.namespace, metrics=self.metrics.etcd)
         self.queue = TaskQueue(self.store, fifo=cfg.scheduling == "fifo")
         self.queries = QueryStore(self.store)
         self.clients = FlightClients(self.security.client(self.id))
@@ -197,6 +203,7 @@ class Worker:
     # lifecycle
     def start(self) -> Worker:
         self.health.start()
+        serve_logged(self.metrics, f"worker {self.id}", self.cfg.host, self.cfg.metrics_port)
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
         self.membership.start_when_reachable(self._stop)
         for w in self._watches:
@@ -242,6 +249,7 @@ class Worker:
             w.stop()
         with self._lock:
             running = list(self._runs.values())
+        self.metrics.retried.inc(len(running))  # past the drain timeout: they run elsewhere
         for run in running:
             try:
                 self.queue.release(run.ct)
@@ -252,6 +260,7 @@ class Worker:
         self.membership.stop()
         self.server.shutdown()
         self.health.stop()
+        self.metrics.stop()
         self.inputs.close()
         self.clients.close()
         self.store.close()
@@ -302,6 +311,7 @@ class Worker:
             case Commit(task):
                 return self._commit(self._runs[task])
             case Release(task):
+                self.metrics.retried.inc(0 if self._runs[task].stopped else 1)  # not interrupts
                 self.release_quietly(self._runs[task].ct)
             case FailQuery(task):
                 run = self._runs[task]
@@ -495,6 +505,7 @@ class Worker:
         with self._lock:
             self._runs[key] = RunningTask(ct)
         tracing.QUERIES.remember(ct.query_id, ct.record.traceparent)  # its DoGet's trace
+        (self.metrics.speculated if ct.copy else self.metrics.claimed).inc()
         what = "copy of a straggler claimed" if ct.copy else "claimed"
         took = (time.monotonic() - started) * 1000
         log.info("query=%s task=%s %s in %.1f ms", ct.query_id, ct.task_id, what, took)
@@ -598,6 +609,8 @@ class Worker:
             log.warning("query=%s task=%s: completion failed: %s", *key, exc)
             return CommitFailed(key)
         now = time.monotonic()
+        self.metrics.completed.inc()
+        self.metrics.task_seconds.observe(now - run.started)
         log.info(
             "query=%s task=%s done: %d rows%s in %.1f ms (inputs %.1f, run %.1f, commit %.1f)",
             *key,
