@@ -53,6 +53,10 @@ class QueueMirror:
         """May a runnable task wait unclaimed?"""
         return any(k not in self.claimed for k in self.markers)
 
+    def depth(self) -> int:
+        """Runnable tasks no one holds, as far as this mirror knows."""
+        return sum(k not in self.claimed for k in self.markers)
+
     def ordered(self, start: int, fifo: bool = False) -> list[RunnableTask]:
         """The unclaimed runnable tasks, best first (control/scheduling.py), with
         each query's running count from the claims."""

@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -126,8 +126,8 @@ class Worker:
         self.id: MemberId = new_member_id("worker")
         self.results = ResultStore()
         self.metrics = WorkerMetrics(  # duckfleet/metrics.py; gauges read when scraped
-            lambda: len(self.state.maybe_runnable),
-            lambda: len(self.state.tasks),
+            lambda: self._read_state(lambda st: st.queue.depth()),
+            lambda: self._read_state(lambda st: len(st.tasks)),
             lambda: self.results.nbytes,
         )
         self.security = ProcessSecurity.from_config(cfg)  # before anything starts
@@ -268,6 +268,11 @@ class Worker:
 
     def wait(self) -> None:
         self._stop.wait()
+
+    def _read_state(self, read: Callable[[WorkerState], int]) -> int:
+        """A figure of the state machine's, read under its lock (a metrics scrape)."""
+        with self._lock:
+            return read(self.state)
 
     def _busy(self) -> bool:
         with self._lock:
