@@ -551,6 +551,11 @@ class FleetBackend:
             return self._explain_again(parsed)
         q, t = parse_result_ticket(ticket)
         status = self.queries.status(q)
+        if status is not None and status.state == QueryState.RUNNING:
+            # a fast-path query is answered before its completion is committed (the
+            # worker answers first): its end follows within milliseconds
+            with self.status_watch.waiting(q) as changed:
+                status = self.queries.wait(q, FAST_ANSWER_COMMIT_WAIT, changed)
         if status is not None and status.state != QueryState.FINISHED:
             raise ended_error(q, status)  # never recompute what was cancelled or failed
         info = self.queries.results(q, [t]).get(t)
@@ -572,6 +577,8 @@ class FleetBackend:
         ticket_again = fl.Ticket(result_ticket(again, t))
         return self.clients.get(index[t].location).do_get(ticket_again).to_reader()
 
+
+FAST_ANSWER_COMMIT_WAIT = 10.0  # seconds a DoGet waits for an answered query to finish
 
 # who carries out a GRANT or REVOKE: the server let admins alone send one
 ADMIN_IDENTITY = Identity("", ADMIN, math.inf)

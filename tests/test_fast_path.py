@@ -120,6 +120,19 @@ def test_a_small_query_takes_the_fast_path_is_recorded_and_runs_every_time(fleet
         assert task.rows == expected.num_rows
 
 
+def test_a_fast_path_answer_fetched_through_the_front_door_at_once_is_served(fleet, tpch_dir):
+    """The worker answers an offer before it commits the completion, so a client
+    that fetches through the front door (its endpoint's second location) may ask
+    while the query is still RUNNING: the front door waits for the commit."""
+    expected = reference(tpch_dir, SMALL)
+    with fl.connect(fleet.frontdoor_uri(0)) as client:
+        for _ in range(5):
+            info = client.get_flight_info(statement_descriptor(SMALL))
+            (endpoint,) = info.endpoints
+            table = client.do_get(endpoint.ticket).read_all()  # at once, via the front door
+            assert_same_result(table, expected, ordered=False)
+
+
 def test_what_does_not_qualify_goes_through_the_queue(fleet, qs, tpch_dir):
     many = "select l_returnflag, count(*) as n from lineitem group by 1"
     path = explain_path(fleet.uri, many)
