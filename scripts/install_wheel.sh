@@ -14,6 +14,7 @@ python3 -m venv "$DIR/venv"
 "$DIR/venv/bin/python" -m pip install --quiet --upgrade pip
 WHEEL="$(ls "$DIR"/dist/duckfleet-*.whl)"
 "$DIR/venv/bin/python" -m pip install --quiet "${WHEEL}[dev]"
+bash scripts/restore_otel_protos.sh "$DIR/venv/bin/python"
 # an etcd that scripts/install.sh put beside the dev venv's python: the same one here
 for binary in etcd etcdctl; do
     if [ -x "$VENV/bin/$binary" ]; then ln -sf "$(realpath "$VENV/bin/$binary")" "$DIR/venv/bin/"; fi
