@@ -18,7 +18,6 @@ from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.flight as fl
 
 from duckfleet import tracing
 from duckfleet.auth import ADMIN, Identity
@@ -27,10 +26,8 @@ from duckfleet.config import FrontDoorConfig
 from duckfleet.control import QueryStore, Store
 from duckfleet.control.errors import (
     ControlError,
-    LimitExceeded,
     NoWorkers,
     QueryCancelled,
-    QueryFailed,
     QueryTimeout,
     ResultsLost,
 )
@@ -47,6 +44,8 @@ from duckfleet.flight.fast_path import FastPath, WorkerLost
 from duckfleet.flight.fleet_view import FleetView
 from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
+from duckfleet.flight.query_errors import ended_error
+from duckfleet.flight.relay import PartitionRelay
 from duckfleet.flight.statements import parse_statement_text
 from duckfleet.flight.system_tables import fill_snapshots
 from duckfleet.flight.writes import IngestRequest, TableWriter
@@ -113,6 +112,9 @@ class FleetBackend:
             self.settings = replace(self.settings, max_cost_share=math.inf)
         self.fast = FastPath(self.clients, cfg.query_timeout)
         self.describer = Describer(self.settings)
+        self.relay = PartitionRelay(  # the fallback location of every endpoint
+            self.queries, self.status_watch, self.clients, lambda q, plan: self._execute(q, plan)
+        )
         self.writer = TableWriter(
             self.fleet.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
         )
@@ -544,57 +546,17 @@ class FleetBackend:
         return self.queries.end(q, status, finished_too=True)
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
-        """Stream a partition from its worker, or recompute it if that worker is gone;
-        an EXPLAIN's answer is made again here."""
+        """Stream a partition from its worker, or recompute it if that worker is gone
+        (flight/relay.py); an EXPLAIN's answer is made again here."""
         parsed = parse_ticket(ticket)
         if isinstance(parsed, ExplainTicket):
             return self._explain_again(parsed)
         q, t = parse_result_ticket(ticket)
-        status = self.queries.status(q)
-        if status is not None and status.state == QueryState.RUNNING:
-            # a fast-path query is answered before its completion is committed (the
-            # worker answers first): its end follows within milliseconds
-            with self.status_watch.waiting(q) as changed:
-                status = self.queries.wait(q, FAST_ANSWER_COMMIT_WAIT, changed)
-        if status is not None and status.state != QueryState.FINISHED:
-            raise ended_error(q, status)  # never recompute what was cancelled or failed
-        info = self.queries.results(q, [t]).get(t)
-        if info is not None:
-            try:
-                return self.clients.get(info.location).do_get(fl.Ticket(ticket)).to_reader()
-            except (fl.FlightError, pa.ArrowException) as exc:
-                log.warning("query=%s partition %s at %s unreachable: %s", q, t, info.location, exc)
-        lineage = self.queries.lineage(q, t)
-        again = new_query_id()
-        log.warning(
-            "query=%s partition %s lost with its worker: recomputing it as query %s (%d task(s))",
-            q,
-            t,
-            again,
-            len(lineage.tasks),
-        )
-        index = self._execute(again, lineage)
-        ticket_again = fl.Ticket(result_ticket(again, t))
-        return self.clients.get(index[t].location).do_get(ticket_again).to_reader()
+        return self.relay.open(q, t, ticket)
 
-
-FAST_ANSWER_COMMIT_WAIT = 10.0  # seconds a DoGet waits for an answered query to finish
 
 # who carries out a GRANT or REVOKE: the server let admins alone send one
 ADMIN_IDENTITY = Identity("", ADMIN, math.inf)
-
-
-def ended_error(q: QueryId, status: QueryStatus) -> ControlError:
-    """The error a client gets for a query that ended without finishing."""
-    if status.reason == EndReason.TIMEOUT:
-        return QueryTimeout(f"query {q}: {status.error}")
-    if status.state == QueryState.CANCELLED:
-        return QueryCancelled(f"query {q} was cancelled: {status.error}")
-    if status.reason == EndReason.LIMIT:
-        return LimitExceeded(f"query {q}: {status.error}")
-    if status.state == QueryState.RUNNING:
-        return QueryFailed(f"query {q} is still running")
-    return QueryFailed(f"query {q} {status.state}: {status.error}")
 
 
 def check_memory_limit(text: str) -> None:
