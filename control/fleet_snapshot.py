@@ -1,8 +1,9 @@
 """What the fleet is doing, read from etcd in one transaction: for the query page.
 
-`FleetReader.queries()` reads every query record, its status, its finished tasks
-and the claims held now, at one etcd revision, so a query's progress never counts
-a task twice or a status older than its tasks. `FleetReader.query(q)` adds its
+`FleetReader.queries()` and `.workers()` are views of `control/fleet_state.py`'s
+one-revision read (what the system tables read too): every query record, its
+status, its finished tasks and the claims held now, so a query's progress never
+counts a task twice or a status older than its tasks. `FleetReader.query(q)` adds its
 tasks, each with where and how long it ran. Read-only: nothing here writes.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
 from duckfleet.control.errors import QueryNotFound
+from duckfleet.control.fleet_state import read_fleet_state
 from duckfleet.control.queries import StoredTask
 from duckfleet.control.records import (
     RUNNING,
@@ -96,32 +98,19 @@ class FleetReader:
     def _split(self, key: bytes, prefix: str) -> tuple[QueryId, TaskId]:
         return self.keys.split_task_key(key, prefix)
 
-    @translated("reading the fleet's queries")
     def queries(self) -> list[QueryView]:
         """Every query etcd still holds, newest first."""
-        k = self.keys
-        records, statuses, done, claims = self._read(
-            [k.queries(), k.all_statuses(), k.all_done(), k.all_claims()]
-        )
-        status_of = {
-            QueryId(k.tail(m.key, k.all_statuses())): QueryStatus.from_json(v) for v, m in statuses
-        }
+        state = read_fleet_state(self.store, ["progress"])
         done_count: dict[QueryId, int] = {}
-        for _, m in done:
-            q, _ = self._split(m.key, k.all_done())
+        for q, _ in state.done:
             done_count[q] = done_count.get(q, 0) + 1
         running: dict[QueryId, int] = {}
-        for _, m in claims:
-            q, _ = self._split(m.key, k.all_claims())
+        for q, _ in state.claims:
             running[q] = running.get(q, 0) + 1
-        out = []
-        for v, _ in records:
-            r = QueryRecord.from_json(v)
-            out.append(
-                QueryView(
-                    r, status_of.get(r.id, RUNNING), done_count.get(r.id, 0), running.get(r.id, 0)
-                )
-            )
+        out = [
+            QueryView(r, state.statuses.get(q, RUNNING), done_count.get(q, 0), running.get(q, 0))
+            for q, r in state.records.items()
+        ]
         return sorted(out, key=lambda qv: qv.record.created, reverse=True)
 
     @translated("reading a query")
@@ -172,19 +161,12 @@ class FleetReader:
         )
         return QueryDetail(view, tuple(views))
 
-    @translated("reading the workers")
     def workers(self) -> list[WorkerView]:
-        k = self.keys
-        members, claims = self._read([k.members("worker"), k.all_claims()])
+        state = read_fleet_state(self.store, ["workers"])
         held: dict[MemberId, list[tuple[QueryId, TaskId]]] = {}
-        for v, m in claims:
-            held.setdefault(Claim.from_json(v).worker, []).append(
-                self._split(m.key, k.all_claims())
-            )
-        out = []
-        for v, _ in members:
-            info = MemberInfo.from_json(v)
-            out.append(WorkerView(info, tuple(sorted(held.get(info.id, ())))))
+        for key, claim in state.claims.items():
+            held.setdefault(claim.worker, []).append(key)
+        out = [WorkerView(info, tuple(sorted(held.get(info.id, ())))) for info in state.workers]
         return sorted(out, key=lambda w: w.info.id)
 
 

@@ -1,9 +1,11 @@
 """The fleet's state as etcd holds it now, read in one round trip at one revision:
-what the ``system`` tables show (flight/system_tables.py makes rows of it).
+what the ``system`` tables show (flight/system_tables.py makes rows of it) and the
+query page's lists (control/fleet_snapshot.py).
 
 ``read_fleet_state(store, parts)`` reads only what the wanted parts need:
 
     "queries"   queries/, status/, done/
+    "progress"  the same, and claims/ (the query page's list: ui/, control/fleet_snapshot.py)
     "tasks"     the same, and tasks/, claims/, copies/, attempts/, runnable/
     "workers"   members/worker/, claims/, copies/
 """
@@ -54,6 +56,7 @@ class FleetState:
 
 _NEEDS = {
     "queries": ("queries", "status", "done"),
+    "progress": ("queries", "status", "done", "claims"),  # the query page's list
     "tasks": ("queries", "status", "done", "tasks", "claims", "copies", "attempts", "runnable"),
     "workers": ("workers", "claims", "copies"),
 }
