@@ -284,10 +284,13 @@ class TaskQueue:
         lease_id: int,
         recomputed: tuple[TaskId, ...] = (),
         seconds: float = 0.0,
+        made_runnable: list[TaskId] | None = None,
     ) -> bool:
         """Commit the task's completion; False if this worker no longer holds it, or
         the other copy of a speculated task committed first. `seconds`: how long
-        it ran (speculation compares a stage's tasks by it)."""
+        it ran (speculation compares a stage's tasks by it). `made_runnable`, if
+        given, is told the consumers this completion made runnable (the worker's
+        queue mirror learns of them before any watch says so)."""
         k, txn = self.keys, self.store.txn
         q, t, lease = ct.query_id, ct.task_id, ct.record.lease
         fields: dict[str, Any] = {
@@ -323,8 +326,18 @@ class TaskQueue:
                 success.append(txn.put(k.pending(q, c), str(n - 1), lease=lease))
                 if n - 1 <= 0:
                     success.append(self._ready(ct, c))
-            ok, _ = self.store.transaction(compare=compare, success=success, failure=[])
+            ok, responses = self.store.transaction(compare=compare, success=success, failure=[])
             if ok:
+                if made_runnable is not None:
+                    nested = responses[5 : 5 + len(ct.task.inputs_of)]  # after the 5 base ops
+                    made_runnable += [
+                        c
+                        for c, r in zip(ct.task.inputs_of, nested, strict=True)
+                        if c != QUERY_SINK and r.response_txn.succeeded
+                    ]
+                    made_runnable += [
+                        c for c, (n, _) in counters.items() if n - 1 <= 0 and c != QUERY_SINK
+                    ]
                 return True
             if not counted or not self.holds(ct):
                 log.warning("query %s task %s: completion refused, claim lost", q, t)

@@ -39,6 +39,7 @@ from duckfleet.control.records import (
     QueryState,
     QueryStatus,
     ResultInfo,
+    RunnableTask,
 )
 from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
@@ -603,9 +604,10 @@ class Worker:
         assert info is not None
         try:
             seconds = (run.ran or time.monotonic()) - run.started
+            ready: list[TaskId] = []  # consumers this commit makes runnable
             with self._span(run, "commit"):
                 done = self.queue.complete(
-                    ct, info, self.membership.lease_id, tuple(run.recomputed), seconds
+                    ct, info, self.membership.lease_id, tuple(run.recomputed), seconds, ready
                 )
             if not done:
                 log.warning("query=%s task=%s: completion refused, result discarded", *key)
@@ -613,6 +615,12 @@ class Worker:
         except ControlError as exc:
             log.warning("query=%s task=%s: completion failed: %s", *key, exc)
             return CommitFailed(key)
+        r = ct.record
+        for c in ready:  # runnable by this very commit: the mirror learns it before a watch
+            marker = RunnableTask(
+                ct.query_id, c, r.created, r.priority, 0, r.lease, r.max_attempts, True
+            )
+            self.drive(self._handle(RunnableAdded((ct.query_id, c), marker)))
         now = time.monotonic()
         self.metrics.completed.inc()
         self.metrics.task_seconds.observe(now - run.started)
