@@ -90,6 +90,12 @@ def inputs_of_consumers(plan: Plan) -> dict[TaskId, tuple[TaskId, ...]]:
     return {c: ts for c, ts in inputs.items() if len(ts) <= FEW_INPUTS}
 
 
+def runnable_task(record: QueryRecord, t: TaskId, inputs: bool = False) -> RunnableTask:
+    """Task `t` of `record` as its runnable/ key describes it (`runnable_value`),
+    with nothing of its query claimed yet."""
+    return runnable_marker(record.id, t, runnable_value(record, inputs))
+
+
 def runnable_value(record: QueryRecord, inputs: bool = False) -> str:
     """What a worker needs to order and claim a task without reading the query;
     `inputs`: the task reads earlier results."""

@@ -317,6 +317,7 @@ class TaskQueue:
                 txn.delete(k.claim(q, t)),
                 txn.delete(k.copy(q, t)),  # the other copy, if any, sees it lost
             ]
+            base = len(success)  # the nested transactions' answers follow these
             for c, inputs in ct.task.inputs_of.items():
                 others = [txn.version(k.done(q, i)) > 0 for i in inputs if i != t]
                 ready = self._ready(ct, c)
@@ -329,7 +330,7 @@ class TaskQueue:
             ok, responses = self.store.transaction(compare=compare, success=success, failure=[])
             if ok:
                 if made_runnable is not None:
-                    nested = responses[5 : 5 + len(ct.task.inputs_of)]  # after the 5 base ops
+                    nested = responses[base : base + len(ct.task.inputs_of)]
                     made_runnable += [
                         c
                         for c, r in zip(ct.task.inputs_of, nested, strict=True)

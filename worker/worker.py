@@ -32,14 +32,13 @@ from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
 from duckfleet.control.errors import ControlError
 from duckfleet.control.offers import Offer
-from duckfleet.control.queries import runnable_marker, timeout_status
+from duckfleet.control.queries import runnable_marker, runnable_task, timeout_status
 from duckfleet.control.records import (
     Claim,
     MemberInfo,
     QueryState,
     QueryStatus,
     ResultInfo,
-    RunnableTask,
 )
 from duckfleet.control.scheduling import spread_ties
 from duckfleet.control.speculation import Attempt, SpeculationPolicy
@@ -550,29 +549,20 @@ class Worker:
 
     # running: each step's outcome is an event
     def _fetch(self, run: RunningTask) -> Event:
-        ct = run.ct
-        key = (ct.query_id, ct.task_id)
-        self._current.run = run
-        try:
+        def fetch() -> Event:
+            ct = run.ct
             with self._span(run, "fetch inputs"):
                 run.inputs = self.inputs.inputs(
                     ct.query_id, ct.task.plan, run.recomputed, ct.results
                 )
             run.fetched = time.monotonic()
-            return InputsFetched(key)
-        except ControlError as exc:
-            log.warning("query=%s task=%s: control plane error: %s", *key, exc)
-            return ControlFailed(key)
-        except Exception as exc:
-            return self._failed(run, exc)
-        finally:
-            self._current.run = None
+            return InputsFetched((ct.query_id, ct.task_id))
+
+        return self._step(run, fetch)
 
     def _run_fragment(self, run: RunningTask) -> Event:
-        ct = run.ct
-        key = (ct.query_id, ct.task_id)
-        self._current.run = run
-        try:
+        def compute() -> Event:
+            ct = run.ct
             with self._span(run, "run"):
                 out = self._execute(ct.task.plan, run.inputs)
             run.computed()
@@ -581,7 +571,17 @@ class Worker:
                 check_result_size(ct, out)
             run.info = self.keep_result(ct, out)
             run.ran = time.monotonic()
-            return Computed(key)
+            return Computed((ct.query_id, ct.task_id))
+
+        return self._step(run, compute)
+
+    def _step(self, run: RunningTask, body: Callable[[], Event]) -> Event:
+        """Run one step of a task on this thread (so a stop interrupts it): its
+        event, or what its failure means."""
+        key = (run.ct.query_id, run.ct.task_id)
+        self._current.run = run
+        try:
+            return body()
         except ControlError as exc:
             log.warning("query=%s task=%s: control plane error: %s", *key, exc)
             return ControlFailed(key)
@@ -615,11 +615,8 @@ class Worker:
         except ControlError as exc:
             log.warning("query=%s task=%s: completion failed: %s", *key, exc)
             return CommitFailed(key)
-        r = ct.record
         for c in ready:  # runnable by this very commit: the mirror learns it before a watch
-            marker = RunnableTask(
-                ct.query_id, c, r.created, r.priority, 0, r.lease, r.max_attempts, True
-            )
+            marker = runnable_task(ct.record, c, inputs=True)
             self.drive(self._handle(RunnableAdded((ct.query_id, c), marker)))
         now = time.monotonic()
         self.metrics.completed.inc()
