@@ -19,6 +19,7 @@ Experiments (one module each):
 * `chaos`: the soak of issue 5 (kills under load; wrong and hung must be 0).
 * `dashboard`: 8 ADBC clients looping over short BI queries, against DuckDB
   in-process serving the same loop from 8 threads, at SF1 and SF0.01.
+* `observability`: TPC-H with metrics and tracing on vs off, median of rounds.
 * `etcd-reads`: the fleet's read-only reads as one Txn against Range calls (the
   way around etcd issue 14110 on 3.5.0-3.5.4).
 
@@ -64,4 +65,5 @@ EXPERIMENTS = {
     "etcd-reads": "etcd_reads",
     "etcd-ceiling": "etcd_ceiling",
     "dashboard": "dashboard",
+    "observability": "observability",
 }
