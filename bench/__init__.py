@@ -20,6 +20,7 @@ Experiments (one module each):
 * `dashboard`: 8 ADBC clients looping over short BI queries, against DuckDB
   in-process serving the same loop from 8 threads, at SF1 and SF0.01.
 * `observability`: TPC-H with metrics and tracing on vs off, median of rounds.
+* `task-cost`: CPU per trivial task by process role; its worth in bytes read.
 * `etcd-reads`: the fleet's read-only reads as one Txn against Range calls (the
   way around etcd issue 14110 on 3.5.0-3.5.4).
 
@@ -66,4 +67,5 @@ EXPERIMENTS = {
     "etcd-ceiling": "etcd_ceiling",
     "dashboard": "dashboard",
     "observability": "observability",
+    "task-cost": "task_cost",
 }

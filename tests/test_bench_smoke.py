@@ -204,3 +204,30 @@ def test_queue_counts_tasks_per_second_and_etcd_calls(tmp_path):
     assert all(r["wrong"] == "0" and r["errors"] == "0" for r in rows)
     md = (out / "queue.md").read_text()
     assert "| SELECT 1 |" in md and "Txn" in md and "Range" in md
+
+
+def test_task_cost_reads_cpu_per_task_by_role(tmp_path):
+    out = tmp_path / "out"
+    bench(
+        "task-cost",
+        *("--files", "8", "--seconds", "1", "--clients", "2", "--scale", "0.01"),
+        *tiny(tmp_path),
+    )
+    outputs(out, "task_cost")
+    rows = {r["role"]: r for r in read_csv(out / "task_cost.csv")}
+    assert set(rows) == {"worker", "front door", "etcd", "all"}
+    parts = sum(float(rows[k]["CPU ms per task"]) for k in ("worker", "front door", "etcd"))
+    assert float(rows["worker"]["CPU ms per task"]) > 0
+    assert abs(parts - float(rows["all"]["CPU ms per task"])) < 0.05
+    assert "task_cost = worker CPU per task x scan rate" in (out / "task_cost.md").read_text()
+
+
+def test_observability_cost_runs_both_modes_and_checks_every_answer(tmp_path):
+    out = tmp_path / "out"
+    bench("observability", "--scale", "0.01", "--rounds", "1", "--runs", "1", *tiny(tmp_path))
+    outputs(out, "observability")
+    rows = {r["mode"]: r for r in read_csv(out / "observability.csv")}
+    assert set(rows) == {"off", "on"}
+    assert all(float(r["median ratio"]) > 0 for r in rows.values())
+    md = (out / "observability.md").read_text()
+    assert "on / off:" in md and " 0 exports" not in md
