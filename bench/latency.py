@@ -6,7 +6,10 @@ Cases, each `runs` times after a few uncounted warm-up runs:
 * both again on a fleet with the fast path off (DUCKFLEET_FAST_PATH_BYTES=0), so
   the queue's cost is measured in the same run;
 * a bare pyarrow.flight DoGet of a one-row table from a tiny in-process Flight
-  server: the round trip no Flight service can beat on this machine.
+  server: the round trip no Flight service can beat on this machine;
+* SELECT 1 through ADBC to a one-row Flight SQL server in this process (GetFlightInfo
+  and DoGet, nothing planned or recorded): the floor of any Python Flight SQL
+  service under the ADBC client.
 """
 
 from __future__ import annotations
@@ -58,9 +61,24 @@ class OneRowServer(fl.FlightServerBase):
         return fl.RecordBatchStream(self.table)
 
 
+class OneRowSqlServer(OneRowServer):
+    """A Flight SQL server in its least: every statement's FlightInfo is one endpoint
+    on this server whose DoGet is the same one-row table; nothing else is served
+    (the ADBC driver's probes at connect are refused). No planning, no etcd: the
+    round trips ADBC makes for a query (GetFlightInfo, DoGet), and nothing more."""
+
+    def get_flight_info(
+        self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor
+    ) -> fl.FlightInfo:
+        if b"CommandStatementQuery" not in (descriptor.command or b""):
+            raise fl.FlightServerError("only statements are served here")
+        endpoint = fl.FlightEndpoint(b"one-row", [])
+        return fl.FlightInfo(self.table.schema, descriptor, [endpoint], 1, -1)
+
+
 @contextmanager
-def one_row_server() -> Iterator[OneRowServer]:
-    server = OneRowServer()
+def one_row_server(kind: type[OneRowServer] = OneRowServer) -> Iterator[OneRowServer]:
+    server = kind()
     thread = threading.Thread(target=server.serve, name="one-row-flight", daemon=True)
     thread.start()
     try:
@@ -146,6 +164,16 @@ def run_latency(
             tasks[case] = None
             calls[case] = None
             paths_taken[case] = ""
+        with (
+            one_row_server(OneRowSqlServer) as server,
+            adbc_connect(f"grpc://127.0.0.1:{server.port}") as conn,
+        ):
+            with conn.cursor() as cur:
+                case = "SELECT 1, ADBC to a one-row Flight SQL server (floor)"
+                samples[case] = measure(case, runs, lambda: fetch(cur, SELECT_1))
+                tasks[case] = None
+                calls[case] = None
+                paths_taken[case] = ""
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -208,7 +236,7 @@ def run_latency(
     return paths
 
 
-HELP = "small-query latency through ADBC, and the pyarrow.flight floor"
+HELP = "small-query latency through ADBC, and the Flight and ADBC floors"
 
 
 def etcd_calls_per_query(fleet: LocalFleet, query: Callable[[], object], n: int = 50) -> float:

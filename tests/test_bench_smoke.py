@@ -99,6 +99,7 @@ def test_latency_writes_percentiles(tmp_path):
         "SELECT 1, ADBC, queue only",
         "10-row table, ADBC, queue only",
         "1-row DoGet, pyarrow.flight (floor)",
+        "SELECT 1, ADBC to a one-row Flight SQL server (floor)",
     ]
     paths = {r["case"]: r["path"] for r in rows}
     assert paths["SELECT 1, ADBC"] == "fast path"
