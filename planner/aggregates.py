@@ -66,9 +66,18 @@ _SPELLINGS: dict[type[exp.Expression], frozenset[str]] = {
 }
 
 
+# sqlglot's names for functions DuckDB users spell otherwise (in EXPLAIN's reasons)
+_DUCKDB_NAMES = {
+    "PERCENTILE_CONT": "QUANTILE_CONT",
+    "PERCENTILE_DISC": "QUANTILE_DISC",
+    "GROUP_CONCAT": "STRING_AGG",
+}
+
+
 def aggregate_name(node: exp.Expression) -> str:
     func = function_of(node)
-    return func.sql_name() if isinstance(func, exp.Func) else node.key.upper()
+    name = func.sql_name() if isinstance(func, exp.Func) else node.key.upper()
+    return _DUCKDB_NAMES.get(name, name)
 
 
 def function_of(node: exp.Expression) -> exp.Expression:
