@@ -109,6 +109,11 @@ SHUFFLED = [
         "HAVING MEDIAN(l_quantity) > 10 ORDER BY m",
         "lineitem.l_returnflag",
     ),
+    (  # outputs named as DuckDB names them
+        "SELECT l_returnflag, median(l_quantity), MEDIAN(L_Tax), "
+        "list_sort(array_agg(l_linenumber)) AS s FROM lineitem GROUP BY 1 ORDER BY 1",
+        "lineitem.l_returnflag",
+    ),
 ]
 
 
