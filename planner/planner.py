@@ -66,10 +66,12 @@ def _shuffled(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
     decision = shape(tree, ctx)
     if decision.strategy is Strategy.SHUFFLE and isinstance(tree, exp.Select):
         try:
-            return shuffle_aggregate(tree, decision, ctx)
+            shuffled, reason = shuffle_aggregate(tree, decision, ctx)
         except NotDistributable as e:
             ctx.decide(e.reason)
             return tree
+        ctx.decide(reason)
+        return shuffled
     ctx.decide(decision.reason)  # say why
     return tree
 

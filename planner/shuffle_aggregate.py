@@ -25,7 +25,9 @@ table, so equal keys have one DuckDB type and hash alike.
 
 `plan_query` runs this for the statement's own block when no rule and no join
 strategy split it (a join strategy that shuffles the block by a key of its own is
-taken first: planner/joins).
+taken first: planner/joins); the rule split_aggregates runs it for a block inside
+the statement (a derived table, a CTE read once, an uncorrelated subquery), which
+then becomes a stage the block around it reads.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ from duckfleet.planner.splits import split_count
 MAX_BUCKETS = 32
 
 
-def shuffle_aggregate(select: exp.Select, decision: Shape, ctx: PlanContext) -> exp.Expression:
-    """The block as producers, bucket tasks and (maybe) a final task; records the
-    reason. NotDistributable when it cannot be written that way."""
+def shuffle_aggregate(
+    select: exp.Select, decision: Shape, ctx: PlanContext
+) -> tuple[exp.Expression, str]:
+    """The block as producers, bucket tasks and (maybe) a final task, and the reason
+    for EXPLAIN. NotDistributable when it cannot be written that way."""
     split = decision.split_table
     assert split is not None
     table = ctx.catalog.get(split)
@@ -129,8 +133,7 @@ def shuffle_aggregate(select: exp.Select, decision: Shape, ctx: PlanContext) -> 
     )
     final_needed = order is not None or limit is not None or offset is not None or distinct
     if not final_needed:
-        ctx.decide(reason)
-        return fragment(bucket, buckets=buckets)
+        return fragment(bucket, buckets=buckets), reason
     final = exp.Select(expressions=[exp.column(_name(n)) for n in names]).from_(
         fragment(bucket, buckets=buckets)
     )
@@ -144,5 +147,4 @@ def shuffle_aggregate(select: exp.Select, decision: Shape, ctx: PlanContext) -> 
         final.set("distinct", exp.Distinct())
     final.meta[BOUNDED] = limit is not None
     what = "top rows per bucket, " if limit is not None and not distinct else ""
-    ctx.decide(f"{reason}; {what}ORDER BY / LIMIT / DISTINCT in one final task")
-    return final
+    return final, f"{reason}; {what}ORDER BY / LIMIT / DISTINCT in one final task"

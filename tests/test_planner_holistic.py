@@ -250,3 +250,29 @@ def test_mergeable_aggregates_keep_their_partial_plan(catalog: Catalog) -> None:
         "SELECT l_returnflag, SUM(l_quantity) AS q FROM lineitem GROUP BY 1", catalog, SETTINGS
     )
     assert [s.kind for s in plan.stages] == [StageKind.PARTIAL, StageKind.MERGE]
+
+
+NESTED = [
+    "SELECT * FROM (SELECT l_returnflag, median(l_quantity) AS m FROM lineitem GROUP BY 1) t "
+    "WHERE m > 1 ORDER BY 1",
+    "SELECT o_orderpriority, count(*) AS n FROM orders WHERE o_orderkey IN (SELECT l_orderkey "
+    "FROM lineitem GROUP BY l_orderkey HAVING median(l_quantity) > 30) GROUP BY 1 ORDER BY 1",
+    "WITH x AS (SELECT l_suppkey, median(l_quantity) AS m, COUNT(DISTINCT l_partkey) AS p, "
+    "COUNT(DISTINCT l_orderkey) AS o FROM lineitem GROUP BY 1) "
+    "SELECT max(m) AS mm, sum(p) AS sp, sum(o) AS so, count(*) AS c FROM x",
+    "SELECT l_orderkey, l_linenumber FROM lineitem WHERE l_orderkey IN (SELECT l_orderkey "
+    "FROM lineitem GROUP BY 1 ORDER BY median(l_extendedprice) DESC, 1 LIMIT 5) ORDER BY 1, 2",
+]
+
+
+@pytest.mark.parametrize("sql", NESTED)
+def test_a_block_inside_the_statement_is_shuffled_too(sql: str, catalog: Catalog) -> None:  # noqa: F811
+    plan = plan_query(sql, catalog, SETTINGS)
+    assert any(
+        n.startswith("subquery: aggregate: ") and "shuffled by hash(" in n for n in plan.notes
+    )
+    assert StageKind.SHUFFLE in [s.kind for s in plan.stages], plan.explain()
+    diff = difference(
+        distributed(plan), one_thread_reference(catalog, sql), ordered=True, rel_tol=0, abs_tol=0
+    )
+    assert diff is None, diff
