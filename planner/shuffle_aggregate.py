@@ -26,8 +26,8 @@ table, so equal keys have one DuckDB type and hash alike.
 `plan_query` runs this for the statement's own block when no rule and no join
 strategy split it (a join strategy that shuffles the block by a key of its own is
 taken first: planner/joins); the rule split_aggregates runs it for a block inside
-the statement (a derived table, a CTE read once, an uncorrelated subquery), which
-then becomes a stage the block around it reads.
+the statement (a derived table, a CTE, a set operation branch, an uncorrelated
+subquery), which then becomes a stage the block around it reads.
 """
 
 from __future__ import annotations

@@ -262,6 +262,10 @@ NESTED = [
     "SELECT max(m) AS mm, sum(p) AS sp, sum(o) AS so, count(*) AS c FROM x",
     "SELECT l_orderkey, l_linenumber FROM lineitem WHERE l_orderkey IN (SELECT l_orderkey "
     "FROM lineitem GROUP BY 1 ORDER BY median(l_extendedprice) DESC, 1 LIMIT 5) ORDER BY 1, 2",
+    "WITH x AS (SELECT l_suppkey, median(l_quantity) AS m FROM lineitem GROUP BY 1) "
+    "SELECT a.l_suppkey, a.m FROM x a JOIN x b ON a.l_suppkey = b.l_suppkey + 1 ORDER BY 1",
+    "SELECT l_returnflag, median(l_quantity) AS m FROM lineitem GROUP BY 1 UNION ALL "
+    "SELECT l_linestatus, median(l_tax) FROM lineitem GROUP BY 1 ORDER BY 1, 2",
 ]
 
 
