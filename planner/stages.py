@@ -13,7 +13,8 @@ Fragments are built inner first; two with the same query and split are one stage
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import dataclasses
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 
@@ -134,7 +135,8 @@ class _Builder:
         out = []
         for binding in inputs:
             stage = self.stages[int(binding.relation.removeprefix(STAGE_PREFIX))]
-            out.append(replace(binding, bucket=b) if stage.tasks[0].partitioned else binding)
+            partitioned = stage.tasks[0].partitioned
+            out.append(dataclasses.replace(binding, bucket=b) if partitioned else binding)
         return tuple(out)
 
     def add_stage(
