@@ -20,8 +20,9 @@ it depends on seeing all of that table's rows at once:
 
 Then a block without aggregates, GROUP BY or DISTINCT is a SCAN, or a SORT when
 it has ORDER BY, LIMIT or OFFSET (numbers); one with them an AGGREGATE when every
-aggregate merges (planner/aggregates.py). Anything else runs as one task, and the
-shape says why.
+aggregate merges (planner/aggregates.py), else a SHUFFLE when it is grouped by keys
+every grouping set shares (planner/holistic.py). Anything else runs as one task, and
+the shape says why.
 """
 
 from __future__ import annotations
