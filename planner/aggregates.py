@@ -24,7 +24,9 @@ of the query has the same argument: the partial groups by x too (`_d0`), so each
 split sends its distinct values, and the merge runs the same aggregate with
 DISTINCT over `_d0`. `agg(...) FILTER (WHERE p)` keeps its filter in the partial.
 Everything else (MEDIAN, QUANTILE, MODE, STRING_AGG, LIST, APPROX_*, FIRST, ...)
-raises NotDistributable: the query runs exactly, as one task.
+raises NotDistributable: no partial step. A grouped block then runs shuffled by its
+group keys, each group whole in one task (planner/holistic.py,
+planner/shuffle_aggregate.py); one without GROUP BY runs exactly, as one task.
 """
 
 from __future__ import annotations
@@ -66,9 +68,18 @@ _SPELLINGS: dict[type[exp.Expression], frozenset[str]] = {
 }
 
 
+# sqlglot's names for functions DuckDB users spell otherwise (in EXPLAIN's reasons)
+_DUCKDB_NAMES = {
+    "PERCENTILE_CONT": "QUANTILE_CONT",
+    "PERCENTILE_DISC": "QUANTILE_DISC",
+    "GROUP_CONCAT": "STRING_AGG",
+}
+
+
 def aggregate_name(node: exp.Expression) -> str:
     func = function_of(node)
-    return func.sql_name() if isinstance(func, exp.Func) else node.key.upper()
+    name = func.sql_name() if isinstance(func, exp.Func) else node.key.upper()
+    return _DUCKDB_NAMES.get(name, name)
 
 
 def function_of(node: exp.Expression) -> exp.Expression:

@@ -6,7 +6,7 @@ it: `count(*)` is `count_star()`, `SUM(L_Qty)` is `sum(L_Qty)`, operators get
 parentheses: `(sum(a) / 2)`. sqlglot's qualify lower-cases aliases and names the
 other expressions `_col_N`. `name_outputs` restores DuckDB's names for the
 expressions whose DuckDB name `duckdb_name` knows how to write (columns, literals,
-arithmetic, comparisons and the mergeable aggregates); for others it raises
+arithmetic, comparisons, the mergeable aggregates, MEDIAN and ARRAY_AGG/LIST); for others it raises
 NotDistributable: the original text, run as one task, keeps DuckDB's names.
 """
 
@@ -40,6 +40,9 @@ _OPERATORS: dict[type[exp.Expression], str] = {
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYWORDS = frozenset(DuckDB.Tokenizer.KEYWORDS)
+# aggregates that do not merge but whose one-argument names DuckDB writes the same way
+# (not MODE: DuckDB quotes it, `"mode"(x)`)
+_NAMED_HOLISTIC = (exp.Median, exp.ArrayAgg)
 
 
 def name_outputs(original: exp.Select, qualified: exp.Select, sql: str) -> exp.Select:
@@ -109,7 +112,7 @@ def duckdb_name(node: exp.Expression, sql: str) -> str | None:
         return _binary(node, operator, sql)
     if isinstance(node, exp.Count) and (node.this is None or isinstance(node.this, exp.Star)):
         return "count_star()"
-    if isinstance(node, MERGEABLE):
+    if isinstance(node, (*MERGEABLE, *_NAMED_HOLISTIC)):
         return _aggregate(node, sql)
     return None
 

@@ -7,6 +7,8 @@
                       tables, a window, a subquery over the split table): split it
                       by a key, as a broadcast, split-aligned or shuffle join
                       (planner/joins/)
+    shuffle_aggregate else, a grouped block whose aggregates do not merge (MEDIAN,
+                      ...): shuffled by its group keys (planner/shuffle_aggregate.py)
     plan_system_query a statement over system tables: one task, over snapshots the
                       front door ships with it (planner/system_tables.py)
 
@@ -14,6 +16,8 @@ Whatever cannot be split runs as one task over all the data: slower, never wrong
 """
 
 from __future__ import annotations
+
+from sqlglot import exp
 
 from duckfleet.catalog import Catalog
 from duckfleet.planner.context import PlanContext
@@ -24,7 +28,8 @@ from duckfleet.planner.plan import Plan
 from duckfleet.planner.rules import RULES
 from duckfleet.planner.rules.qualify_columns import qualify_columns
 from duckfleet.planner.settings import PlannerSettings
-from duckfleet.planner.shape import shape
+from duckfleet.planner.shape import Strategy, shape
+from duckfleet.planner.shuffle_aggregate import shuffle_aggregate
 from duckfleet.planner.stages import build_plan, single_plan
 from duckfleet.planner.system_tables import plan_system_query, reads_system
 
@@ -51,8 +56,24 @@ def plan_query(sql: str, catalog: Catalog, settings: PlannerSettings | None = No
         joined = _joined(ctx)
         if joined is not None:
             return joined
-        ctx.decide(shape(tree, ctx).reason)  # say why
+        tree = _shuffled(tree, ctx)
     return build_plan(tree, ctx)
+
+
+def _shuffled(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
+    """A grouped block whose aggregates do not merge, shuffled by its group keys
+    (planner/shuffle_aggregate.py); else `tree`, with why it runs as it does."""
+    decision = shape(tree, ctx)
+    if decision.strategy is Strategy.SHUFFLE and isinstance(tree, exp.Select):
+        try:
+            shuffled, reason = shuffle_aggregate(tree, decision, ctx)
+        except NotDistributable as e:
+            ctx.decide(e.reason)
+            return tree
+        ctx.decide(reason)
+        return shuffled
+    ctx.decide(decision.reason)  # say why
+    return tree
 
 
 def _joined(ctx: PlanContext) -> Plan | None:

@@ -20,8 +20,9 @@ it depends on seeing all of that table's rows at once:
 
 Then a block without aggregates, GROUP BY or DISTINCT is a SCAN, or a SORT when
 it has ORDER BY, LIMIT or OFFSET (numbers); one with them an AGGREGATE when every
-aggregate merges (planner/aggregates.py). Anything else runs as one task, and the
-shape says why.
+aggregate merges (planner/aggregates.py), else a SHUFFLE when it is grouped by keys
+every grouping set shares (planner/holistic.py). Anything else runs as one task, and
+the shape says why.
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ from duckfleet.planner.aggregates import (
 from duckfleet.planner.context import PlanContext
 from duckfleet.planner.fallback import NotDistributable
 from duckfleet.planner.fragment import Fragment, has_fragments
+from duckfleet.planner.holistic import GROUPING_SETS, common_keys, holistic_reason
 from duckfleet.planner.prune import row_group_filter
 from duckfleet.planner.scope import catalog_reads, correlated, nested_queries, walk_scope
 from duckfleet.planner.settings import PlannerSettings
 from duckfleet.planner.splits import split_count
-
-GROUPING_SETS = (exp.GroupingSets, exp.Rollup, exp.Cube)
 
 
 class Strategy(StrEnum):
@@ -56,6 +56,9 @@ class Strategy(StrEnum):
     SCAN = "scan"
     AGGREGATE = "aggregate"
     SORT = "sort"  # ORDER BY and/or LIMIT over a scan: top-N per split, or a final sort
+    # grouped, with aggregates that do not merge: shuffled by the group keys, the whole
+    # aggregate per bucket (planner/holistic.py, planner/shuffle_aggregate.py)
+    SHUFFLE = "shuffle"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def shape(block: exp.Expression, ctx: PlanContext, root: bool = True) -> Shape:
         _check_broadcast_cost(select, split, small, ctx.catalog, ctx.settings)
         _check_joins(select, split)
         _check_expressions(select)
-        strategy = block_strategy(select, ctx.sql)
+        strategy, refused = _strategy(select, ctx.sql)
     except NotDistributable as e:
         return Shape(Strategy.SINGLE, e.reason)
     count = split_count(split, ctx.settings, row_group_filter(select, split))
@@ -119,12 +122,39 @@ def shape(block: exp.Expression, ctx: PlanContext, root: bool = True) -> Shape:
                 f"({count} tasks), merged in one task"
             )
         reason = f"sort: {what}{broadcast}"
+    elif strategy is Strategy.SHUFFLE:  # the rewrite says how (planner/shuffle_aggregate.py)
+        reason = f"aggregate: {refused.removeprefix('one task: ')}"
     else:
         reason = (
             f"aggregate: partial aggregates per split of {split.name} ({count} tasks), "
             f"merged in one task{broadcast}"
         )
     return Shape(strategy, reason, split.name.lower(), tuple(small))
+
+
+def _strategy(select: exp.Select, sql: str) -> tuple[Strategy, str]:
+    """The block's strategy and, for SHUFFLE, why its aggregates do not merge."""
+    try:
+        _check_aggregate_functions(select)
+        return block_strategy(select, sql), ""
+    except NotDistributable as e:
+        if select.args.get("group") is None and not _has_aggregates(select):
+            raise
+        group = select.args.get("group")
+        all_keys = group is not None and group.args.get("all")
+        keys = group_keys(select) if all_keys else common_keys(select)
+        holistic_reason(select, e.reason, keys)
+        return Strategy.SHUFFLE, e.reason
+
+
+def _has_aggregates(select: exp.Select) -> bool:
+    if aggregates_of(select):
+        return True
+    try:
+        _check_aggregate_functions(select)
+    except NotDistributable:
+        return True
+    return False
 
 
 def _one_select(block: exp.Expression) -> exp.Select:
@@ -378,13 +408,18 @@ def _check_expressions(select: exp.Select) -> None:
         for kind, what in _FORBIDDEN:
             if isinstance(node, kind):
                 raise NotDistributable(f"one task: {what}")
+    distinct = select.args.get("distinct")
+    if distinct is not None and distinct.args.get("on"):
+        raise NotDistributable("one task: DISTINCT ON")
+
+
+def _check_aggregate_functions(select: exp.Select) -> None:
+    """Aggregates sqlglot does not know (MODE, ...) do not merge."""
+    for node in walk_scope(select):
         if isinstance(node, exp.AnonymousAggFunc):
             raise NotDistributable(f"one task: {node.name}() cannot be merged exactly")
         if isinstance(node, exp.Anonymous) and node.name.lower() in DUCKDB_AGGREGATES:
             raise NotDistributable(f"one task: {node.name}() cannot be merged exactly")
-    distinct = select.args.get("distinct")
-    if distinct is not None and distinct.args.get("on"):
-        raise NotDistributable("one task: DISTINCT ON")
 
 
 def row_count(select: exp.Select, key: str) -> int | None:

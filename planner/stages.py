@@ -13,6 +13,7 @@ Fragments are built inner first; two with the same query and split are one stage
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -84,12 +85,18 @@ class _Builder:
     def stage_of(self, node: Fragment, output: bool = False) -> Stage:
         """The stage computing `node`, built (with the stages it reads) if new."""
         sql, inputs = self.render(node.query) if node.user_text is None else (node.user_text, ())
-        key = (sql, node.split)
+        key = (sql, node.split, node.partition_by, node.buckets)
         if key in self._built and not output:
             return self._built[key]
         tables = _tables_in(node.query, self.ctx)
-        if node.split is None:
-            specs: list[_TaskSpec] = [(sql, tables, inputs, None)]
+        buckets = 0
+        if node.split is None and node.buckets:  # one task per bucket of its producers
+            specs: list[_TaskSpec] = [
+                (sql, tables, self._bucket(inputs, b), None) for b in range(node.buckets)
+            ]
+            kind = StageKind.SCAN if output else StageKind.PARTIAL
+        elif node.split is None:
+            specs = [(sql, tables, inputs, None)]
             kind = StageKind.MERGE if inputs else StageKind.SINGLE
         else:
             table = self.ctx.catalog.get(node.split)
@@ -98,7 +105,9 @@ class _Builder:
             splits = splits_of(table, self.ctx.settings, keep)
             specs = [(sql, tables, inputs, binding) for binding in splits]
             kind = StageKind.SCAN if output else StageKind.PARTIAL
-        stage = self.add_stage(kind, specs)
+            if node.partition_by:  # producers of an exchange
+                kind, buckets = StageKind.SHUFFLE, node.buckets
+        stage = self.add_stage(kind, specs, node.partition_by if buckets else (), buckets)
         self._built[key] = stage
         return stage
 
@@ -121,7 +130,22 @@ class _Builder:
         written = tree.transform(replace)
         return written.sql(dialect=DIALECT), tuple(inputs.values())
 
-    def add_stage(self, kind: StageKind, specs: list[_TaskSpec]) -> Stage:
+    def _bucket(self, inputs: tuple[InputBinding, ...], b: int) -> tuple[InputBinding, ...]:
+        """`inputs` with each partitioned producer stage read at its bucket `b`."""
+        out = []
+        for binding in inputs:
+            stage = self.stages[int(binding.relation.removeprefix(STAGE_PREFIX))]
+            partitioned = stage.tasks[0].partitioned
+            out.append(dataclasses.replace(binding, bucket=b) if partitioned else binding)
+        return tuple(out)
+
+    def add_stage(
+        self,
+        kind: StageKind,
+        specs: list[_TaskSpec],
+        partition_by: tuple[str, ...] = (),
+        buckets: int = 0,
+    ) -> Stage:
         index = len(self.stages)
         first = sum(len(s.tasks) for s in self.stages)
         tasks = []
@@ -132,7 +156,13 @@ class _Builder:
             )
             tasks.append(
                 TaskPlan(
-                    id=task_id(first + n), stage=index, sql=sql, tables=bindings, inputs=inputs
+                    id=task_id(first + n),
+                    stage=index,
+                    sql=sql,
+                    tables=bindings,
+                    inputs=inputs,
+                    partition_by=partition_by,
+                    buckets=buckets,
                 )
             )
         stage = Stage(index, kind, tuple(tasks))

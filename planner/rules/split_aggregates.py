@@ -59,6 +59,9 @@ def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
         if block is not tree and block.parent is None:
             continue  # no longer in the tree
         decision = shape(block, ctx, root=block is tree)
+        if decision.strategy is Strategy.SHUFFLE and block is not tree:
+            _shuffle_nested(block, decision, ctx)
+            continue
         if decision.strategy is not Strategy.AGGREGATE:
             continue
         try:
@@ -74,6 +77,24 @@ def split_aggregates(tree: exp.Expression, ctx: PlanContext) -> exp.Expression:
             ctx.note(f"subquery: {decision.reason}")
             block.replace(merge)
     return tree
+
+
+def _shuffle_nested(block: exp.Select, decision: Shape, ctx: PlanContext) -> None:
+    """A block inside the statement whose aggregates do not merge, shuffled by its
+    group keys (planner/shuffle_aggregate.py) in place: a stage the block around it
+    reads. (The statement's own block is shuffled by plan_query, after the join
+    strategies had their chance.)"""
+    # imported here: shuffle_aggregate builds on this module's materialize_inputs
+    from duckfleet.planner.shuffle_aggregate import shuffle_aggregate
+
+    try:
+        shuffled, reason = shuffle_aggregate(block, decision, ctx)
+    except NotDistributable:
+        return
+    if isinstance(shuffled, Fragment):  # the bucket tasks are its rows
+        shuffled = exp.select("*").from_(shuffled)
+    block.replace(shuffled)
+    ctx.note(f"subquery: {reason}")
 
 
 def partial_aggregates(
