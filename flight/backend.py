@@ -47,6 +47,16 @@ class QueryOutcome:
         return sum(p.bytes for p in self.partitions)
 
 
+@dataclass(frozen=True)
+class Polled:
+    """Where a query is (PollFlightInfo): the partitions known so far (every one once
+    it finished), and finished tasks over all."""
+
+    outcome: QueryOutcome
+    progress: float
+    finished: bool
+
+
 class QueryBackend(Protocol):
     def run(
         self,
@@ -63,6 +73,23 @@ class QueryBackend(Protocol):
         ``user``/``role``: who asks (duckfleet.wire.auth); admin-only work checks the
         role with ``require_admin``. ``dialect``: the one the client wrote the query
         in, when the front door transpiled it to the DuckDB SQL given."""
+        ...
+
+    def start(
+        self,
+        sql: str,
+        *,
+        priority: int = 0,
+        user: str = "",
+        role: str = "admin",
+        dialect: str | None = None,
+    ) -> QueryId | QueryOutcome:
+        """Plan and publish a query without waiting for it (PollFlightInfo): its id;
+        or the outcome of one answered at once (EXPLAIN, the fast path)."""
+        ...
+
+    def poll(self, query_id: QueryId, who: Identity) -> Polled:
+        """Where a published query is; raises its error if it failed."""
         ...
 
     def cancel(self, query_id: QueryId) -> QueryStatus:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 
@@ -11,6 +12,7 @@ from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
 from duckfleet.control.errors import QueryCancelled, QueryTimeout
 from duckfleet.control.records import MemberInfo
+from duckfleet.flight.grpc_service import GrpcFrontDoor
 from duckfleet.flight.runner import FleetBackend
 from duckfleet.flight.server import FrontDoorServer
 from duckfleet.health import HealthServer
@@ -38,13 +40,31 @@ class FrontDoor:
         self.backend.run = self.metrics.counted(  # type: ignore[method-assign]
             self.backend.run, cancelled=(QueryCancelled, QueryTimeout)
         )
+        kwargs = self.security.server_kwargs()
+        self.grpc: GrpcFrontDoor | None = None
+        if cfg.frontdoor_server == "grpc":  # grpcio serves the handlers (flight/grpc_service.py)
+            self._socket_dir = tempfile.TemporaryDirectory(prefix="duckfleet-frontdoor-")
+            # pyarrow's server, kept for its handlers, listens on a private socket only
+            listen = f"grpc+unix://{self._socket_dir.name}/unused.sock"
+            middleware, tls = kwargs["middleware"], kwargs.pop("tls_certificates", None)
+            kwargs = {"middleware": middleware}
+        elif cfg.frontdoor_server == "arrow":
+            listen = f"{cfg.scheme}://{cfg.host}:{self.port}"
+        else:
+            raise ValueError(
+                f"DUCKFLEET_FRONTDOOR_SERVER={cfg.frontdoor_server!r}: use arrow or grpc"
+            )
         self.server = FrontDoorServer(
-            f"{cfg.scheme}://{cfg.host}:{self.port}",
+            listen,
             self.backend,
             advertise=self.location,
             served_bytes=self.metrics.served_bytes.inc,
-            **self.security.server_kwargs(),
+            **kwargs,
         )
+        if cfg.frontdoor_server == "grpc":
+            self.grpc = GrpcFrontDoor(
+                self.server, cfg.host, self.port, middleware, tls[0] if tls else None
+            )
         self.health = HealthServer(cfg.host, cfg.health_port)
         info = MemberInfo(
             self.id, "frontdoor", self.location, 0, time.time(), os.getpid(), self.health.port
@@ -55,13 +75,17 @@ class FrontDoor:
     def start(self) -> FrontDoor:
         self.health.start()
         serve_logged(self.metrics, f"front door {self.id}", self.cfg.host, self.cfg.metrics_port)
-        threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
+        if self.grpc is not None:
+            self.grpc.start()
+        else:
+            threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
         self.membership.start_when_reachable(self._stop)
         self.health.set_serving(True)
         log.info(
-            "front door %s serving Flight SQL at %s (%s)",
+            "front door %s serving Flight SQL at %s (%s server; %s)",
             self.id,
             self.location,
+            self.cfg.frontdoor_server,
             self.security.describe(),
         )
         return self
@@ -72,6 +96,8 @@ class FrontDoor:
     def stop(self) -> None:
         self._stop.set()
         self.health.set_serving(False)
+        if self.grpc is not None:
+            self.grpc.stop()
         self.server.shutdown()
         self.membership.stop()
         self.backend.close()
