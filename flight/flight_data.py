@@ -65,6 +65,7 @@ def to_flight_data(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iter
         for batch in batches:
             writer.write_batch(batch)
             yield from _messages(sink.take())
+    yield from _messages(sink.take())  # with no batch at all, the schema comes at close
 
 
 def _pad8(n: int) -> int:
