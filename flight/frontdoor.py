@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
 
@@ -12,9 +11,8 @@ from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
 from duckfleet.control.errors import QueryCancelled, QueryTimeout
 from duckfleet.control.records import MemberInfo
-from duckfleet.flight.grpc_service import GrpcFrontDoor
+from duckfleet.flight.grpc_service import front_door_servers
 from duckfleet.flight.runner import FleetBackend
-from duckfleet.flight.server import FrontDoorServer
 from duckfleet.health import HealthServer
 from duckfleet.ids import new_member_id
 from duckfleet.metrics import FrontDoorMetrics, serve_logged
@@ -40,31 +38,11 @@ class FrontDoor:
         self.backend.run = self.metrics.counted(  # type: ignore[method-assign]
             self.backend.run, cancelled=(QueryCancelled, QueryTimeout)
         )
-        kwargs = self.security.server_kwargs()
-        self.grpc: GrpcFrontDoor | None = None
-        if cfg.frontdoor_server == "grpc":  # grpcio serves the handlers (flight/grpc_service.py)
-            self._socket_dir = tempfile.TemporaryDirectory(prefix="duckfleet-frontdoor-")
-            # pyarrow's server, kept for its handlers, listens on a private socket only
-            listen = f"grpc+unix://{self._socket_dir.name}/unused.sock"
-            middleware, tls = kwargs["middleware"], kwargs.pop("tls_certificates", None)
-            kwargs = {"middleware": middleware}
-        elif cfg.frontdoor_server == "arrow":
-            listen = f"{cfg.scheme}://{cfg.host}:{self.port}"
-        else:
-            raise ValueError(
-                f"DUCKFLEET_FRONTDOOR_SERVER={cfg.frontdoor_server!r}: use arrow or grpc"
-            )
-        self.server = FrontDoorServer(
-            listen,
-            self.backend,
-            advertise=self.location,
-            served_bytes=self.metrics.served_bytes.inc,
-            **kwargs,
-        )
-        if cfg.frontdoor_server == "grpc":
-            self.grpc = GrpcFrontDoor(
-                self.server, cfg.host, self.port, middleware, tls[0] if tls else None
-            )
+        # pyarrow's Flight server, or grpcio's over its handlers (DUCKFLEET_FRONTDOOR_SERVER)
+        self.server, self.grpc = front_door_servers(
+            cfg, self.port, self.backend, self.location, self.metrics.served_bytes.inc,
+            self.security.server_kwargs(),
+        )  # fmt: skip
         self.health = HealthServer(cfg.host, cfg.health_port)
         info = MemberInfo(
             self.id, "frontdoor", self.location, 0, time.time(), os.getpid(), self.health.port

@@ -23,6 +23,8 @@ front door.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -32,7 +34,9 @@ import grpc
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from duckfleet.config import FrontDoorConfig
 from duckfleet.flight import flight_data, sessions
+from duckfleet.flight.backend import QueryBackend
 from duckfleet.flight.server import FrontDoorServer
 from duckfleet.wire import flight_messages as msg
 from duckfleet.wire import tracing
@@ -330,7 +334,9 @@ class GrpcFrontDoor:
         port: int,
         middleware: dict[str, Any],
         tls: tuple[bytes, bytes] | None = None,
+        scratch: str = "",  # a directory of ours, removed at stop
     ) -> None:
+        self._scratch = scratch
         factories = dict(middleware)
         factories.setdefault(sessions.MIDDLEWARE_KEY, sessions.SessionMiddlewareFactory())
         factories.setdefault(tracing.MIDDLEWARE_KEY, tracing.TracingMiddlewareFactory())
@@ -357,3 +363,31 @@ class GrpcFrontDoor:
 
     def stop(self, grace: float = 1.0) -> None:
         self._grpc.stop(grace).wait()
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def front_door_servers(
+    cfg: FrontDoorConfig,
+    port: int,
+    backend: QueryBackend,
+    advertise: str,
+    served_bytes: Callable[[int], None],
+    server_kwargs: dict[str, Any],
+) -> tuple[FrontDoorServer, GrpcFrontDoor | None]:
+    """A front door's Flight SQL server as ``cfg.frontdoor_server`` says: pyarrow's
+    (listening on ``port``), or pyarrow's kept for its handlers, listening on a private
+    Unix socket only, and a GrpcFrontDoor on ``port`` serving them."""
+    if cfg.frontdoor_server not in ("arrow", "grpc"):
+        raise ValueError(f"DUCKFLEET_FRONTDOOR_SERVER={cfg.frontdoor_server!r}: use arrow or grpc")
+    if cfg.frontdoor_server == "arrow":
+        location = f"{cfg.scheme}://{cfg.host}:{port}"
+        server = FrontDoorServer(location, backend, advertise, served_bytes, **server_kwargs)
+        return server, None
+    middleware = server_kwargs["middleware"]
+    pair = server_kwargs.get("tls_certificates")
+    socket_dir = tempfile.mkdtemp(prefix="duckfleet-frontdoor-")  # mode 0700
+    unused = f"grpc+unix://{socket_dir}/handlers.sock"
+    server = FrontDoorServer(unused, backend, advertise, served_bytes, middleware=middleware)
+    tls = pair[0] if pair else None
+    return server, GrpcFrontDoor(server, cfg.host, port, middleware, tls, socket_dir)
