@@ -6,7 +6,7 @@ planning, etcd and workers sits behind this interface, implemented by runner.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 from duckfleet.auth.tokens import Identity
 from duckfleet.catalog import Catalog
 from duckfleet.control.records import QueryStatus
-from duckfleet.ids import QueryId
+from duckfleet.ids import QueryId, TaskId
 
 if TYPE_CHECKING:
     from duckfleet.flight.describe import Prepared
@@ -88,8 +88,9 @@ class QueryBackend(Protocol):
         or the outcome of one answered at once (EXPLAIN, the fast path)."""
         ...
 
-    def poll(self, query_id: QueryId, who: Identity) -> Polled:
-        """Where a published query is; raises its error if it failed."""
+    def poll(self, query_id: QueryId, who: Identity, given: Sequence[TaskId] = ()) -> Polled:
+        """Where a published query is, its partitions `given` before first; raises
+        its error if it failed."""
         ...
 
     def cancel(self, query_id: QueryId) -> QueryStatus:

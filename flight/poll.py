@@ -10,9 +10,11 @@ GetFlightInfo does, but answers at once (``FleetBackend.start``); each poll answ
 * ``flight_descriptor``, while it runs: the descriptor to poll with next, naming
   the query (wire/poll_handle.py), so ANY front door answers the next poll;
 * ``info``: the endpoints known so far. Output partitions are appended as their
-  tasks finish, in order: the output tasks up to the first one without a result
-  (a query's outputs are usually its last stage, so they come near the end). Once
-  the query finished, every endpoint, as GetFlightInfo answers it.
+  tasks finish (the endpoints answered before keep their places: the descriptor
+  lists their tasks), so a query whose outputs are many tasks (a scan per split)
+  can be read while it runs; one that ends in a merge has its one endpoint at the
+  end. Once the query finished, every endpoint (the ones answered before first,
+  then the rest in output order).
 
 A failed, cancelled or timed-out query's poll raises its error (the status codes of
 GetFlightInfo). What runs at once anyway is answered whole on the first poll, with
@@ -29,6 +31,7 @@ import pyarrow.flight as flight
 from duckfleet.flight.backend import QueryOutcome
 from duckfleet.ids import QueryId
 from duckfleet.wire.poll_handle import is_poll_command, parse_poll_command, poll_command
+from duckfleet.wire.tickets import parse_result_ticket
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ def answer(
     if finished:
         return PollAnswer(flight_info(descriptor, outcome), None, 1.0)
     progress = max(progress, told)
-    again = flight.FlightDescriptor.for_command(poll_command(outcome.query_id, progress))
+    given = [parse_result_ticket(p.ticket)[1] for p in outcome.partitions]
+    command = poll_command(outcome.query_id, progress, given)
+    again = flight.FlightDescriptor.for_command(command)
     # the info names the query too: CancelFlightInfo with it cancels the query
     return PollAnswer(flight_info(again, outcome), again, progress)
 

@@ -8,7 +8,6 @@ front door as the fallback.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import re
@@ -577,11 +576,12 @@ class FleetBackend:
                 return q
         return self.run(sql, priority=priority, user=user, role=role, dialect=dialect)
 
-    def poll(self, q: QueryId, who: Identity) -> Polled:
-        """Where query `q` is: its progress (finished tasks over all), and the output
-        partitions with a result so far, in order up to the first without one; every
-        partition once it finished. Raises the query's error if it failed, and ends a
-        query past its timeout (nobody else may be waiting for it)."""
+    def poll(self, q: QueryId, who: Identity, given: Sequence[TaskId] = ()) -> Polled:
+        """Where query `q` is: its progress (finished tasks over all), and its output
+        partitions: those the client was `given` before, in that order, then the ones
+        with a result since, in output order; once it finished, every one. Raises the
+        query's error if it failed, and ends a query past its timeout (nobody else
+        may be waiting for it)."""
         record = self.queries.record(q)
         if not who.is_admin and record.user != who.user:
             raise QueryNotFound(f"query {q} is unknown or its results have expired")
@@ -592,14 +592,25 @@ class FleetBackend:
         late = record.timeout and time.time() > record.created + record.timeout
         if status.state == QueryState.RUNNING and late:
             status = self.queries.end(q, timeout_status(record.timeout))
+        outputs = set(record.outputs)
+        first = list(dict.fromkeys(t for t in given if t in outputs))  # kept where they were
         if status.terminal:
             index = self._results(q, record.outputs, status)
-            return Polled(self._outcome(q, list(record.outputs), index), 1.0, True)
-        ready = list(itertools.takewhile(lambda t: t in progress.results, record.outputs))
-        if ready:
-            outcome = self._outcome(q, ready, progress.results)
-        else:
-            outcome = QueryOutcome(q, self._result_schema(record.sql), ())
+            order = first + [t for t in record.outputs if t not in first]
+            return Polled(self._outcome(q, order, index), 1.0, True)
+        found = progress.results
+        order = first + [t for t in record.outputs if t in found and t not in first]
+        partitions = tuple(
+            Partition(  # one given before whose result is gone: its front door recomputes it
+                ticket=result_ticket(q, t),
+                locations=(found[t].location, self.location) if t in found else (self.location,),
+                rows=found[t].rows if t in found else 0,
+                bytes=found[t].bytes if t in found else 0,
+            )
+            for t in order
+        )
+        schema = next((found[t].schema for t in order if t in found), None)
+        outcome = QueryOutcome(q, schema or self._result_schema(record.sql), partitions)
         share = progress.done / max(1, record.ntasks)
         return Polled(outcome, min(share, RUNNING_PROGRESS_CAP), False)
 

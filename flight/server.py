@@ -223,7 +223,7 @@ class FrontDoorServer(FlightEdge):
             if is_poll_command(cmd):
                 handle = parse_poll_command(cmd)
                 call.what, call.query_id = "poll", handle.query_id
-                polled = self._backend.poll(handle.query_id, call.identity)
+                polled = self._backend.poll(handle.query_id, call.identity, handle.given)
                 call.detail = f"progress={polled.progress:.3f}"
                 return poll.answer(
                     descriptor, polled.outcome, polled.progress, polled.finished, handle.progress

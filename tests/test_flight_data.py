@@ -54,11 +54,19 @@ def test_nothing_sent_reads_as_an_empty_table():
 
 
 def test_the_poll_descriptor_names_its_query_and_progress():
-    command = poll_command("q1", 0.25)
+    command = poll_command("q1", 0.25, ["t3", "t0"])
     assert is_poll_command(command)
     handle = parse_poll_command(command)
-    assert (handle.query_id, handle.progress) == ("q1", 0.25)
-    for bad in (b'{"poll":"../x"}', b'{"poll":"q","p":2}', b'{"poll":', b'{"poll":"q","p":"x"}'):
+    assert (handle.query_id, handle.progress, handle.given) == ("q1", 0.25, ("t3", "t0"))
+    assert parse_poll_command(poll_command("q1", 0.0)).given == ()
+    for bad in (
+        b'{"poll":"../x"}',
+        b'{"poll":"q","p":2}',
+        b'{"poll":',
+        b'{"poll":"q","p":"x"}',
+        b'{"poll":"q","e":"t0"}',
+        b'{"poll":"q","e":["a/b"]}',
+    ):
         with pytest.raises(InvalidTicket):
             parse_poll_command(bad)
 

@@ -5,8 +5,9 @@ auth on.
 * ADBC with ``adbc.statement.exec.incremental`` sees ``adbc.statement.exec.progress``
   never decrease and end at 1.0, and the answer is DuckDB's.
 * Raw polls alternating between the two front doors: progress never decreases,
-  passes values between 0 and 1 and ends at 1.0; endpoints are only ever added; the
-  rows behind the last answer's endpoints are DuckDB's.
+  passes values between 0 and 1 and ends at 1.0; endpoints are added while the query
+  runs and keep their places, so ADBC reads each partition once, some before the
+  query ends; the rows behind them are DuckDB's.
 * A failed query's poll raises its error, with GetFlightInfo's status code; a
   CancelFlightInfo with a PollInfo's info cancels the query; a user cannot poll
   another user's query; what runs at once is answered whole on the first poll.
@@ -58,7 +59,12 @@ from lineitem, nation n1, nation n2, region r1
 where n1.n_regionkey = r1.r_regionkey or l_linenumber > 2
 group by l_returnflag
 """
-SCAN = "SELECT l_orderkey, l_linenumber, l_quantity FROM lineitem WHERE l_quantity > 40"
+# The same work with no merge: one output task per lineitem split.
+SPREAD = """
+select l_orderkey, l_linenumber, n1.n_nationkey, n2.n_nationkey as k2, r1.r_regionkey
+from lineitem, nation n1, nation n2, region r1
+where (l_orderkey + n1.n_nationkey * 7 + n2.n_nationkey * 11 + r1.r_regionkey * 13) % 10007 = 0
+"""
 
 
 @pytest.fixture(scope="module")
@@ -185,15 +191,36 @@ def test_polls_on_either_front_door_rise_to_one_and_end_with_duckdbs_answer(poll
     assert_same_result(read_endpoints(poll_fleet, info), reference(poll_fleet, LONG), ordered=False)
 
 
-def test_endpoints_are_only_ever_added_and_the_last_answer_has_them_all(poll_fleet, doors):
-    answers = poll_to_the_end(doors, SCAN)
+def test_endpoints_are_added_as_output_tasks_finish_and_keep_their_places(poll_fleet, doors):
+    answers = poll_to_the_end(doors, SPREAD)
     infos = [fl.FlightInfo.deserialize(a.info) for a in answers]
     tickets = [[e.ticket.ticket for e in info.endpoints] for info in infos]
     for before, after in itertools.pairwise(tickets):
         assert after[: len(before)] == before, "an endpoint went away or moved"
-    assert len(tickets[-1]) == 4  # one per lineitem split (DUCKFLEET_PACK_BYTES=0)
+    assert len(tickets[-1]) == len(set(tickets[-1])) == 4  # one per split (PACK_BYTES=0)
+    assert any(0 < len(t) < 4 for t in tickets[:-1]), [len(t) for t in tickets]
     table = read_endpoints(poll_fleet, infos[-1])
-    assert_same_result(table, reference(poll_fleet, SCAN), ordered=False)
+    assert_same_result(table, reference(poll_fleet, SPREAD), ordered=False)
+
+
+def test_adbc_reads_partitions_of_a_running_query_and_each_once(poll_fleet):
+    with connect(poll_fleet.uri) as conn, conn.cursor() as cur:
+        cur.adbc_statement.set_options(**{INCREMENTAL: "true"})
+        batches: list[tuple[int, float]] = []
+        partitions: list[bytes] = []
+        while True:
+            new, _ = cur.adbc_execute_partitions(SPREAD)
+            if not new:
+                break
+            partitions.extend(new)
+            batches.append((len(new), cur.adbc_statement.get_option_float(PROGRESS)))
+        tables = []
+        for partition in partitions:
+            cur.adbc_read_partition(partition)
+            tables.append(cur.fetch_arrow_table())
+    assert len(partitions) == 4, batches
+    assert batches[0][1] < 1.0, f"nothing came before the end: {batches}"
+    assert_same_result(pa.concat_tables(tables), reference(poll_fleet, SPREAD), ordered=False)
 
 
 def test_a_failed_query_poll_raises_its_error_with_get_flight_info_s_code(poll_fleet, doors):
