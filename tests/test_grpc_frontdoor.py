@@ -18,7 +18,11 @@ place of theirs. So the same assertions prove, against the grpcio server:
   parameters bound through ADBC and through DoPut on another front door, INSERT
   with executemany;
 * cancel (tests/test_query_lifecycle.py): ADBC's cancel and CancelFlightInfo on
-  another front door stop a running query.
+  another front door stop a running query;
+* TLS (tests/test_tls.py): ADBC over TLS with the certificate trusted; plaintext and
+  untrusting clients refused; the front door's own calls to workers over TLS.
+
+tests/test_grpc_protocol.py runs the in-process protocol suite the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import pytest
 from fleet_fixture import start_fleet
-from secure_fleet import SecureFleet, started_secure_fleet
+from secure_fleet import ADMIN, ADMIN_PASSWORD, SecureFleet, started_secure_fleet
 from test_auth import (  # noqa: F401
     test_a_wrong_password_or_no_login_is_unauthenticated,
     test_adbc_logs_in_and_fetches_results_from_the_workers_with_the_token,
@@ -62,7 +66,14 @@ from test_query_lifecycle import (  # noqa: F401
     test_adbc_cancel_stops_every_task_and_the_next_query_runs,
     test_cancel_flight_info_on_another_front_door_stops_a_running_query,
 )
+from test_tls import (  # noqa: F401
+    test_adbc_over_tls_with_the_certificate_trusted,
+    test_plaintext_and_untrusting_clients_are_refused,
+    test_the_fleets_own_calls_use_tls_and_a_token,
+)
 
+from duckfleet.auth.local import FleetSecurity
+from duckfleet.auth.tls import make_self_signed
 from duckfleet.local_fleet import LocalFleet
 
 pytestmark = pytest.mark.timeout(180)
@@ -92,6 +103,21 @@ def fleet(etcd, tpch_dir, tmp_path_factory) -> Iterator[LocalFleet]:
 def fleet2(fleet: LocalFleet) -> LocalFleet:
     """test_query_lifecycle's name for a fleet of two front doors."""
     return fleet
+
+
+@pytest.fixture(scope="module")
+def tls_fleet(etcd, tpch_dir, tmp_path_factory) -> Iterator[LocalFleet]:
+    """test_tls's fleet (auth on, TLS everywhere), with a grpcio front door."""
+    base = tmp_path_factory.mktemp("grpc-tls-fleet")
+    tls = make_self_signed(str(base / "tls"))
+    security = FleetSecurity.basic(admin_password=ADMIN_PASSWORD, admin_user=ADMIN, tls=tls)
+    f = start_fleet(
+        etcd, str(tpch_dir), str(base), security=security, storage=str(tpch_dir), extra_env=GRPC
+    )
+    try:
+        yield f
+    finally:
+        f.stop()
 
 
 def test_the_fleets_front_doors_are_the_grpcio_server(fleet, secure_fleet):
