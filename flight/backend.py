@@ -55,6 +55,7 @@ class Polled:
     outcome: QueryOutcome
     progress: float
     finished: bool
+    elapsed: float = 0.0  # seconds since the query was published (once finished)
 
 
 class QueryBackend(Protocol):

@@ -9,7 +9,7 @@ import time
 
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
-from duckfleet.control.errors import QueryCancelled, QueryTimeout
+from duckfleet.control.errors import QueryCancelled, QueryFailed, QueryTimeout, ResultsLost
 from duckfleet.control.records import MemberInfo
 from duckfleet.flight.grpc_service import front_door_servers
 from duckfleet.flight.runner import FleetBackend
@@ -38,6 +38,9 @@ class FrontDoor:
         self.backend.run = self.metrics.counted(  # type: ignore[method-assign]
             self.backend.run, cancelled=(QueryCancelled, QueryTimeout)
         )
+        self.backend.poll = self.metrics.counted_polls(  # type: ignore[method-assign]
+            self.backend.poll, (QueryCancelled, QueryTimeout), (QueryFailed, ResultsLost)
+        )  # PollFlightInfo: counted by the poll that answers the end
         # pyarrow's Flight server, or grpcio's over its handlers (DUCKFLEET_FRONTDOOR_SERVER)
         self.server, self.grpc = front_door_servers(
             cfg, self.port, self.backend, self.location, self.metrics.served_bytes.inc,

@@ -597,7 +597,8 @@ class FleetBackend:
         if status.terminal:
             index = self._results(q, record.outputs, status)
             order = first + [t for t in record.outputs if t not in first]
-            return Polled(self._outcome(q, order, index), 1.0, True)
+            elapsed = max(0.0, time.time() - record.created)
+            return Polled(self._outcome(q, order, index), 1.0, True, elapsed)
         found = progress.results
         order = first + [t for t in record.outputs if t in found and t not in first]
         partitions = tuple(

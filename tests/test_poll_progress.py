@@ -11,6 +11,8 @@ auth on.
 * A failed query's poll raises its error, with GetFlightInfo's status code; a
   CancelFlightInfo with a PollInfo's info cancels the query; a user cannot poll
   another user's query; what runs at once is answered whole on the first poll.
+* The poll that answers a query's end counts it in the front door's query metrics,
+  once.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from secure_fleet import (
     login,
     started_secure_fleet,
 )
+from test_metrics import scrape, total
 from tpch_data import reference as tpch_reference
 from tpch_data import tpch_catalog
 
@@ -280,3 +283,25 @@ def test_what_runs_at_once_is_answered_whole_on_the_first_poll(poll_fleet, doors
     info = fl.FlightInfo.deserialize(doors[1].poll(small).info)
     expected = reference(poll_fleet, "SELECT count(*) AS n FROM nation")
     assert_same_result(read_endpoints(poll_fleet, info), expected, ordered=False)
+
+
+def test_the_poll_that_answers_a_query_s_end_counts_it_in_the_metrics(poll_fleet, doors):
+    urls = [u for name, u in poll_fleet.fleet.metrics_urls() if name.startswith("front door")]
+    assert len(urls) == 2
+
+    def counts() -> dict[str, float]:
+        samples = [scrape(u) for u in urls]
+        names = {
+            outcome: total(samples, "duckfleet_queries_total", outcome=outcome)
+            for outcome in ("finished", "failed", "cancelled")
+        }
+        names["timed"] = total(samples, "duckfleet_query_duration_seconds_count")
+        return names
+
+    before = counts()
+    poll_to_the_end(doors, SPREAD + " -- counted")
+    with pytest.raises(grpc.RpcError):
+        poll_to_the_end(doors, "SELECT CAST(l_comment AS INTEGER) AS n FROM lineitem -- counted")
+    after = counts()
+    moved = {k: after[k] - before[k] for k in after}
+    assert moved == {"finished": 1, "failed": 1, "cancelled": 0, "timed": 1}, moved
