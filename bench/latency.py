@@ -5,6 +5,9 @@ Cases, each `runs` times after a few uncounted warm-up runs:
 * SELECT * from a 10-row Parquet table registered in the fleet's catalog;
 * both again on a fleet with the fast path off (DUCKFLEET_FAST_PATH_BYTES=0), so
   the queue's cost is measured in the same run;
+* with ``--frontdoor-server grpc`` (or ``both``), all of that with the grpcio front
+  door (DUCKFLEET_FRONTDOOR_SERVER=grpc: flight/grpc_service.py), to see what serving
+  PollFlightInfo costs on the latency floor;
 * a bare pyarrow.flight DoGet of a one-row table from a tiny in-process Flight
   server: the round trip no Flight service can beat on this machine;
 * SELECT 1 through ADBC to a one-row Flight SQL server in this process (GetFlightInfo
@@ -119,9 +122,12 @@ def run_latency(
     out: str | Path = "bench/results",
     log_dir: str | None = None,
     auth: bool = True,
+    servers: tuple[str, ...] = ("arrow",),
 ) -> dict[str, Path]:
     """Run the latency cases; write latency.md, .csv and .png under `out`. `auth`:
-    logins on (the default of `duckfleet up`), the client logged in once."""
+    logins on (the default of `duckfleet up`), the client logged in once. `servers`:
+    the front door's Flight server for each round of the fleet cases
+    (DUCKFLEET_FRONTDOOR_SERVER: arrow, grpc); a case on a grpc front door says so."""
     header = environment()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +140,13 @@ def run_latency(
         tiny = write_tiny_table(scratch)
         # the same fleet twice: as it runs by default, and with the fast path off, so
         # the queue's cost is measured in the same run
-        for mode, env in (("", {}), (", queue only", {"DUCKFLEET_FAST_PATH_BYTES": "0"})):
+        rounds = [
+            (f"{mode}{'' if server == 'arrow' else f', {server} front door'}", server, env)
+            for server in servers
+            for mode, env in (("", {}), (", queue only", {"DUCKFLEET_FAST_PATH_BYTES": "0"}))
+        ]
+        for mode, server, env in rounds:
+            env = {**env, "DUCKFLEET_FRONTDOOR_SERVER": server}
             with running_fleet(workers, log_dir, auth=auth, env=env) as fleet:
                 register(fleet, **{TINY_TABLE: str(tiny)})
                 with adbc_connect(fleet.uri, login=fleet) as conn, conn.cursor() as cur:
@@ -215,7 +227,8 @@ def run_latency(
     header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
     header["setup"] = (
         f"duckfleet: 1 front door, {workers} worker(s) x {cores_per_worker(workers)} core(s), "
-        f"etcd, all on this machine over loopback; auth {'on' if auth else 'off'}"
+        f"etcd, all on this machine over loopback; front door server "
+        f"{' and '.join(servers)} (DUCKFLEET_FRONTDOOR_SERVER); auth {'on' if auth else 'off'}"
         f"{' (the client logged in once, a bearer token on every call)' if auth else ''}; "
         "ADBC Flight SQL client, one connection, "
         "one cursor, execute + fetch_arrow_table per request; floor: pyarrow.flight client "
@@ -258,6 +271,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--runs", type=int, default=1000, help="requests per case (default 1000)")
     p.add_argument("--no-auth", action="store_true", help="logins off (default: on)")
+    p.add_argument(
+        "--frontdoor-server",
+        choices=("arrow", "grpc", "both"),
+        default="arrow",
+        help="the front door's Flight server: pyarrow's (arrow, the default), grpcio's "
+        "(grpc, which serves PollFlightInfo), or both, one after the other",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -267,5 +287,6 @@ def main(args: argparse.Namespace) -> int:
         out=args.out,
         log_dir=args.log_dir,
         auth=not args.no_auth,
+        servers=("arrow", "grpc") if args.frontdoor_server == "both" else (args.frontdoor_server,),
     )
     return 0

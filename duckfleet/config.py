@@ -137,6 +137,11 @@ class FrontDoorConfig(CommonConfig):
     )
     # tasks the fleet runs at once, for the planner's costs; 0: its workers' slots
     parallelism: int = field(default_factory=lambda: int(_env("parallelism", "0")))
+    # what serves Flight SQL: "arrow" (pyarrow's C++ server) or "grpc" (grpcio, which
+    # also serves PollFlightInfo: flight/grpc_service.py)
+    frontdoor_server: str = field(
+        default_factory=lambda: _env("frontdoor_server", "arrow").strip().lower()
+    )
 
 
 def override(cfg: CommonConfig, **flags: object) -> None:

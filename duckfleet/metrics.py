@@ -153,6 +153,32 @@ class FrontDoorMetrics(_ProcessMetrics):
 
         return call
 
+    def counted_polls(
+        self, poll: Callable[..., Any], cancelled: tuple[type, ...], failed: tuple[type, ...]
+    ) -> Callable[..., Any]:
+        """`poll` (FleetBackend.poll, PollFlightInfo): the poll that answers a query's
+        end counts it by outcome (an exception of a type in `cancelled` or `failed`,
+        or an answer whose ``finished`` is true, timed by its ``elapsed`` seconds);
+        a poll of a running query, or one that fails otherwise, counts nothing."""
+        finished, was_failed, was_cancelled = self.finished, self.failed, self.cancelled
+        observe = self.query_seconds.observe
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                out = poll(*args, **kwargs)
+            except cancelled:
+                was_cancelled.inc()
+                raise
+            except failed:
+                was_failed.inc()
+                raise
+            if out.finished:
+                finished.inc()
+                observe(out.elapsed)
+            return out
+
+        return call
+
 
 class WorkerMetrics(_ProcessMetrics):
     """The gauges read `queue_depth`, `running` and `result_bytes` when scraped."""

@@ -8,6 +8,9 @@
     xdbc.py          the GetXdbcTypeInfo answer
     types.py         DuckDB type names -> Arrow types
     runner.py        FleetBackend: plan, publish or offer (fast_path.py), wait, answer
+    grpc_service.py  the grpcio front door (DUCKFLEET_FRONTDOOR_SERVER=grpc) over
+                     FrontDoorServer's handlers; flight_data.py: batches <-> FlightData
+    poll.py          PollFlightInfo's answers: progress, endpoints so far, poll again
 
 The Flight plumbing it shares with the workers (auth, statuses, tickets, the Flight
 SQL messages) is in ``duckfleet.wire``.

@@ -6,7 +6,7 @@ planning, etcd and workers sits behind this interface, implemented by runner.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 from duckfleet.auth.tokens import Identity
 from duckfleet.catalog import Catalog
 from duckfleet.control.records import QueryStatus
-from duckfleet.ids import QueryId
+from duckfleet.ids import QueryId, TaskId
 
 if TYPE_CHECKING:
     from duckfleet.flight.describe import Prepared
@@ -47,6 +47,17 @@ class QueryOutcome:
         return sum(p.bytes for p in self.partitions)
 
 
+@dataclass(frozen=True)
+class Polled:
+    """Where a query is (PollFlightInfo): the partitions known so far (every one once
+    it finished), and finished tasks over all."""
+
+    outcome: QueryOutcome
+    progress: float
+    finished: bool
+    elapsed: float = 0.0  # seconds since the query was published (once finished)
+
+
 class QueryBackend(Protocol):
     def run(
         self,
@@ -63,6 +74,24 @@ class QueryBackend(Protocol):
         ``user``/``role``: who asks (duckfleet.wire.auth); admin-only work checks the
         role with ``require_admin``. ``dialect``: the one the client wrote the query
         in, when the front door transpiled it to the DuckDB SQL given."""
+        ...
+
+    def start(
+        self,
+        sql: str,
+        *,
+        priority: int = 0,
+        user: str = "",
+        role: str = "admin",
+        dialect: str | None = None,
+    ) -> QueryId | QueryOutcome:
+        """Plan and publish a query without waiting for it (PollFlightInfo): its id;
+        or the outcome of one answered at once (EXPLAIN, the fast path)."""
+        ...
+
+    def poll(self, query_id: QueryId, who: Identity, given: Sequence[TaskId] = ()) -> Polled:
+        """Where a published query is, its partitions `given` before first; raises
+        its error if it failed."""
         ...
 
     def cancel(self, query_id: QueryId) -> QueryStatus:

@@ -9,10 +9,10 @@ import time
 
 from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Membership, Store
-from duckfleet.control.errors import QueryCancelled, QueryTimeout
+from duckfleet.control.errors import QueryCancelled, QueryFailed, QueryTimeout, ResultsLost
 from duckfleet.control.records import MemberInfo
+from duckfleet.flight.grpc_service import front_door_servers
 from duckfleet.flight.runner import FleetBackend
-from duckfleet.flight.server import FrontDoorServer
 from duckfleet.health import HealthServer
 from duckfleet.ids import new_member_id
 from duckfleet.metrics import FrontDoorMetrics, serve_logged
@@ -38,13 +38,14 @@ class FrontDoor:
         self.backend.run = self.metrics.counted(  # type: ignore[method-assign]
             self.backend.run, cancelled=(QueryCancelled, QueryTimeout)
         )
-        self.server = FrontDoorServer(
-            f"{cfg.scheme}://{cfg.host}:{self.port}",
-            self.backend,
-            advertise=self.location,
-            served_bytes=self.metrics.served_bytes.inc,
-            **self.security.server_kwargs(),
-        )
+        self.backend.poll = self.metrics.counted_polls(  # type: ignore[method-assign]
+            self.backend.poll, (QueryCancelled, QueryTimeout), (QueryFailed, ResultsLost)
+        )  # PollFlightInfo: counted by the poll that answers the end
+        # pyarrow's Flight server, or grpcio's over its handlers (DUCKFLEET_FRONTDOOR_SERVER)
+        self.server, self.grpc = front_door_servers(
+            cfg, self.port, self.backend, self.location, self.metrics.served_bytes.inc,
+            self.security.server_kwargs(),
+        )  # fmt: skip
         self.health = HealthServer(cfg.host, cfg.health_port)
         info = MemberInfo(
             self.id, "frontdoor", self.location, 0, time.time(), os.getpid(), self.health.port
@@ -55,13 +56,17 @@ class FrontDoor:
     def start(self) -> FrontDoor:
         self.health.start()
         serve_logged(self.metrics, f"front door {self.id}", self.cfg.host, self.cfg.metrics_port)
-        threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
+        if self.grpc is not None:
+            self.grpc.start()
+        else:
+            threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
         self.membership.start_when_reachable(self._stop)
         self.health.set_serving(True)
         log.info(
-            "front door %s serving Flight SQL at %s (%s)",
+            "front door %s serving Flight SQL at %s (%s server; %s)",
             self.id,
             self.location,
+            self.cfg.frontdoor_server,
             self.security.describe(),
         )
         return self
@@ -72,6 +77,8 @@ class FrontDoor:
     def stop(self) -> None:
         self._stop.set()
         self.health.set_serving(False)
+        if self.grpc is not None:
+            self.grpc.stop()
         self.server.shutdown()
         self.membership.stop()
         self.backend.close()

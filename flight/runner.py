@@ -28,6 +28,7 @@ from duckfleet.control.errors import (
     ControlError,
     NoWorkers,
     QueryCancelled,
+    QueryNotFound,
     QueryTimeout,
     ResultsLost,
 )
@@ -35,9 +36,10 @@ from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
 from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.offers import Offer
 from duckfleet.control.queries import StatusWatch, new_record, timeout_status
+from duckfleet.control.query_progress import ProgressReader
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.access import AccessControl
-from duckfleet.flight.backend import Partition, QueryOutcome
+from duckfleet.flight.backend import Partition, Polled, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
 from duckfleet.flight.fast_path import FastPath, WorkerLost
@@ -97,6 +99,7 @@ class FleetBackend:
         self.queries = QueryStore(store)
         self.fingerprints = Fingerprints(store)
         self.status_watch = StatusWatch(store).start()
+        self.progress = ProgressReader(store)  # PollFlightInfo
         self.leases = LeasePool(store, int(cfg.query_timeout + cfg.result_ttl)).start()
         self.clients = FlightClients(client_security)
         self.plans = PlanCache(cfg.plan_cache)
@@ -419,22 +422,33 @@ class FleetBackend:
         With a `fingerprint`, another front door can answer a retry of the request
         if this one dies while it waits (flight/orphans.py). `started`: tasks already
         started once on a worker that was lost (the fast path), one attempt each."""
+        with self.status_watch.waiting(q) as changed:
+            self._publish_query(q, plan, priority, fingerprint, started, user)
+            with tracing.span("wait", attributes={"duckfleet.query_id": q}):
+                status = self._wait_then_forget(q, changed, cancelled, fingerprint)
+        return self._results(q, [t.id for t in plan.output_tasks], status, fingerprint)
+
+    def _publish_query(
+        self,
+        q: QueryId,
+        plan: Plan,
+        priority: int = 0,
+        fingerprint: str = "",
+        started: tuple[TaskId, ...] = (),
+        user: str = "",
+    ) -> None:
+        """Publish `plan` as query `q` through the queue (not waiting for it)."""
         if not self.fleet.has_workers():
             raise NoWorkers(
                 "no worker has joined the fleet, so nothing can run the query; "
                 "start one with `duckfleet worker --etcd URL` and retry"
             )
-        timeout = self.cfg.query_timeout
-        ttl = int(timeout + self.cfg.result_ttl)
+        ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
         options = self._query_options(priority, user)  # here: the query's span is current
         tracing.QUERIES.remember(q, options["traceparent"])
         attributes = {"duckfleet.query_id": q, "duckfleet.tasks": len(plan.tasks)}
-        with self.status_watch.waiting(q) as changed:
-            with tracing.span("publish", attributes=attributes):
-                self._publish(q, plan, ttl, options, fingerprint, started)
-            with tracing.span("wait", attributes={"duckfleet.query_id": q}):
-                status = self._wait_then_forget(q, changed, cancelled, fingerprint)
-        return self._results(q, [t.id for t in plan.output_tasks], status, fingerprint)
+        with tracing.span("publish", attributes=attributes):
+            self._publish(q, plan, ttl, options, fingerprint, started)
 
     def _publish(
         self,
@@ -536,6 +550,79 @@ class FleetBackend:
             status = CLIENT_GONE
         return self.queries.end(q, status)
 
+    # --- PollFlightInfo (flight/poll.py) ---------------------------------------------
+
+    def start(
+        self,
+        sql: str,
+        *,
+        priority: int = 0,
+        user: str = "",
+        role: str = ADMIN,
+        dialect: str | None = None,
+    ) -> QueryId | QueryOutcome:
+        """Plan and publish `sql` through the queue without waiting for it: its query
+        id, to `poll`. A statement answered at once anyway (EXPLAIN, a query on the
+        fast path) is run here, and its outcome returned instead."""
+        who = Identity(user, role, math.inf)
+        if explain_statement(sql) is None:
+            plan, path = self._planned(sql, who)
+            if not path.fast:
+                q = new_query_id()
+                with tracing.span("query", attributes={"db.statement": sql[:2000]}):
+                    plan = fill_snapshots(plan, self.store, who)
+                    self._publish_query(q, plan, priority, user=user)
+                log.info("query=%s published to be polled: %d task(s)", q, len(plan.tasks))
+                return q
+        return self.run(sql, priority=priority, user=user, role=role, dialect=dialect)
+
+    def poll(self, q: QueryId, who: Identity, given: Sequence[TaskId] = ()) -> Polled:
+        """Where query `q` is: its progress (finished tasks over all), and its output
+        partitions: those the client was `given` before, in that order, then the ones
+        with a result since, in output order; once it finished, every one. Raises the
+        query's error if it failed, and ends a query past its timeout (nobody else
+        may be waiting for it)."""
+        record = self.queries.record(q)
+        if not who.is_admin and record.user != who.user:
+            raise QueryNotFound(f"query {q} is unknown or its results have expired")
+        progress = self.progress.read(q, record.outputs)
+        status = progress.status
+        if status is None:
+            raise QueryNotFound(f"query {q} is unknown or its results have expired")
+        late = record.timeout and time.time() > record.created + record.timeout
+        if status.state == QueryState.RUNNING and late:
+            status = self.queries.end(q, timeout_status(record.timeout))
+        outputs = set(record.outputs)
+        first = list(dict.fromkeys(t for t in given if t in outputs))  # kept where they were
+        if status.terminal:
+            index = self._results(q, record.outputs, status)
+            order = first + [t for t in record.outputs if t not in first]
+            elapsed = max(0.0, time.time() - record.created)
+            return Polled(self._outcome(q, order, index), 1.0, True, elapsed)
+        found = progress.results
+        order = first + [t for t in record.outputs if t in found and t not in first]
+        partitions = tuple(
+            Partition(  # one given before whose result is gone: its front door recomputes it
+                ticket=result_ticket(q, t),
+                locations=(found[t].location, self.location) if t in found else (self.location,),
+                rows=found[t].rows if t in found else 0,
+                bytes=found[t].bytes if t in found else 0,
+            )
+            for t in order
+        )
+        schema = next((found[t].schema for t in order if t in found), None)
+        outcome = QueryOutcome(q, schema or self._result_schema(record.sql), partitions)
+        share = progress.done / max(1, record.ntasks)
+        return Polled(outcome, min(share, RUNNING_PROGRESS_CAP), False)
+
+    def _result_schema(self, sql: str) -> pa.Schema:
+        """A running query's result schema, before any partition has one."""
+        try:
+            return self.prepare(sql).dataset_schema
+        except Exception as exc:  # the schema is a courtesy: the last poll has it
+            log.info("no result schema for a polled query yet: %s", exc)
+            return pa.schema([])
+
     def cancel(self, q: QueryId) -> QueryStatus:
         """Cancel query `q` fleet-wide (CancelFlightInfo, CancelQuery): a running
         query stops and its tasks are interrupted; a finished one's results are
@@ -553,6 +640,10 @@ class FleetBackend:
             return self._explain_again(parsed)
         q, t = parse_result_ticket(ticket)
         return self.relay.open(q, t, ticket)
+
+
+# a running query's progress stays below 1.0 (1.0: it ended)
+RUNNING_PROGRESS_CAP = 0.999
 
 
 # who carries out a GRANT or REVOKE: the server let admins alone send one

@@ -25,6 +25,9 @@ Implemented:
                                 a new handle carrying them), CommandStatementUpdate,
                                 CommandPreparedStatementUpdate, CommandStatementIngest
                                 (all answer DoPutUpdateResult with the row count)
+    PollFlightInfo              (the grpcio front door only: flight/grpc_service.py)
+                                statements and prepared statements, published and
+                                answered at once with their progress (flight/poll.py)
     DoAction                    CreatePreparedStatement, ClosePreparedStatement,
                                 SetSessionOptions, GetSessionOptions, CloseSession,
                                 CancelFlightInfo, CancelQuery
@@ -45,7 +48,7 @@ import pyarrow.flight as flight
 from google.protobuf.message import Message
 
 from duckfleet.control.records import QueryState
-from duckfleet.flight import binding, metadata, parameter_values, sessions
+from duckfleet.flight import binding, metadata, parameter_values, poll, sessions
 from duckfleet.flight.backend import QueryBackend, QueryOutcome
 from duckfleet.flight.describe import NO_ROWS
 from duckfleet.flight.statements import ClientStatement, executions, parse_statement_text
@@ -63,6 +66,7 @@ from duckfleet.wire import sql_messages as sql
 from duckfleet.wire.auth import require_admin
 from duckfleet.wire.commands import MalformedRequest, UnsupportedRequest
 from duckfleet.wire.edge import FlightEdge
+from duckfleet.wire.poll_handle import is_poll_command, parse_poll_command
 from duckfleet.wire.status import Call, flight_call, translate_stream
 
 # DoAction types (Flight SQL and Flight). Flight SQL bodies and results are wrapped in
@@ -205,6 +209,46 @@ class FrontDoorServer(FlightEdge):
             self._backend.check_read(text, call.identity)  # grants (flight/access.py)
             return flight.SchemaResult(self._backend.prepare(text).dataset_schema)
 
+    def poll_flight_info(
+        self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
+    ) -> poll.PollAnswer:
+        """PollFlightInfo (the grpcio front door serves it): a statement is published
+        and answered at once, with its progress; flight/poll.py says what is answered."""
+        with flight_call("PollFlightInfo", context) as call:
+            cmd = (
+                descriptor.command
+                if descriptor.descriptor_type == flight.DescriptorType.CMD
+                else b""
+            )
+            if is_poll_command(cmd):
+                handle = parse_poll_command(cmd)
+                call.what, call.query_id = "poll", handle.query_id
+                polled = self._backend.poll(handle.query_id, call.identity, handle.given)
+                call.detail = f"progress={polled.progress:.3f}"
+                return poll.answer(
+                    descriptor, polled.outcome, polled.progress, polled.finished, handle.progress
+                )
+            command = self._command(descriptor, call)
+            if call.what not in metadata.COMMANDS:
+                text, params = self._statement(command, context)
+                if params is None and not parse_statement_text(text).is_update:
+                    dialect = self._client_dialect(command, context)
+                    with _sent_as(dialect, text):
+                        started = self._backend.start(
+                            text,
+                            priority=self._priority(context),
+                            user=call.identity.user,
+                            role=call.identity.role,
+                            dialect=dialect,
+                        )
+                    if isinstance(started, QueryOutcome):  # answered at once
+                        call.query_id = started.query_id
+                        return poll.whole(self._flight_info(descriptor, started))
+                    call.query_id = started
+                    polled = self._backend.poll(started, call.identity)
+                    return poll.answer(descriptor, polled.outcome, polled.progress, polled.finished)
+        return poll.whole(self.get_flight_info(context, descriptor))
+
     def _command(self, descriptor: flight.FlightDescriptor, call: Call) -> Message:
         if descriptor.descriptor_type != flight.DescriptorType.CMD:
             raise MalformedRequest(
@@ -320,6 +364,12 @@ class FrontDoorServer(FlightEdge):
     def do_get(
         self, context: flight.ServerCallContext, ticket: flight.Ticket
     ) -> flight.FlightDataStream:
+        return flight.GeneratorStream(*self.do_get_batches(context, ticket))
+
+    def do_get_batches(
+        self, context: flight.ServerCallContext, ticket: flight.Ticket
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """DoGet's answer: its schema and batches (the grpcio front door sends them too)."""
         with flight_call("DoGet", context, finish=False) as call:
             parsed = tickets.parse_ticket(ticket.ticket)
             if isinstance(parsed, tickets.LocalTicket):
@@ -328,9 +378,7 @@ class FrontDoorServer(FlightEdge):
                     parsed.command, lambda: self._backend.readable_catalog(call.identity)
                 )
                 call.detail = f"rows={table.num_rows}"
-                return flight.GeneratorStream(
-                    table.schema, translate_stream(call, table.to_batches())
-                )
+                return table.schema, translate_stream(call, table.to_batches())
             if isinstance(parsed, tickets.ExplainTicket):
                 call.what = "explain"
                 call.query_id = parsed.query_id
@@ -340,7 +388,7 @@ class FrontDoorServer(FlightEdge):
                 call.query_id = parsed.query_id
             reader = self._backend.open_partition(ticket.ticket)
             batches = translate_stream(call, _batches(reader, call, self._served_bytes))
-            return flight.GeneratorStream(reader.schema, batches)
+            return reader.schema, batches
 
     # --- DoAction / ListActions -------------------------------------------------------
 
@@ -440,6 +488,7 @@ class FrontDoorServer(FlightEdge):
             for t in (tickets.parse_ticket(e.ticket.ticket) for e in endpoints)
             if isinstance(t, tickets.ResultTicket)
         }
+        queries |= poll.polled_query(flight.FlightInfo.deserialize(info))  # PollInfo's info
         if not queries:
             raise MalformedRequest(
                 "the FlightInfo names no query duckfleet is running: only the answer to a "

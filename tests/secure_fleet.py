@@ -8,6 +8,7 @@ under the TPC-H directory and an empty `store_dir` only (DUCKFLEET_STORAGE).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
@@ -79,9 +80,13 @@ def login(client: fl.FlightClient, user: str = ADMIN, password: str = ADMIN_PASS
     return fl.FlightCallOptions(headers=[client.authenticate_basic_token(user, password)])
 
 
-@pytest.fixture(scope="session")
-def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureFleet]:
-    base = tmp_path_factory.mktemp("secure-fleet")
+@contextlib.contextmanager
+def started_secure_fleet(
+    tpch_dir: Path, base: Path, extra_env: dict[str, str] | None = None, frontdoors: int = 1
+) -> Iterator[SecureFleet]:
+    """The secure fleet under `base`; `extra_env` for every process (e.g. the grpcio
+    front door: tests/test_grpc_frontdoor.py); several front doors sit behind a
+    balancer."""
     users_file = base / "users"
     add_user(users_file, READER, "user", READER_PASSWORD)
     security = FleetSecurity.basic(
@@ -95,13 +100,15 @@ def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     fleet = LocalFleet(
         etcd_url=etcd.url,
         port=0,
+        frontdoors=frontdoors,
         cores_per_worker=1,
         lease_ttl=2,
         namespace=f"/secure-{uuid.uuid4().hex[:8]}",
         log_dir=str(log_dir),
         security=security,
         storage=f"{tpch_dir},{store_dir}",
-        extra_env={"DUCKFLEET_DATA_DIR": str(store_dir / "tables")},  # writes go here
+        # writes go to DUCKFLEET_DATA_DIR
+        extra_env={"DUCKFLEET_DATA_DIR": str(store_dir / "tables"), **(extra_env or {})},
     )
     try:
         fleet.start()
@@ -114,3 +121,9 @@ def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     finally:
         fleet.stop()
         etcd.close()
+
+
+@pytest.fixture(scope="session")
+def secure_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureFleet]:
+    with started_secure_fleet(tpch_dir, tmp_path_factory.mktemp("secure-fleet")) as fleet:
+        yield fleet

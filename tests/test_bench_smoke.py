@@ -111,6 +111,18 @@ def test_latency_writes_percentiles(tmp_path):
     assert "p99 ms" in (out / "latency.md").read_text()
 
 
+def test_latency_runs_on_the_grpc_front_door(tmp_path):
+    out = tmp_path / "out"
+    bench("latency", "--runs", "20", "--frontdoor-server", "grpc", *tiny(tmp_path))
+    rows = read_csv(out / "latency.csv")
+    assert [r["case"] for r in rows][:2] == [
+        "SELECT 1, ADBC, grpc front door",
+        "10-row table, ADBC, grpc front door",
+    ]
+    assert {r["case"]: r["path"] for r in rows}["SELECT 1, ADBC, grpc front door"] == "fast path"
+    assert "front door server grpc" in (out / "latency.md").read_text()
+
+
 def test_concurrency_measures_throughput_and_fair_vs_fifo(tmp_path):
     tpchgen_cli()
     out = tmp_path / "out"

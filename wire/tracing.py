@@ -27,7 +27,7 @@ from duckfleet import tracing
 
 MIDDLEWARE_KEY = "duckfleet-tracing"
 # calls whose handlers run queries: their span is made at once and is current
-STARTS_QUERIES = ("GetFlightInfo", "DoPut")
+STARTS_QUERIES = ("GetFlightInfo", "PollFlightInfo", "DoPut")
 
 
 class TracedCall(fl.ServerMiddleware):
