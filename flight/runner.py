@@ -34,9 +34,10 @@ from duckfleet.control.errors import (
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
 from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.offers import Offer
-from duckfleet.control.queries import StatusWatch, new_record, timeout_status
+from duckfleet.control.queries import StatusWatch, new_record
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.access import AccessControl
+from duckfleet.flight.admission import Admission, explained, timeout_status
 from duckfleet.flight.backend import Partition, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
@@ -102,6 +103,7 @@ class FleetBackend:
         self.plans = PlanCache(cfg.plan_cache)
         self.fleet = FleetView(store, cfg.session_ttl)
         self.access = AccessControl(store)  # SELECT grants (flight/access.py)
+        self.admission = Admission(store, cfg, member_id)  # resource groups (flight/admission.py)
         self.settings = PlannerSettings(
             broadcast_max_bytes=cfg.broadcast_max_bytes,
             split_bytes=cfg.split_bytes,
@@ -123,6 +125,7 @@ class FleetBackend:
         self.fast.close()
         self.fleet.close()
         self.access.close()
+        self.admission.close()
         self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
@@ -206,7 +209,10 @@ class FleetBackend:
         asked (wire/auth.py); "" when auth is off. ``dialect``: the one the client
         wrote `sql` in, when it was transpiled to the DuckDB SQL given (EXPLAIN
         says so)."""
-        with tracing.span("query", attributes={"db.statement": sql[:2000]}) as span:
+        with (
+            tracing.span("query", attributes={"db.statement": sql[:2000]}) as span,
+            self.admission.admitted(user, role, cancelled, sql),  # its resource group's turn
+        ):
             outcome = self._run(sql, priority, cancelled, user, role, dialect)
             if span is not None:
                 span.set_attribute("duckfleet.query_id", outcome.query_id)
@@ -300,7 +306,7 @@ class FleetBackend:
         if answer is None:
             return None, ()
         if answer.status is not None:
-            raise ended_error(q, answer.status)
+            raise ended_error(q, explained(answer.status, self.admission.limits()))
         assert answer.result is not None
         (task,) = plan.tasks
         self._check_result_size(q, [answer.result])
@@ -308,13 +314,15 @@ class FleetBackend:
 
     def _query_options(self, priority: int, user: str = "") -> dict[str, Any]:
         """What every query record carries from this front door's configuration, and
-        who asked."""
+        who asked; the limits of its resource group (flight/admission.py)."""
+        limits = self.admission.limits()
         return {
             "user": user,
             "priority": priority,
             "max_attempts": self.cfg.max_attempts,
-            "timeout": self.cfg.query_timeout,
-            "memory_limit": self.cfg.query_memory_limit,
+            "timeout": limits.timeout,
+            "memory_limit": limits.memory_limit,
+            "resource_group": limits.group,
             "max_result_bytes": self.cfg.max_result_bytes,
             # the current span's (the query's): its tasks' spans are its children
             "traceparent": tracing.current_traceparent(),
@@ -489,7 +497,7 @@ class FleetBackend:
         request's `fingerprint` is forgotten in the same round trip (the client is
         being answered: no other front door may adopt the query)."""
         if status.state != QueryState.FINISHED:
-            raise ended_error(q, status)
+            raise ended_error(q, explained(status, self.admission.limits()))
         forget = self.store.keys.fingerprint(fingerprint, q) if fingerprint else ""
         try:
             index = self.queries.results(q, outputs, delete=forget)
@@ -527,11 +535,13 @@ class FleetBackend:
     ) -> QueryStatus:
         """The query's terminal status; on timeout (`left` seconds, by default the
         query timeout) or a cancelled call, end it first."""
-        timeout = self.cfg.query_timeout
+        limits = self.admission.limits()
         try:
-            return self.queries.wait(q, timeout if left is None else left, changed, cancelled)
+            return self.queries.wait(
+                q, limits.timeout if left is None else left, changed, cancelled
+            )
         except QueryTimeout:
-            status = timeout_status(timeout)
+            status = timeout_status(limits)
         except QueryCancelled:
             status = CLIENT_GONE
         return self.queries.end(q, status)
