@@ -100,6 +100,9 @@ class Keyspace:
         return self._k("access", "ungranted")
 
     # admission: resource groups and their queues (control/resource_groups.py)
+    def admission(self) -> str:
+        return self._prefix("admission")
+
     def resource_groups(self) -> str:
         return self._k("admission", "groups")
 

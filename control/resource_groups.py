@@ -69,6 +69,21 @@ class QueuedTicket:
     revision: int  # its create revision: the queue's order
 
 
+def waiting(groups: ResourceGroups, tickets: list[QueuedTicket], now: float) -> list[Ticket]:
+    """The tickets of queries waiting in their group's queue (past its first
+    ``max_running``, as admission counts them), in queue order."""
+    out = []
+    for group in groups.groups:
+        if group.max_running is None:
+            continue
+        mine = sorted(
+            (t for t in tickets if t.ticket.group == group.name and t.ticket.until > now),
+            key=lambda t: t.revision,
+        )
+        out.extend(t.ticket for t in mine[group.max_running :])
+    return out
+
+
 class GroupStore:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -81,13 +96,7 @@ class GroupStore:
         """The configuration; the default (one ``global`` group) when none was set, or
         when what etcd holds does not parse (logged: the CLI never writes such)."""
         value, meta = self.store.client.get(self.keys.resource_groups())
-        if value is None:
-            return ResourceGroups()
-        try:
-            return parse_groups(value, int(meta.mod_revision))
-        except ResourceGroupError as exc:
-            log.warning("the resource groups in etcd are not valid (%s): using the default", exc)
-            return ResourceGroups()
+        return groups_of(value, 0 if meta is None else int(meta.mod_revision))
 
     @translated("writing the resource groups")
     def write(self, groups: ResourceGroups) -> None:
@@ -113,7 +122,7 @@ class GroupStore:
             ],
             failure=[],
         )
-        ahead = _ahead(self._queued(responses[1]), ticket.id, time.time())
+        ahead = _ahead(queued_tickets(responses[1]), ticket.id, time.time())
         if ahead is None:  # etcd lost it between the put and the read: cannot be
             raise LeaseLost(f"resource group {ticket.group!r}: the queue lost this query")
         return ahead
@@ -123,18 +132,20 @@ class GroupStore:
         """How many tickets that still count stand before ``ticket``; None when it is
         no longer in the queue (its lease was lost)."""
         prefix = self._queue(ticket)
-        return _ahead(self._queued(self.store.client.get_prefix(prefix)), ticket.id, time.time())
+        return _ahead(queued_tickets(self.store.client.get_prefix(prefix)), ticket.id, time.time())
 
     @translated("reading a resource group's queue")
     def queue(self, group: str) -> list[QueuedTicket]:
         """The group's tickets in queue order."""
         prefix = self.keys.admission_queue(group)
-        return sorted(self._queued(self.store.client.get_prefix(prefix)), key=lambda t: t.revision)
+        return sorted(
+            queued_tickets(self.store.client.get_prefix(prefix)), key=lambda t: t.revision
+        )
 
     @translated("reading the resource groups' queues")
     def all_tickets(self) -> list[QueuedTicket]:
         """Every group's tickets, in queue order within each group."""
-        found = self._queued(self.store.client.get_prefix(self.keys.admission_queues()))
+        found = queued_tickets(self.store.client.get_prefix(self.keys.admission_queues()))
         return sorted(found, key=lambda t: (t.ticket.group, t.revision))
 
     @translated("leaving a resource group's queue")
@@ -144,15 +155,27 @@ class GroupStore:
     def _queue(self, ticket: Ticket) -> str:
         return self.keys.admission_queue(ticket.group)
 
-    @staticmethod
-    def _queued(kvs: Any) -> list[QueuedTicket]:
-        out = []
-        for value, meta in kvs:
-            try:
-                out.append(QueuedTicket(Ticket.from_json(value), int(meta.create_revision)))
-            except (ValueError, TypeError, KeyError):  # a key no duckfleet wrote
-                continue
-        return out
+
+def queued_tickets(kvs: Any) -> list[QueuedTicket]:
+    """Tickets from etcd's (value, metadata) pairs; a key no duckfleet wrote is skipped."""
+    out = []
+    for value, meta in kvs:
+        try:
+            out.append(QueuedTicket(Ticket.from_json(value), int(meta.create_revision)))
+        except (ValueError, TypeError, KeyError):
+            continue
+    return out
+
+
+def groups_of(value: bytes | None, version: int = 0) -> ResourceGroups:
+    """The configuration etcd holds as ``value`` (None: none was set)."""
+    if value is None:
+        return ResourceGroups()
+    try:
+        return parse_groups(value, version)
+    except ResourceGroupError as exc:
+        log.warning("the resource groups in etcd are not valid (%s): using the default", exc)
+        return ResourceGroups()
 
 
 def _ahead(queued: list[QueuedTicket], ticket_id: str, now: float) -> int | None:

@@ -18,7 +18,7 @@ from duckfleet.config import FrontDoorConfig
 from duckfleet.control import Store
 from duckfleet.control.errors import QueryCancelled, QueueFull
 from duckfleet.control.records import EndReason, QueryState, QueryStatus
-from duckfleet.control.resource_groups import GroupStore
+from duckfleet.control.resource_groups import GroupStore, QueuedTicket, Ticket, waiting
 from duckfleet.flight.admission import Admission, explained
 from duckfleet.resource_groups import (
     DEFAULT_GLOBAL,
@@ -149,6 +149,19 @@ def test_a_worker_timeout_is_explained_as_the_groups_run_time_limit():
     assert "resource group 'adhoc'" in explained(worker_says, by_group).error
     by_setting = limits_for(ResourceGroup("adhoc"), 600)
     assert explained(worker_says, by_setting) == worker_says
+
+
+def test_the_waiting_tickets_are_those_past_the_running_limit_in_queue_order():
+    groups = parse_groups(json.dumps(CONFIG))
+    now = time.time()
+
+    def ticket(i: int, group: str, until: float = now + 60) -> QueuedTicket:
+        return QueuedTicket(Ticket(f"t{i}", group, "u", "fd", now, until), revision=100 - i)
+
+    tickets = [ticket(i, "etl") for i in range(5)] + [ticket(9, "adhoc", until=now - 1)]
+    tickets += [ticket(7, "adhoc"), ticket(8, "adhoc"), ticket(6, "global")]
+    # etl runs 2: by revision t4, t3 run; adhoc runs 1 (t9 expired): t8 runs, t7 waits
+    assert [t.id for t in waiting(groups, tickets, now)] == ["t2", "t1", "t0", "t7"]
 
 
 # --- the etcd queue, two front doors -----------------------------------------------------

@@ -194,6 +194,11 @@ def test_over_the_running_limit_a_query_waits_in_etcd_then_runs_and_past_the_que
     assert "UNAVAILABLE" in message.upper()
     assert "Traceback" not in message
 
+    # system.queries shows it waiting, in its group (to an admin: ana's group is full)
+    waiting = "SELECT \"user\", resource_group, sql FROM system.queries WHERE state = 'queued'"
+    queued = _run(fd0, "admin", waiting).to_pylist()
+    assert queued == [{"user": "ana", "resource_group": "adhoc", "sql": " ".join(SHORT.split())}]
+
     # another group's user is served meanwhile
     started = time.monotonic()
     assert_same_result(_run(fd1, "bob", OTHER), reference(tpch_dir, OTHER), ordered=False)
@@ -235,6 +240,7 @@ def test_a_changed_configuration_holds_at_the_next_query_on_running_front_doors(
     _run(groups_fleet.frontdoor_uri(0), "ana", OTHER)  # both front doors have read GROUPS
     _run(groups_fleet.frontdoor_uri(1), "ana", OTHER)
     _set_groups(groups_fleet, no_queue, tmp_path)
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 0, what="the tickets released")
     long_t, long_out = _in_thread(groups_fleet.frontdoor_uri(0), "ana", LONG)
     _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 1, what="the long query running")
     with pytest.raises(Exception) as refused:
