@@ -181,6 +181,7 @@ def _set(store: Store, groups: dict) -> None:
 def test_two_front_doors_never_admit_past_the_limit_and_serve_the_queue_in_order(store: Store):
     _set(store, {"groups": [{"name": "g", "max_running": 2, "max_queued": 50}]})
     a, b = _admission(store, "fd-a"), _admission(store, "fd-b")
+    done = {f"u{i}": threading.Event() for i in range(8)}  # the test ends each query
     try:
         lock = threading.Lock()
         running, most, order = 0, 0, []
@@ -191,24 +192,32 @@ def test_two_front_doors_never_admit_past_the_limit_and_serve_the_queue_in_order
                 with lock:
                     running += 1
                     most = max(most, running)
-                    order.append(i)
-                time.sleep(0.15)
+                    order.append(f"u{i}")
+                done[f"u{i}"].wait(20)
                 with lock:
                     running -= 1
 
-        threads = []
-        for i in range(8):  # they arrive in order, a little apart
-            t = threading.Thread(target=query, args=(i,))
+        threads = [threading.Thread(target=query, args=(i,)) for i in range(8)]
+        for t in threads:
             t.start()
-            threads.append(t)
-            time.sleep(0.03)
+        _wait_for(lambda: len(GroupStore(store).queue("g")) == 8)
+        arrived = [q.ticket.user for q in GroupStore(store).queue("g")]  # etcd's order
+        _wait_for(lambda: len(order) == 2)
+        assert set(order) == set(arrived[:2])  # the first two run at once
+        for n, user in enumerate(arrived[:6], start=3):  # end them one by one
+            done[user].set()
+            _wait_for(lambda n=n: len(order) == n)
+            assert order[-1] == arrived[n - 1]  # the first queued is the first admitted
+            assert most == 2
+        for ev in done.values():
+            ev.set()
         for t in threads:
             t.join(30)
         assert most == 2, most
-        assert sorted(order) == list(range(8))
-        assert order[2:] == sorted(order[2:]), order  # first queued, first admitted
         _wait_for(lambda: GroupStore(store).queue("g") == [])  # every ticket released
     finally:
+        for ev in done.values():
+            ev.set()
         a.close()
         b.close()
 
