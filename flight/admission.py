@@ -186,6 +186,8 @@ class Admission:
         except BaseException:
             if ahead is not None:  # in the queue: leave it
                 self._release_now(ticket)
+            else:  # etcd may have taken the ticket before the answer was lost
+                self._releases.put(ticket)
             raise
         finally:
             with self._lock:

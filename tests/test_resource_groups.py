@@ -120,6 +120,15 @@ def test_memory_sizes_and_the_smaller_limit_applies():
     assert limits_for(ResourceGroup("h"), 600, "4GB").memory_limit == "4GB"
 
 
+def test_a_config_in_etcd_that_does_not_parse_means_the_default(store: Store):
+    store.client.put(store.keys.resource_groups(), "not json")
+    assert GroupStore(store).read() == ResourceGroups()
+    _set(store, CONFIG)
+    assert [g.name for g in GroupStore(store).read().groups] == ["etl", "adhoc", "global"]
+    GroupStore(store).reset()
+    assert GroupStore(store).read() == ResourceGroups()
+
+
 # --- decisions -------------------------------------------------------------------------
 
 

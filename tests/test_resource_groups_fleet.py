@@ -47,7 +47,7 @@ OTHER = "SELECT n_regionkey, count(*) AS n FROM nation GROUP BY 1"
 GROUPS = {
     "groups": [
         {"name": "adhoc", "users": ["ana"], "max_running": 1, "max_queued": 1},
-        {"name": "runaway", "users": ["carl"], "max_run_time": 2},
+        {"name": "runaway", "users": ["carl"], "max_run_time": 2, "max_memory": "1GiB"},
     ]
 }
 
@@ -230,6 +230,7 @@ def test_a_groups_run_time_limit_stops_a_runaway_query_naming_the_limit(groups_f
     assert took < 15, took
     (record,) = [r for r in _records(groups_fleet, SLOW) if r.user == "carl"]
     assert record.timeout == 2 and record.resource_group == "runaway"
+    assert record.memory_limit == f"{1024**3}B"  # max_memory, down to its tasks' DuckDB
 
 
 def test_a_changed_configuration_holds_at_the_next_query_on_running_front_doors(
