@@ -85,6 +85,10 @@ class Admission:
         self.watch = PrefixWatch(
             store, prefix, self._on_event, self._wake_all, "admission-queue", kinds=("delete",)
         ).start()
+        # what the front door's metrics count (flight/frontdoor.py sets them)
+        self.on_queued: Callable[[], None] = _nothing
+        self.on_refused: Callable[[], None] = _nothing
+        self.on_waited: Callable[[float], None] = _waited_nothing
         self._releases: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
         self._releaser = threading.Thread(target=self._release_loop, name="admission-release")
         self._releaser.daemon = True
@@ -173,8 +177,10 @@ class Admission:
             ahead = self.store.enqueue(ticket, self.lease.id())
             decision = decide(group, ahead, new=True)
             if decision.admit == Admit.REFUSE:
+                self.on_refused()
                 raise QueueFull(decision.refusal(group))
             if decision.admit == Admit.QUEUE:
+                self.on_queued()
                 log.info(
                     "resource group %r: query queued, %d running, %d queued before it",
                     group.name,
@@ -233,6 +239,7 @@ class Admission:
                         f"{ticket.group!r} (this front door lost its etcd lease)"
                     )
                 if decide(group, ahead, new=False).admit == Admit.RUN:
+                    self.on_waited(now - started)
                     log.info(
                         "resource group %r: query admitted after %.1fs in the queue",
                         ticket.group,
@@ -279,6 +286,14 @@ class Admission:
                 )
                 time.sleep(0.5)
                 self._releases.put(ticket)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _waited_nothing(seconds: float) -> None:
+    return None
 
 
 def timeout_status(limits: QueryLimits) -> QueryStatus:

@@ -38,6 +38,10 @@ class FrontDoor:
         self.backend.run = self.metrics.counted(  # type: ignore[method-assign]
             self.backend.run, cancelled=(QueryCancelled, QueryTimeout)
         )
+        admission = self.backend.admission  # resource groups (flight/admission.py)
+        admission.on_queued = self.metrics.admission_queued.inc
+        admission.on_refused = self.metrics.admission_refused.inc
+        admission.on_waited = self.metrics.admission_wait_seconds.observe
         self.server = FrontDoorServer(
             f"{cfg.scheme}://{cfg.host}:{self.port}",
             self.backend,

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import pytest
 from fleet_fixture import SLOW, reference
+from prometheus_client.parser import text_string_to_metric_families
 from secure_fleet import add_user
 
 from duckfleet.auth.local import FleetSecurity
@@ -180,6 +182,7 @@ def test_over_the_running_limit_a_query_waits_in_etcd_then_runs_and_past_the_que
 ):
     _set_groups(groups_fleet, GROUPS, tmp_path)  # the front doors run: no restart
     fd0, fd1 = groups_fleet.frontdoor_uri(0), groups_fleet.frontdoor_uri(1)
+    before = _admission_metrics(groups_fleet)
     long_t, long_out = _in_thread(fd0, "ana", SLOW)
     _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 1, what="the long query running")
     short_t, short_out = _in_thread(fd1, "ana", SHORT)  # the other front door
@@ -216,6 +219,34 @@ def test_over_the_running_limit_a_query_waits_in_etcd_then_runs_and_past_the_que
     long_ended = _status(groups_fleet, long_record.id).at
     assert short_record.created >= long_ended  # it waited until the long one ended
     _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 0, what="the tickets released")
+    after = _admission_metrics(groups_fleet)
+    moved = {k: after[k] - before[k] for k in after}
+    assert moved == {
+        ("front door 0", "duckfleet_admission_refused_total"): 1,
+        ("front door 0", "duckfleet_admission_queued_total"): 0,
+        ("front door 0", "duckfleet_admission_wait_seconds_count"): 0,
+        ("front door 1", "duckfleet_admission_refused_total"): 0,
+        ("front door 1", "duckfleet_admission_queued_total"): 1,
+        ("front door 1", "duckfleet_admission_wait_seconds_count"): 1,
+    }
+
+
+def _admission_metrics(fleet: LocalFleet) -> dict[tuple[str, str], float]:
+    names = (
+        "duckfleet_admission_refused_total",
+        "duckfleet_admission_queued_total",
+        "duckfleet_admission_wait_seconds_count",
+    )
+    out = {}
+    for door, url in fleet.metrics_urls():
+        if door.startswith("front door"):
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+            samples = {
+                s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            }
+            out.update({(door, n): samples.get(n, 0.0) for n in names})
+    return out
 
 
 def test_a_groups_run_time_limit_stops_a_runaway_query_naming_the_limit(groups_fleet, tmp_path):
