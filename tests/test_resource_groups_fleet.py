@@ -9,6 +9,7 @@ doors run (none restarts).
 * A group's max_run_time stops a runaway query with DEADLINE_EXCEEDED naming it.
 * Out of the box every query is in the `global` group with a 300 s run time.
 * A changed configuration holds at the next query.
+* A client whose deadline passes while its query waits leaves the queue.
 """
 
 from __future__ import annotations
@@ -85,20 +86,22 @@ def groups_fleet(tpch_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         etcd.close()
 
 
-def _run(uri: str, user: str, sql: str) -> pa.Table:
+def _run(uri: str, user: str, sql: str, **options: str) -> pa.Table:
     password = ADMIN_PASSWORD if user == "admin" else PASSWORD
-    login = {"username": user, "password": password}
+    login = {"username": user, "password": password, **options}
     with flightsql.connect(uri, db_kwargs=login) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetch_arrow_table()
 
 
-def _in_thread(uri: str, user: str, sql: str) -> tuple[threading.Thread, dict[str, object]]:
+def _in_thread(
+    uri: str, user: str, sql: str, **options: str
+) -> tuple[threading.Thread, dict[str, object]]:
     out: dict[str, object] = {}
 
     def client() -> None:
         try:
-            out["table"] = _run(uri, user, sql)
+            out["table"] = _run(uri, user, sql, **options)
         except Exception as exc:  # reported by the test
             out["error"] = exc
 
@@ -287,3 +290,22 @@ def test_a_changed_configuration_holds_at_the_next_query_on_running_front_doors(
     assert "error" not in long_out, long_out.get("error")
     reset = _cli(groups_fleet, "reset")
     assert reset.returncode == 0 and '"name": "global"' in reset.stdout
+
+
+def test_a_client_that_gives_up_while_queued_leaves_the_queue(groups_fleet, tmp_path):
+    waits = {"groups": [{"name": "adhoc", "users": ["ana"], "max_running": 1, "max_queued": 5}]}
+    _set_groups(groups_fleet, waits, tmp_path)
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 0, what="the tickets released")
+    long_t, long_out = _in_thread(groups_fleet.frontdoor_uri(0), "ana", SLOW)
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 1, what="the long query running")
+    deadline = {"adbc.flight.sql.rpc.timeout_seconds.query": "1"}  # the client's gRPC deadline
+    client, out = _in_thread(groups_fleet.frontdoor_uri(1), "ana", OTHER, **deadline)
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 2, what="the impatient query queued")
+    client.join(30)
+    error = str(out.get("error", "")).lower()
+    assert "deadline" in error or "timeout" in error, out
+    assert long_t.is_alive(), "the long query was not long enough for this test"
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 1, timeout=5, what="the ticket gone")
+    long_t.join(120)
+    assert "error" not in long_out, long_out.get("error")
+    _cli(groups_fleet, "reset")
