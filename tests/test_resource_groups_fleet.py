@@ -15,6 +15,7 @@ doors run (none restarts).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.timeout(180)
 ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex[:8]
 PASSWORD = "pw-" + uuid.uuid4().hex[:8]  # ana's, bob's and carl's
 LONG = SLOW.replace(", region r2", "")  # a few seconds on the test fleet
+RUNAWAY = SLOW.replace("region r2", "region r2, nation n3")  # minutes: a cross join more
 SHORT = "SELECT l_returnflag, count(*) AS n, sum(l_quantity) AS q FROM lineitem GROUP BY 1"
 OTHER = "SELECT n_regionkey, count(*) AS n FROM nation GROUP BY 1"
 
@@ -256,13 +258,13 @@ def test_a_groups_run_time_limit_stops_a_runaway_query_naming_the_limit(groups_f
     _set_groups(groups_fleet, GROUPS, tmp_path)
     started = time.monotonic()
     with pytest.raises(Exception) as stopped:
-        _run(groups_fleet.frontdoor_uri(1), "carl", SLOW)
+        _run(groups_fleet.frontdoor_uri(1), "carl", RUNAWAY)
     took = time.monotonic() - started
     message = str(stopped.value)
     assert "max_run_time of resource group 'runaway' (2s)" in message, message
     assert "deadlineexceeded" in message.lower().replace("_", ""), message  # the status
     assert took < 15, took
-    (record,) = [r for r in _records(groups_fleet, SLOW) if r.user == "carl"]
+    (record,) = _records(groups_fleet, RUNAWAY)
     assert record.timeout == 2 and record.resource_group == "runaway"
     assert record.memory_limit == f"{1024**3}B"  # max_memory, down to its tasks' DuckDB
 
@@ -309,3 +311,33 @@ def test_a_client_that_gives_up_while_queued_leaves_the_queue(groups_fleet, tmp_
     long_t.join(120)
     assert "error" not in long_out, long_out.get("error")
     _cli(groups_fleet, "reset")
+
+
+def test_a_killed_front_doors_tickets_leave_the_queue_and_the_next_in_line_runs(
+    groups_fleet, tpch_dir, tmp_path
+):
+    """Last in this file: it kills front door 1 (and starts it again)."""
+    waits = {"groups": [{"name": "adhoc", "users": ["ana"], "max_running": 1, "max_queued": 5}]}
+    _set_groups(groups_fleet, waits, tmp_path)
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 0, what="the tickets released")
+    fd0, fd1 = groups_fleet.frontdoor_uri(0), groups_fleet.frontdoor_uri(1)
+    running_t, _ = _in_thread(fd1, "ana", SLOW)  # its ticket is front door 1's
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 1, what="the long query running")
+    queued_t, queued_out = _in_thread(fd1, "ana", OTHER)  # waits on front door 1
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 2, what="a query queued on door 1")
+    next_t, next_out = _in_thread(fd0, "ana", SHORT)  # waits on front door 0, after it
+    _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 3, what="a query queued on door 0")
+    assert running_t.is_alive(), "the long query was not long enough for this test"
+
+    groups_fleet.frontdoor_procs[1].send_signal(signal.SIGKILL)
+    groups_fleet.frontdoor_procs[1].wait(10)
+    try:
+        next_t.join(30)  # door 1's two tickets went with its lease: the next in line runs
+        assert "error" not in next_out, next_out.get("error")
+        assert_same_result(next_out["table"], reference(tpch_dir, SHORT), ordered=False)
+        queued_t.join(30)
+        assert "error" in queued_out  # its front door died under it
+        _wait_for(lambda: _tickets(groups_fleet, "adhoc") == 0, what="the tickets released")
+    finally:
+        groups_fleet.restart_frontdoor(1)
+        _cli(groups_fleet, "reset")
