@@ -393,7 +393,7 @@ class FleetBackend:
                     q = new_query_id()
                     self._execute(q, plan, started=started, user=who.user)
                 else:  # its completion commits just after the answer: wait for it
-                    self.queries.wait(q, self.cfg.query_timeout, changed)
+                    self.queries.wait(q, self.admission.limits().timeout, changed)
             records = self.queries.task_records(q)
         table = explain_table(plan, records, path.reason, dialect)
         ticket = explain_ticket(sql, q if explain.analyze else None, dialect)
