@@ -8,7 +8,8 @@ ControlError
 ├── QueryCancelled     the query was cancelled (by its client, or CancelFlightInfo)
 ├── QueryTimeout       the query did not finish in time (DEADLINE_EXCEEDED)
 ├── QueryNotFound      no such query or result, or its retention has passed
-└── NoWorkers          no worker has joined the fleet
+├── NoWorkers          no worker has joined the fleet
+└── QueueFull          the query's resource group is full: running and queue limits
 """
 
 from __future__ import annotations
@@ -55,3 +56,8 @@ class NoWorkers(ControlError):
 class ResultsLost(ControlError):
     """A finished query's output partitions vanished with their worker before the
     client was answered: running it again succeeds."""
+
+
+class QueueFull(ControlError):
+    """A resource group's queue is full (control/resource_groups.py): the message
+    names the group and its limit. UNAVAILABLE: retry later."""

@@ -4,7 +4,8 @@ query page's lists (control/fleet_snapshot.py).
 
 ``read_fleet_state(store, parts)`` reads only what the wanted parts need:
 
-    "queries"   queries/, status/, done/
+    "queries"   queries/, status/, done/, admission/ (the queries waiting in a
+                resource group's queue: control/resource_groups.py)
     "progress"  the same, and claims/ (the query page's list: ui/, control/fleet_snapshot.py)
     "tasks"     the same, and tasks/, claims/, copies/, attempts/, runnable/
     "workers"   members/worker/, claims/, copies/
@@ -22,6 +23,7 @@ from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
 
 from duckfleet.control.queries import StoredTask
 from duckfleet.control.records import Claim, MemberInfo, QueryRecord, QueryStatus
+from duckfleet.control.resource_groups import Ticket, groups_of, queued_tickets, waiting
 from duckfleet.control.store import Store, translated
 from duckfleet.ids import QueryId, TaskId
 
@@ -52,10 +54,11 @@ class FleetState:
     attempts: Mapping[TaskKey, int] = field(default_factory=dict)  # claims so far
     runnable: frozenset[TaskKey] = frozenset()
     workers: tuple[MemberInfo, ...] = ()
+    queued: tuple[Ticket, ...] = ()  # queries waiting in a resource group's queue
 
 
 _NEEDS = {
-    "queries": ("queries", "status", "done"),
+    "queries": ("queries", "status", "done", "admission"),
     "progress": ("queries", "status", "done", "claims"),  # the query page's list
     "tasks": ("queries", "status", "done", "tasks", "claims", "copies", "attempts", "runnable"),
     "workers": ("workers", "claims", "copies"),
@@ -77,6 +80,7 @@ def read_fleet_state(store: Store, parts: Iterable[str]) -> FleetState:
         "attempts": k.all_attempts(),
         "runnable": k.all_runnable(),
         "workers": k.members("worker"),
+        "admission": k.admission(),
     }
     wanted = sorted({p for part in parts for p in _NEEDS[part]})
     ops = [
@@ -100,8 +104,9 @@ def read_fleet_state(store: Store, parts: Iterable[str]) -> FleetState:
     for key, value, _ in by_task("done"):
         d = json.loads(value)
         done[key] = Done(str(d.get("worker", "")), d.get("rows"), d.get("bytes"), d.get("seconds"))
+    now = time.time()
     return FleetState(
-        now=time.time(),
+        now=now,
         records=records,
         statuses=statuses,
         done=done,
@@ -111,4 +116,13 @@ def read_fleet_state(store: Store, parts: Iterable[str]) -> FleetState:
         attempts={key: int(m.version) for key, _, m in by_task("attempts")},
         runnable=frozenset(key for key, _, _ in by_task("runnable")),
         workers=tuple(MemberInfo.from_json(v) for v, _ in got.get("workers", [])),
+        queued=_queued(store, got.get("admission", []), now),
     )
+
+
+def _queued(store: Store, kvs: list[tuple[bytes, Any]], now: float) -> tuple[Ticket, ...]:
+    """The queries waiting in a resource group's queue, from admission/'s keys."""
+    config, queue = store.keys.resource_groups().encode(), store.keys.admission_queues().encode()
+    value = next((v for v, m in kvs if m.key == config), None)
+    tickets = queued_tickets((v, m) for v, m in kvs if m.key.startswith(queue))
+    return tuple(waiting(groups_of(value), tickets, now))

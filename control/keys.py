@@ -10,6 +10,9 @@ Every key lives under a namespace (default ``/duckfleet``)::
                                 a SELECT grant (JSON)    -
     access/ungranted            who reads a name nobody  -
                                 was granted: public|admins
+    admission/groups            resource groups (JSON)   -
+    admission/queue/<g>/<id>    a query of group g that  front door's
+                                runs or waits (Ticket)   admission lease
     queries/<q>                 QueryRecord (immutable)  query lease
     status/<q>                  QueryStatus (mutable)    query lease
     tasks/<q>/<t>               TaskPlan JSON            query lease
@@ -95,6 +98,22 @@ class Keyspace:
 
     def ungranted(self) -> str:
         return self._k("access", "ungranted")
+
+    # admission: resource groups and their queues (control/resource_groups.py)
+    def admission(self) -> str:
+        return self._prefix("admission")
+
+    def resource_groups(self) -> str:
+        return self._k("admission", "groups")
+
+    def admission_queues(self) -> str:
+        return self._prefix("admission", "queue")
+
+    def admission_queue(self, group: str) -> str:
+        return self._prefix("admission", "queue", group)
+
+    def admission_ticket(self, group: str, ticket: str) -> str:
+        return self._k("admission", "queue", group, ticket)
 
     # queries
     def query(self, q: QueryId) -> str:

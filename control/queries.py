@@ -154,6 +154,7 @@ def new_record(
     max_result_bytes: int = 0,
     user: str = "",
     traceparent: str = "",
+    resource_group: str = "",
 ) -> QueryRecord:
     """The immutable record of query `query_id` running `plan` under `lease`."""
     return QueryRecord(
@@ -171,6 +172,7 @@ def new_record(
         max_result_bytes=max_result_bytes,
         user=user,
         traceparent=traceparent,
+        resource_group=resource_group,
     )
 
 
@@ -231,6 +233,7 @@ class QueryStore:
         max_result_bytes: int = 0,
         user: str = "",
         traceparent: str = "",
+        resource_group: str = "",
         fingerprint: tuple[str, Waiter] | None = None,
         lease: Any = None,
         started: Iterable[TaskId] = (),
@@ -252,6 +255,7 @@ class QueryStore:
             max_result_bytes=max_result_bytes,
             user=user,
             traceparent=traceparent,
+            resource_group=resource_group,
         )
         ops = query_ops(self.store, record, plan)
         for t in started:  # started once already, by a worker that was lost: an attempt

@@ -51,6 +51,7 @@ class QueryRecord:
     # workers start its tasks' spans as its children; "": not traced (left out of JSON)
     traceparent: str = ""
     path: str = "queue"  # how it runs: "queue", or "fast" (an accepted fast-path offer)
+    resource_group: str = ""  # the group it was admitted in (flight/admission.py); "": none
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -59,6 +60,8 @@ class QueryRecord:
             del d["user"]
         if not self.traceparent:
             del d["traceparent"]
+        if not self.resource_group:
+            del d["resource_group"]
         return json.dumps(d)
 
     @staticmethod

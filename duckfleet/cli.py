@@ -9,6 +9,7 @@
     duckfleet user add NAME [--role user|admin] | user list | user remove NAME
     duckfleet grant|revoke TABLE... (--user NAME | --role user)...   SELECT grants
     duckfleet grants [TABLE] [--ungranted public|admins]   list grants (duckfleet/cli_grants.py)
+    duckfleet resource-groups set FILE | show | reset   admission control (cli_resource_groups.py)
     duckfleet health --target HOST:PORT [--service NAME]   exit 0 iff SERVING
     duckfleet demo-data [--scale SF] [--data-dir DIR]   generate and register TPC-H
     duckfleet balance --listen HOST:PORT --backend HOST:PORT --health HOST:PORT ...
@@ -450,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     from duckfleet.cli_grants import add_parsers as add_grant_parsers
 
     add_grant_parsers(sub, _common_flags, _store)
+
+    from duckfleet.cli_resource_groups import add_parsers as add_resource_group_parsers
+
+    add_resource_group_parsers(sub, _common_flags, _store)
 
     hc = sub.add_parser("health", help="check a front door's or worker's gRPC health service")
     hc.add_argument("--target", required=True, help="HOST:PORT of its health service")

@@ -129,6 +129,24 @@ class FrontDoorMetrics(_ProcessMetrics):
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        # admission control (flight/admission.py): no group label, as group names are
+        # the operator's to choose
+        self.admission_queued = Counter(
+            "duckfleet_admission_queued",
+            "Queries that waited in their resource group's queue on this front door",
+            registry=self.registry,
+        )
+        self.admission_refused = Counter(
+            "duckfleet_admission_refused",
+            "Queries refused on this front door because their resource group was full",
+            registry=self.registry,
+        )
+        self.admission_wait_seconds = Histogram(
+            "duckfleet_admission_wait_seconds",
+            "Time a query waited in its resource group's queue before it ran",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
 
     def counted(self, run: Callable[..., Any], cancelled: tuple[type, ...]) -> Callable[..., Any]:
         """`run` (FleetBackend.run), each call counted by outcome and timed: an
@@ -268,6 +286,9 @@ METRIC_NAMES = frozenset(
     {
         "duckfleet_queries_total",
         "duckfleet_query_duration_seconds",
+        "duckfleet_admission_queued_total",
+        "duckfleet_admission_refused_total",
+        "duckfleet_admission_wait_seconds",
         "duckfleet_task_duration_seconds",
         "duckfleet_tasks_claimed_total",
         "duckfleet_tasks_completed_total",

@@ -26,7 +26,8 @@ QUERIES = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
         pa.field("user", pa.string()),  # "" when auth is off
-        pa.field("state", pa.string(), nullable=False),  # running|finished|failed|cancelled
+        # queued (in a resource group's queue) | running | finished | failed | cancelled
+        pa.field("state", pa.string(), nullable=False),
         pa.field("submitted", _ts),
         pa.field("elapsed", pa.float64()),  # seconds: until it ended, or until the snapshot
         pa.field("tasks_done", pa.int64()),
@@ -35,6 +36,7 @@ QUERIES = pa.schema(
         pa.field("priority", pa.int64()),
         pa.field("frontdoor", pa.string()),
         pa.field("path", pa.string()),  # queue | fast (offered to a worker, planner/fast_path.py)
+        pa.field("resource_group", pa.string()),  # the group it was admitted in (or waits in)
         pa.field("sql", pa.string()),  # its first SQL_CHARS characters
     ]
 )

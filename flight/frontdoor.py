@@ -41,6 +41,10 @@ class FrontDoor:
         self.backend.poll = self.metrics.counted_polls(  # type: ignore[method-assign]
             self.backend.poll, (QueryCancelled, QueryTimeout), (QueryFailed, ResultsLost)
         )  # PollFlightInfo: counted by the poll that answers the end
+        admission = self.backend.admission  # resource groups (flight/admission.py)
+        admission.on_queued = self.metrics.admission_queued.inc
+        admission.on_refused = self.metrics.admission_refused.inc
+        admission.on_waited = self.metrics.admission_wait_seconds.observe
         # pyarrow's Flight server, or grpcio's over its handlers (DUCKFLEET_FRONTDOOR_SERVER)
         self.server, self.grpc = front_door_servers(
             cfg, self.port, self.backend, self.location, self.metrics.served_bytes.inc,

@@ -35,10 +35,12 @@ from duckfleet.control.errors import (
 from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
 from duckfleet.control.lease_pool import LeasePool
 from duckfleet.control.offers import Offer
-from duckfleet.control.queries import StatusWatch, new_record, timeout_status
+from duckfleet.control.queries import StatusWatch, new_record
+from duckfleet.control.queries import timeout_status as ran_too_long
 from duckfleet.control.query_progress import ProgressReader
 from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
 from duckfleet.flight.access import AccessControl
+from duckfleet.flight.admission import Admission, explained, timeout_status
 from duckfleet.flight.backend import Partition, Polled, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
@@ -105,6 +107,7 @@ class FleetBackend:
         self.plans = PlanCache(cfg.plan_cache)
         self.fleet = FleetView(store, cfg.session_ttl)
         self.access = AccessControl(store)  # SELECT grants (flight/access.py)
+        self.admission = Admission(store, cfg, member_id)  # resource groups (flight/admission.py)
         self.settings = PlannerSettings(
             broadcast_max_bytes=cfg.broadcast_max_bytes,
             split_bytes=cfg.split_bytes,
@@ -126,6 +129,7 @@ class FleetBackend:
         self.fast.close()
         self.fleet.close()
         self.access.close()
+        self.admission.close()
         self.leases.stop()
         self.status_watch.stop()
         self.clients.close()
@@ -209,7 +213,10 @@ class FleetBackend:
         asked (wire/auth.py); "" when auth is off. ``dialect``: the one the client
         wrote `sql` in, when it was transpiled to the DuckDB SQL given (EXPLAIN
         says so)."""
-        with tracing.span("query", attributes={"db.statement": sql[:2000]}) as span:
+        with (
+            tracing.span("query", attributes={"db.statement": sql[:2000]}) as span,
+            self.admission.admitted(user, role, cancelled, sql),  # its resource group's turn
+        ):
             outcome = self._run(sql, priority, cancelled, user, role, dialect)
             if span is not None:
                 span.set_attribute("duckfleet.query_id", outcome.query_id)
@@ -303,7 +310,7 @@ class FleetBackend:
         if answer is None:
             return None, ()
         if answer.status is not None:
-            raise ended_error(q, answer.status)
+            raise ended_error(q, explained(answer.status, self.admission.limits()))
         assert answer.result is not None
         (task,) = plan.tasks
         self._check_result_size(q, [answer.result])
@@ -311,13 +318,15 @@ class FleetBackend:
 
     def _query_options(self, priority: int, user: str = "") -> dict[str, Any]:
         """What every query record carries from this front door's configuration, and
-        who asked."""
+        who asked; the limits of its resource group (flight/admission.py)."""
+        limits = self.admission.limits()
         return {
             "user": user,
             "priority": priority,
             "max_attempts": self.cfg.max_attempts,
-            "timeout": self.cfg.query_timeout,
-            "memory_limit": self.cfg.query_memory_limit,
+            "timeout": limits.timeout,
+            "memory_limit": limits.memory_limit,
+            "resource_group": limits.group,
             "max_result_bytes": self.cfg.max_result_bytes,
             # the current span's (the query's): its tasks' spans are its children
             "traceparent": tracing.current_traceparent(),
@@ -388,7 +397,7 @@ class FleetBackend:
                     q = new_query_id()
                     self._execute(q, plan, started=started, user=who.user)
                 else:  # its completion commits just after the answer: wait for it
-                    self.queries.wait(q, self.cfg.query_timeout, changed)
+                    self.queries.wait(q, self.admission.limits().timeout, changed)
             records = self.queries.task_records(q)
         table = explain_table(plan, records, path.reason, dialect)
         ticket = explain_ticket(sql, q if explain.analyze else None, dialect)
@@ -503,7 +512,7 @@ class FleetBackend:
         request's `fingerprint` is forgotten in the same round trip (the client is
         being answered: no other front door may adopt the query)."""
         if status.state != QueryState.FINISHED:
-            raise ended_error(q, status)
+            raise ended_error(q, explained(status, self.admission.limits()))
         forget = self.store.keys.fingerprint(fingerprint, q) if fingerprint else ""
         try:
             index = self.queries.results(q, outputs, delete=forget)
@@ -541,11 +550,13 @@ class FleetBackend:
     ) -> QueryStatus:
         """The query's terminal status; on timeout (`left` seconds, by default the
         query timeout) or a cancelled call, end it first."""
-        timeout = self.cfg.query_timeout
+        limits = self.admission.limits()
         try:
-            return self.queries.wait(q, timeout if left is None else left, changed, cancelled)
+            return self.queries.wait(
+                q, limits.timeout if left is None else left, changed, cancelled
+            )
         except QueryTimeout:
-            status = timeout_status(timeout)
+            status = timeout_status(limits)
         except QueryCancelled:
             status = CLIENT_GONE
         return self.queries.end(q, status)
@@ -563,13 +574,18 @@ class FleetBackend:
     ) -> QueryId | QueryOutcome:
         """Plan and publish `sql` through the queue without waiting for it: its query
         id, to `poll`. A statement answered at once anyway (EXPLAIN, a query on the
-        fast path) is run here, and its outcome returned instead."""
+        fast path) is run here, and its outcome returned instead. A polled query
+        waits for its resource group's turn and takes its limits (run time, memory)
+        here; it does not hold a running slot of the group between polls."""
         who = Identity(user, role, math.inf)
         if explain_statement(sql) is None:
             plan, path = self._planned(sql, who)
             if not path.fast:
                 q = new_query_id()
-                with tracing.span("query", attributes={"db.statement": sql[:2000]}):
+                with (
+                    tracing.span("query", attributes={"db.statement": sql[:2000]}),
+                    self.admission.admitted(user, role, None, sql),
+                ):
                     plan = fill_snapshots(plan, self.store, who)
                     self._publish_query(q, plan, priority, user=user)
                 log.info("query=%s published to be polled: %d task(s)", q, len(plan.tasks))
@@ -591,7 +607,7 @@ class FleetBackend:
             raise QueryNotFound(f"query {q} is unknown or its results have expired")
         late = record.timeout and time.time() > record.created + record.timeout
         if status.state == QueryState.RUNNING and late:
-            status = self.queries.end(q, timeout_status(record.timeout))
+            status = self.queries.end(q, ran_too_long(record.timeout))
         outputs = set(record.outputs)
         first = list(dict.fromkeys(t for t in given if t in outputs))  # kept where they were
         if status.terminal:

@@ -69,9 +69,28 @@ def queries_table(state: FleetState, who: Identity) -> pa.Table:
                 "priority": record.priority,
                 "frontdoor": record.frontdoor,
                 "path": record.path,
+                "resource_group": record.resource_group or None,
                 "sql": record.sql[:SQL_CHARS],
             }
         )
+    for ticket in state.queued:  # waiting in a resource group's queue: no record yet
+        if who.is_admin or ticket.user == who.user:
+            rows.append(
+                {
+                    "id": ticket.id,
+                    "user": ticket.user,
+                    "state": "queued",
+                    "submitted": _utc(ticket.at),
+                    "elapsed": max(0.0, state.now - ticket.at),
+                    "tasks_done": 0,
+                    "tasks_total": None,
+                    "frontdoor": ticket.frontdoor,
+                    "path": "queue",
+                    "resource_group": ticket.group,
+                    "sql": ticket.sql[:SQL_CHARS],
+                }
+            )
+    rows.sort(key=lambda r: (r["submitted"], r["id"]))
     return pa.Table.from_pylist(rows, schema=QUERIES)
 
 

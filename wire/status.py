@@ -39,6 +39,7 @@ duckfleet error -> Flight status::
     UnsupportedRequest                                  UNIMPLEMENTED      Unimplemented
     QueryNotFound                                       NOT_FOUND          NotFound
     StoreUnavailable, LeaseLost, NoWorkers, ResultsLost UNAVAILABLE        FlightUnavailableError
+    QueueFull (a resource group's queue is full)        UNAVAILABLE        FlightUnavailableError
     QueryTimeout                                        DEADLINE_EXCEEDED  FlightTimedOutError
     QueryCancelled                                      CANCELLED          FlightCancelledError
     LimitExceeded (a resource limit; see below)         INVALID_ARGUMENT   InvalidArgument
@@ -53,7 +54,9 @@ duckfleet error -> Flight status::
 RESOURCE_EXHAUSTED, the code gRPC has for a limit, cannot be sent by a pyarrow Flight
 server: Arrow's transport maps no status to it (TransportStatusCode has no such
 member). A query stopped by a resource limit therefore answers INVALID_ARGUMENT — do
-not retry unchanged — with a message that names the limit and its setting.
+not retry unchanged — with a message that names the limit and its setting. A query
+refused because its resource group's queue is full answers UNAVAILABLE (retry later),
+the message naming the group and the limit.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ from duckfleet.control.errors import (
     QueryFailed,
     QueryNotFound,
     QueryTimeout,
+    QueueFull,
     ResultsLost,
     StoreUnavailable,
 )
@@ -174,7 +178,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
             "UNAVAILABLE",
             f"{STORE_UNAVAILABLE_HINT} ({message})" if message else STORE_UNAVAILABLE_HINT,
         )
-    if isinstance(exc, (NoWorkers, ResultsLost)):
+    if isinstance(exc, (NoWorkers, ResultsLost, QueueFull)):
         return "UNAVAILABLE", message
     if isinstance(exc, LeaseLost):
         return (
