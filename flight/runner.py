@@ -1,9 +1,12 @@
-"""The front door's QueryBackend: plan, publish to etcd, wait, describe the result.
+"""The front door's QueryBackend: the parts a query meets, put together.
 
-The front door never executes a fragment. It plans with the catalog read from
-etcd, publishes the query, waits on a watch of the status keys and answers with
-one partition per output task, located at the worker holding it and then at this
-front door as the fallback.
+Each part has a home of its own: what the front door knows of the fleet (the
+catalog, sessions, the workers: flight/fleet_view.py), grants (flight/access.py),
+resource groups (flight/admission.py), the plan cache (flight/plan_cache.py),
+running a plan (publish and wait, the fast path's offer, result locations and their
+cap, adoption of a dead front door's query: flight/query_runs.py), the partition
+relay (flight/relay.py) and writes (flight/writes.py). What is left here is the
+order they are called in for a statement, EXPLAIN and PollFlightInfo.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -23,32 +25,23 @@ from duckfleet import tracing
 from duckfleet.auth import ADMIN, Identity
 from duckfleet.catalog import Catalog
 from duckfleet.config import FrontDoorConfig
-from duckfleet.control import QueryStore, Store
+from duckfleet.control import Store
 from duckfleet.control.errors import (
-    ControlError,
-    NoWorkers,
-    QueryCancelled,
     QueryNotFound,
-    QueryTimeout,
-    ResultsLost,
 )
-from duckfleet.control.fingerprints import Fingerprints, Waiter, fingerprint
-from duckfleet.control.lease_pool import LeasePool
-from duckfleet.control.offers import Offer
-from duckfleet.control.queries import StatusWatch, new_record
+from duckfleet.control.fingerprints import fingerprint
 from duckfleet.control.queries import timeout_status as ran_too_long
 from duckfleet.control.query_progress import ProgressReader
-from duckfleet.control.records import EndReason, QueryState, QueryStatus, ResultInfo
+from duckfleet.control.records import QueryState, QueryStatus
 from duckfleet.flight.access import AccessControl
-from duckfleet.flight.admission import Admission, explained, timeout_status
+from duckfleet.flight.admission import Admission
 from duckfleet.flight.backend import Partition, Polled, QueryOutcome
 from duckfleet.flight.describe import Describer, Prepared
 from duckfleet.flight.explain import explain_table
-from duckfleet.flight.fast_path import FastPath, WorkerLost
+from duckfleet.flight.fast_path import FastPath
 from duckfleet.flight.fleet_view import FleetView
-from duckfleet.flight.orphans import adopt
 from duckfleet.flight.plan_cache import PlanCache
-from duckfleet.flight.query_errors import ended_error
+from duckfleet.flight.query_runs import QueryRuns
 from duckfleet.flight.relay import PartitionRelay
 from duckfleet.flight.statements import parse_statement_text
 from duckfleet.flight.system_tables import fill_snapshots
@@ -73,13 +66,6 @@ from duckfleet.wire.tickets import (
 log = logging.getLogger("duckfleet.flight")
 
 
-# how a query ends when its client cancelled the call or went away
-CLIENT_GONE = QueryStatus(
-    QueryState.CANCELLED,
-    error="the client cancelled the call or went away",
-    reason=EndReason.CLIENT,
-)
-
 # what DuckDB's memory_limit accepts: 512MB, 1.5 GB, 2GiB, 80%, ...
 MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[kmgt]i?b?|b|bytes?)", re.IGNORECASE)
 
@@ -98,11 +84,7 @@ class FleetBackend:
         self.store = store
         self.member_id = member_id
         self.location = location
-        self.queries = QueryStore(store)
-        self.fingerprints = Fingerprints(store)
-        self.status_watch = StatusWatch(store).start()
         self.progress = ProgressReader(store)  # PollFlightInfo
-        self.leases = LeasePool(store, int(cfg.query_timeout + cfg.result_ttl)).start()
         self.clients = FlightClients(client_security)
         self.plans = PlanCache(cfg.plan_cache)
         self.fleet = FleetView(store, cfg.session_ttl)
@@ -117,9 +99,14 @@ class FleetBackend:
         if cfg.split_joins == "always":  # every split that keeps the answer right
             self.settings = replace(self.settings, max_cost_share=math.inf)
         self.fast = FastPath(self.clients, cfg.query_timeout)
+        # publish and wait, the fast path's offer, results and their cap, adoption
+        self.runs = QueryRuns(
+            cfg, store, member_id, location, self.fleet, self.admission, self.fast
+        )
+        self.queries, self.status_watch = self.runs.queries, self.runs.status_watch
         self.describer = Describer(self.settings)
         self.relay = PartitionRelay(  # the fallback location of every endpoint
-            self.queries, self.status_watch, self.clients, lambda q, plan: self._execute(q, plan)
+            self.queries, self.status_watch, self.clients, self.runs.execute
         )
         self.writer = TableWriter(
             self.fleet.catalog_store, cfg.data_dir, self.run_plan, self.describer, self.settings
@@ -130,8 +117,7 @@ class FleetBackend:
         self.fleet.close()
         self.access.close()
         self.admission.close()
-        self.leases.stop()
-        self.status_watch.stop()
+        self.runs.close()
         self.clients.close()
         self.describer.close()
 
@@ -189,7 +175,7 @@ class FleetBackend:
         started = time.perf_counter()
         plan = fill_snapshots(plan, self.store, ADMIN_IDENTITY)  # writes: admins only
         with tracing.span("query", attributes={"duckfleet.query_id": q, "duckfleet.write": True}):
-            self._execute(q, plan, priority=priority)
+            self.runs.execute(q, plan, priority=priority)
         log.info(
             "query=%s finished: %d task(s); total %.1f ms",
             q,
@@ -241,18 +227,18 @@ class FleetBackend:
             plan = fill_snapshots(plan, self.store, who)  # system tables: etcd as `who` sees it
         planned = time.perf_counter()
         fast, started_once = (
-            self._run_fast(plan, priority, cancelled, user=user) if path.fast else (None, ())
+            self.runs.run_fast(plan, priority, cancelled, user=user) if path.fast else (None, ())
         )
         if fast is not None:
             q, index = fast
         else:
             asker = {"user": user, "role": role} if user else {}
             f = fingerprint(sql, priority=priority, **asker)  # a retry by someone else is not this
-            adopted = self._adopted(f, cancelled)
+            adopted = self.runs.adopted(f, cancelled)
             if adopted is not None:
                 return adopted
             q = new_query_id()
-            index = self._execute(
+            index = self.runs.execute(
                 q,
                 plan,
                 priority=priority,
@@ -261,7 +247,7 @@ class FleetBackend:
                 started=started_once,
                 user=user,
             )
-        outcome = self._outcome(q, [t.id for t in plan.output_tasks], index)
+        outcome = self.runs.outcome(q, [t.id for t in plan.output_tasks], index)
         log.info(
             "query=%s finished%s: %d task(s), %d partition(s), %d rows; plan %.1f ms, "
             "total %.1f ms%s",
@@ -275,96 +261,6 @@ class FleetBackend:
             f"; user={user} role={role}" if user else "",
         )
         return outcome
-
-    def _run_fast(
-        self,
-        plan: Plan,
-        priority: int,
-        cancelled: Callable[[], bool] | None,
-        q: QueryId | None = None,
-        user: str = "",
-    ) -> tuple[tuple[QueryId, dict[TaskId, ResultInfo]] | None, tuple[TaskId, ...]]:
-        """Offer a one-task plan to a worker with a free slot (flight/fast_path.py):
-        the query's id and where its result is, or None if every worker asked refused
-        or the one that took it was lost (the caller runs it through the queue); and
-        the tasks that were started on a worker that was lost (they count as an
-        attempt of the query the caller publishes)."""
-        workers = self.fleet.workers()
-        if not workers:
-            return None, ()
-        q = q or new_query_id()
-        lease = int(self.leases.take().id)
-        options = self._query_options(priority, user)
-        record = new_record(q, plan, frontdoor=self.member_id, lease=lease, **options)
-        record = replace(record, path="fast")
-        tracing.QUERIES.remember(q, record.traceparent)
-        try:
-            with tracing.span("fast path offer", attributes={"duckfleet.query_id": q}):
-                answer = self.fast.offer(Offer(record, plan.tasks[0]), workers, cancelled)
-        except WorkerLost as exc:
-            log.warning("query=%s: %s; running it again through the queue", q, exc)
-            self._end_quietly(q, "its worker was lost; it runs again through the queue")
-            return None, tuple(t.id for t in plan.tasks)
-        except QueryCancelled:
-            raise ended_error(q, self.queries.end(q, CLIENT_GONE)) from None
-        if answer is None:
-            return None, ()
-        if answer.status is not None:
-            raise ended_error(q, explained(answer.status, self.admission.limits()))
-        assert answer.result is not None
-        (task,) = plan.tasks
-        self._check_result_size(q, [answer.result])
-        return (q, {task.id: answer.result}), ()
-
-    def _query_options(self, priority: int, user: str = "") -> dict[str, Any]:
-        """What every query record carries from this front door's configuration, and
-        who asked; the limits of its resource group (flight/admission.py)."""
-        limits = self.admission.limits()
-        return {
-            "user": user,
-            "priority": priority,
-            "max_attempts": self.cfg.max_attempts,
-            "timeout": limits.timeout,
-            "memory_limit": limits.memory_limit,
-            "resource_group": limits.group,
-            "max_result_bytes": self.cfg.max_result_bytes,
-            # the current span's (the query's): its tasks' spans are its children
-            "traceparent": tracing.current_traceparent(),
-        }
-
-    def _end_quietly(self, q: QueryId, why: str) -> None:
-        """End a query that may or may not be in etcd."""
-        try:
-            self.queries.end(q, QueryStatus(QueryState.CANCELLED, error=why))
-        except ControlError as exc:
-            log.info("query=%s: not ended (%s)", q, exc)
-
-    def _outcome(
-        self, q: QueryId, outputs: list[TaskId], index: dict[TaskId, ResultInfo]
-    ) -> QueryOutcome:
-        partitions = tuple(
-            Partition(
-                ticket=result_ticket(q, t),
-                locations=(index[t].location, self.location),
-                rows=index[t].rows,
-                bytes=index[t].bytes,
-            )
-            for t in outputs
-        )
-        return QueryOutcome(q, index[outputs[0]].schema, partitions)
-
-    def _adopted(self, f: str, cancelled: Callable[[], bool] | None) -> QueryOutcome | None:
-        """The outcome of the query a client started with this very request through a
-        front door that died before answering, if there is one (flight/orphans.py)."""
-        q = adopt(self.fingerprints, self.queries, f, Waiter(self.member_id, self.location))
-        if q is None:
-            return None
-        record = self.queries.record(q)
-        left = record.created + record.timeout - time.time() if record.timeout else None
-        with self.status_watch.waiting(q) as changed:
-            status = self._wait_then_forget(q, changed, cancelled, f, left)
-        index = self._results(q, record.outputs, status, f)
-        return self._outcome(q, list(record.outputs), index)
 
     def _planned(self, sql: str, who: Identity | None = None) -> tuple[Plan, PathChoice]:
         """The plan (from the plan cache) and the path it takes: the fast path or the
@@ -391,11 +287,11 @@ class FleetBackend:
             plan = fill_snapshots(plan, self.store, who)
             with self.status_watch.waiting(q) as changed:
                 ran, started = (
-                    self._run_fast(plan, 0, None, q, who.user) if path.fast else (None, ())
+                    self.runs.run_fast(plan, 0, None, q, who.user) if path.fast else (None, ())
                 )
                 if ran is None:
                     q = new_query_id()
-                    self._execute(q, plan, started=started, user=who.user)
+                    self.runs.execute(q, plan, started=started, user=who.user)
                 else:  # its completion commits just after the answer: wait for it
                     self.queries.wait(q, self.admission.limits().timeout, changed)
             records = self.queries.task_records(q)
@@ -416,150 +312,8 @@ class FleetBackend:
             records = self.queries.task_records(ticket.query_id)
         return explain_table(plan, records, path.reason, ticket.dialect).to_reader()
 
-    def _execute(
-        self,
-        q: QueryId,
-        plan: Plan,
-        *,
-        priority: int = 0,
-        cancelled: Callable[[], bool] | None = None,
-        fingerprint: str = "",
-        started: tuple[TaskId, ...] = (),
-        user: str = "",
-    ) -> dict[TaskId, ResultInfo]:
-        """Publish `plan` as query `q`, wait for it, and locate its output partitions.
-        With a `fingerprint`, another front door can answer a retry of the request
-        if this one dies while it waits (flight/orphans.py). `started`: tasks already
-        started once on a worker that was lost (the fast path), one attempt each."""
-        with self.status_watch.waiting(q) as changed:
-            self._publish_query(q, plan, priority, fingerprint, started, user)
-            with tracing.span("wait", attributes={"duckfleet.query_id": q}):
-                status = self._wait_then_forget(q, changed, cancelled, fingerprint)
-        return self._results(q, [t.id for t in plan.output_tasks], status, fingerprint)
-
-    def _publish_query(
-        self,
-        q: QueryId,
-        plan: Plan,
-        priority: int = 0,
-        fingerprint: str = "",
-        started: tuple[TaskId, ...] = (),
-        user: str = "",
-    ) -> None:
-        """Publish `plan` as query `q` through the queue (not waiting for it)."""
-        if not self.fleet.has_workers():
-            raise NoWorkers(
-                "no worker has joined the fleet, so nothing can run the query; "
-                "start one with `duckfleet worker --etcd URL` and retry"
-            )
-        ttl = int(self.cfg.query_timeout + self.cfg.result_ttl)
-        options = self._query_options(priority, user)  # here: the query's span is current
-        tracing.QUERIES.remember(q, options["traceparent"])
-        attributes = {"duckfleet.query_id": q, "duckfleet.tasks": len(plan.tasks)}
-        with tracing.span("publish", attributes=attributes):
-            self._publish(q, plan, ttl, options, fingerprint, started)
-
-    def _publish(
-        self,
-        q: QueryId,
-        plan: Plan,
-        ttl: int,
-        options: dict[str, Any],
-        fingerprint: str,
-        started: tuple[TaskId, ...],
-    ) -> None:
-        waiter = (fingerprint, Waiter(self.member_id, self.location)) if fingerprint else None
-        self.queries.publish(
-            q,
-            plan,
-            frontdoor=self.member_id,
-            ttl=ttl,
-            **options,
-            fingerprint=waiter,
-            lease=self.leases.take(),
-            started=started,
-        )
-
-    def _wait_then_forget(
-        self,
-        q: QueryId,
-        changed: threading.Event,
-        cancelled: Callable[[], bool] | None,
-        fingerprint: str,
-        left: float | None = None,
-    ) -> QueryStatus:
-        """`_wait`; the fingerprint is forgotten here unless the query finished (then
-        `_results` forgets it in the same round trip as it reads them)."""
-        status = None
-        try:
-            status = self._wait(q, changed, cancelled, left)
-            return status
-        finally:
-            if fingerprint and (status is None or status.state != QueryState.FINISHED):
-                self._forget(fingerprint, q)
-
-    def _forget(self, f: str, q: QueryId) -> None:
-        """The client is being answered: no other front door may adopt the query."""
-        try:
-            self.fingerprints.forget(f, q)
-        except ControlError as exc:  # the key expires with the query anyway
-            log.warning("query=%s: could not drop its fingerprint: %s", q, exc)
-
-    def _results(
-        self, q: QueryId, outputs: Sequence[TaskId], status: QueryStatus, fingerprint: str = ""
-    ) -> dict[TaskId, ResultInfo]:
-        """Where the output partitions of a query that ended with `status` are; the
-        request's `fingerprint` is forgotten in the same round trip (the client is
-        being answered: no other front door may adopt the query)."""
-        if status.state != QueryState.FINISHED:
-            raise ended_error(q, explained(status, self.admission.limits()))
-        forget = self.store.keys.fingerprint(fingerprint, q) if fingerprint else ""
-        try:
-            index = self.queries.results(q, outputs, delete=forget)
-        except ControlError:
-            if fingerprint:
-                self._forget(fingerprint, q)
-            raise
-        missing = [t for t in outputs if t not in index]
-        if missing:
-            raise ResultsLost(
-                f"query {q}: result partition(s) {missing} were lost with their worker; "
-                "run the query again"
-            )
-        self._check_result_size(q, [index[t] for t in outputs])
-        return index
-
-    def _check_result_size(self, q: QueryId, parts: list[ResultInfo]) -> None:
-        cap, size = self.cfg.max_result_bytes, sum(p.bytes for p in parts)
-        if not cap or size <= cap:
-            return
-        status = QueryStatus(
-            QueryState.FAILED,
-            error=f"its result is {size:,} bytes, more than DUCKFLEET_MAX_RESULT_BYTES={cap}; "
-            "select fewer rows or columns (LIMIT, an aggregate), or raise the cap",
-            reason=EndReason.LIMIT,
-        )
-        raise ended_error(q, self.queries.end(q, status, finished_too=True))
-
-    def _wait(
-        self,
-        q: QueryId,
-        changed: threading.Event,
-        cancelled: Callable[[], bool] | None,
-        left: float | None = None,
-    ) -> QueryStatus:
-        """The query's terminal status; on timeout (`left` seconds, by default the
-        query timeout) or a cancelled call, end it first."""
-        limits = self.admission.limits()
-        try:
-            return self.queries.wait(
-                q, limits.timeout if left is None else left, changed, cancelled
-            )
-        except QueryTimeout:
-            status = timeout_status(limits)
-        except QueryCancelled:
-            status = CLIENT_GONE
-        return self.queries.end(q, status)
+    def cancel(self, q: QueryId) -> QueryStatus:
+        return self.runs.cancel(q)
 
     # --- PollFlightInfo (flight/poll.py) ---------------------------------------------
 
@@ -587,7 +341,7 @@ class FleetBackend:
                     self.admission.admitted(user, role, None, sql),
                 ):
                     plan = fill_snapshots(plan, self.store, who)
-                    self._publish_query(q, plan, priority, user=user)
+                    self.runs.publish_query(q, plan, priority, user=user)
                 log.info("query=%s published to be polled: %d task(s)", q, len(plan.tasks))
                 return q
         return self.run(sql, priority=priority, user=user, role=role, dialect=dialect)
@@ -611,10 +365,10 @@ class FleetBackend:
         outputs = set(record.outputs)
         first = list(dict.fromkeys(t for t in given if t in outputs))  # kept where they were
         if status.terminal:
-            index = self._results(q, record.outputs, status)
+            index = self.runs.results(q, record.outputs, status)
             order = first + [t for t in record.outputs if t not in first]
             elapsed = max(0.0, time.time() - record.created)
-            return Polled(self._outcome(q, order, index), 1.0, True, elapsed)
+            return Polled(self.runs.outcome(q, order, index), 1.0, True, elapsed)
         found = progress.results
         order = first + [t for t in record.outputs if t in found and t not in first]
         partitions = tuple(
@@ -638,15 +392,6 @@ class FleetBackend:
         except Exception as exc:  # the schema is a courtesy: the last poll has it
             log.info("no result schema for a polled query yet: %s", exc)
             return pa.schema([])
-
-    def cancel(self, q: QueryId) -> QueryStatus:
-        """Cancel query `q` fleet-wide (CancelFlightInfo, CancelQuery): a running
-        query stops and its tasks are interrupted; a finished one's results are
-        freed. The query's status afterwards."""
-        status = QueryStatus(
-            QueryState.CANCELLED, error="cancelled at the client's request", reason=EndReason.CLIENT
-        )
-        return self.queries.end(q, status, finished_too=True)
 
     def open_partition(self, ticket: bytes) -> pa.RecordBatchReader:
         """Stream a partition from its worker, or recompute it if that worker is gone
