@@ -74,6 +74,9 @@ class WorkerConfig(CommonConfig):
     port: int = field(default_factory=lambda: int(_env("worker_port", "0")))
     cores: int = field(default_factory=lambda: int(_env("cores", str(_cores()))))
     slots: int = field(default_factory=lambda: int(_env("slots", "0")))  # 0: = cores
+    # fast-path offers (short queries: one task over small inputs) a worker takes past
+    # its slots when they are full, so a short query never waits behind long tasks
+    short_slots: int = field(default_factory=lambda: max(0, int(_env("short_slots", "1"))))
     memory_limit: str = field(default_factory=lambda: _env("memory_limit", ""))
     # on SIGTERM: seconds to let running tasks finish before releasing them
     drain_timeout: float = field(default_factory=lambda: float(_env("drain_timeout", "30")))

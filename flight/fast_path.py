@@ -2,10 +2,14 @@
 
 The planner says whether a plan qualifies (planner/fast_path.py). The front door
 then offers it (DoAction ``duckfleet.offer``) to a worker that, as far as this front
-door knows, has a free slot: the workers in turn, skipping those this front door has
-filled itself. A worker may refuse (no free slot, draining); after OFFER_TRIES
-refusals the query goes through the queue like any other, so when the fleet is full,
-priorities and fair share decide as always. Nobody is ever assigned work.
+door knows, has room: the workers in turn, skipping those this front door has
+filled itself. A worker takes it in a free slot, or, when its slots are full or
+queued work waits for them, in the headroom it keeps for short queries
+(DUCKFLEET_SHORT_SLOTS; a fast-path query is one task over small inputs, as the
+planner estimates from catalog statistics: short). A worker may refuse (no room,
+draining); after OFFER_TRIES refusals the query goes through the queue like any
+other, so when the fleet is full, priorities and fair share decide as always.
+Nobody is ever assigned work.
 
 The worker records the accepted offer in etcd, runs it and answers with where the
 result is, or with how the query ended (failed, cancelled). A worker lost while it
@@ -34,6 +38,9 @@ from duckfleet.wire.clients import FlightClients
 log = logging.getLogger("duckfleet.flight")
 
 OFFER_TRIES = 2  # workers asked before the query goes to the queue
+# offers of ours a worker may hold past its slots: the headroom it keeps for short
+# queries (DUCKFLEET_SHORT_SLOTS, 1 by default); the worker refuses what it has no room for
+SHORT_ROOM = 1
 CANCEL_POLL = 0.1  # seconds between looks at the client's cancellation
 
 
@@ -85,7 +92,7 @@ class FastPath:
         start = next(self._turn) % len(workers)
         ordered = [*workers[start:], *workers[:start]]
         with self._lock:
-            return [w for w in ordered if self._mine.get(w.id, 0) < max(1, w.slots)]
+            return [w for w in ordered if self._mine.get(w.id, 0) < max(1, w.slots) + SHORT_ROOM]
 
     def _ask(
         self, worker: MemberInfo, offer: Offer, cancelled: Callable[[], bool] | None

@@ -291,3 +291,42 @@ def test_small_files_packed_into_one_split_make_a_fast_path_query(etcd, tpch_dir
     finally:
         store.close()
         fleet.stop()
+
+
+def test_a_short_query_takes_the_headroom_of_a_worker_whose_slots_are_full(
+    etcd, tpch_dir, tmp_path
+):
+    """One worker of one slot running a long fast-path query: a short one is offered
+    the headroom the worker keeps for short queries (DUCKFLEET_SHORT_SLOTS=1) and
+    answers at once on the fast path, not behind the long one."""
+    f = start_fleet(etcd, str(tpch_dir), str(tmp_path), workers=1)
+    store = f.store()
+    try:
+        qs = QueryStore(store)
+        since = time.time()
+
+        def waits() -> pa.Table:
+            with fl.connect(f.uri) as c:
+                c.get_flight_info(statement_descriptor(LONG))
+            return pa.table({})
+
+        t, out = in_thread(waits)
+        long_record, worker = claimed(qs, LONG, since)
+        assert_same_result(run(f.uri, SMALL), reference(tpch_dir, SMALL), ordered=False)
+        (short,) = records_of(qs, SMALL, since)
+        assert short.path == "fast" and short.ntasks == 1
+        # by the only worker, its one slot held by the long query: in the headroom
+        wait_until(
+            lambda: [r.done_by for r in qs.task_records(short.id)] == [worker],
+            "the short query's completion is committed",
+        )
+        assert qs.status(long_record.id).state == QueryState.RUNNING
+        endpoint = fl.FlightEndpoint(result_ticket(long_record.id, long_record.outputs[0]), [])
+        info = fl.FlightInfo(pa.schema([]), statement_descriptor(LONG), [endpoint], -1, -1)
+        with fl.connect(f.uri) as c:
+            assert cancel_flight_info(c, info) == sql.CancelFlightInfoResult.CANCEL_STATUS_CANCELLED
+        t.join(30)
+        assert not t.is_alive() and isinstance(out.get("error"), fl.FlightCancelledError), out
+    finally:
+        store.close()
+        f.stop()

@@ -267,6 +267,33 @@ def test_offers_are_refused_when_full_draining_or_while_work_is_queued() -> None
     assert ws.handle(OfferArrived(B, OUT)) == [Refuse(B, "the worker is draining")]
 
 
+def test_an_offer_to_a_full_worker_takes_the_headroom_kept_for_short_queries() -> None:
+    D = (Q, TaskId("t3"))
+    ws = WorkerState(1, short_slots=1)
+    claimed(ws, A)  # the one slot: a long query's task
+    assert ws.free == 0
+    assert ws.handle(OfferArrived(B, OUT)) == [Record(B)]
+    assert ws.tasks[B].short and ws.short_free == 0
+    assert ws.free == 0  # the headroom is not a slot: claims do not see it
+    assert ws.handle(OfferArrived(C, OUT)) == [Refuse(C, "no free slot")]
+    ws.handle(OfferRecorded(B))
+    assert ws.handle(Computed(B)) == [Answer(B), Commit(B)]
+    assert ws.handle(Committed(B)) == []
+    assert ws.short_free == 1 and ws.free == 0
+    assert ws.handle(OfferArrived(D, OUT)) == [Record(D)]  # the headroom again
+
+
+def test_an_offer_while_queued_work_waits_takes_the_headroom_not_the_slot() -> None:
+    ws = WorkerState(1, short_slots=1)
+    ws.handle(RunnableAdded(B, marker(B)))  # queued work waits for the free slot
+    assert ws.handle(OfferArrived(A, OUT)) == [Record(A)]
+    assert ws.tasks[A].short
+    assert ws.handle(Wake()) == [ClaimRound(listing=True)]  # the slot is still free
+    assert ws.handle(QueueKnown()) == [Claim(B, marker(B))]
+    assert ws.handle(ClaimWon(B, OUT)) == [Fetch(B)]
+    assert ws.handle(OfferArrived(C, OUT)) == [Refuse(C, "no free slot")]
+
+
 def test_a_failed_offer_fails_its_query_and_answers() -> None:
     ws = WorkerState(1)
     ws.handle(OfferArrived(A, OUT))

@@ -336,6 +336,7 @@ Instruction = Any  # one of the dataclasses above
 class TaskState:
     phase: Phase
     offered: bool = False
+    short: bool = False  # an offer in the headroom kept for short queries
     copy: bool = False
     stopping: str = ""  # why it was interrupted
 
@@ -343,6 +344,10 @@ class TaskState:
 @dataclass
 class WorkerState:
     slots: int
+    # headroom for short queries: fast-path offers taken past the slots when they are
+    # full (or queued work waits for them), so a short query never waits behind long
+    # tasks; never used by a claim
+    short_slots: int = 0
     fifo: bool = False  # order the queue oldest first, not by fair share
     draining: bool = False
     tasks: dict[TaskKey, TaskState] = field(default_factory=dict)
@@ -359,7 +364,12 @@ class WorkerState:
         """Slots no task holds. A committing task holds its slot until its
         completion is in: that completion may make a task of the same query
         runnable, which should be this slot's next claim, not a task of another."""
-        return self.slots - len(self.tasks)
+        return self.slots - sum(1 for ts in self.tasks.values() if not ts.short)
+
+    @property
+    def short_free(self) -> int:
+        """Headroom for short queries no offer holds."""
+        return self.short_slots - sum(1 for ts in self.tasks.values() if ts.short)
 
     @property
     def available(self) -> int:
@@ -469,12 +479,15 @@ class WorkerState:
     def _handle_offer(self, e: OfferArrived) -> list[Instruction]:
         if self.draining:
             return [Refuse(e.task, "the worker is draining")]
-        if self.available <= 0:
-            return [Refuse(e.task, "no free slot")]
-        if self.queue.waiting():  # queued work goes first: priorities decide it
+        # a free slot, unless queued work waits for it (priorities decide that); else
+        # the headroom kept for short queries (an offer is one small task: short)
+        short = self.available <= 0 or self.queue.waiting()
+        if short and self.short_free <= 0:
+            if self.available <= 0:
+                return [Refuse(e.task, "no free slot")]
             return [Refuse(e.task, "tasks are waiting in the queue")]
         self._remember_outputs(e.task[0], e.outputs)
-        self.tasks[e.task] = TaskState(Phase.FORGOTTEN, offered=True)
+        self.tasks[e.task] = TaskState(Phase.FORGOTTEN, offered=True, short=short)
         return self._transition(e.task, Phase.RECORDING)
 
     # a task's own events

@@ -159,7 +159,9 @@ class Worker:
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="task")
         # every decision is the state machine's (worker/state.py); what each task it
         # holds needs to run (its claim, DuckDB connections, inputs, result) is here
-        self.state = WorkerState(self.slots, fifo=cfg.scheduling == "fifo")
+        self.state = WorkerState(
+            self.slots, short_slots=cfg.short_slots, fifo=cfg.scheduling == "fifo"
+        )
         self._runs: dict[TaskKey, RunningTask] = {}
         self._current = threading.local()  # .run: the RunningTask of this task thread
         self._lock = threading.Lock()
