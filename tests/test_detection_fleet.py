@@ -2,7 +2,9 @@
 worker SIGKILLed or frozen mid-query is declared dead by a probe, in well under its
 5 s lease, and the declaration does not count as an attempt.
 
-The fleet runs with DUCKFLEET_MAX_ATTEMPTS=1: had the declared attempt counted, the
+Each worker has more task slots than the query has tasks, so a freed task is
+claimed again at once: what is timed is the detection. The fleet runs with
+DUCKFLEET_MAX_ATTEMPTS=1: had the declared attempt counted, the
 task's second claim would be refused and the query would fail. Every answer is
 checked against DuckDB in-process.
 """
@@ -34,7 +36,14 @@ def fleet(etcd, tpch_dir, tmp_path_factory) -> Iterator[LocalFleet]:
         str(tmp_path_factory.mktemp("detect-logs")),
         workers=2,
         lease_ttl=LEASE_TTL,
-        extra_env={"DUCKFLEET_MAX_ATTEMPTS": "1", "DUCKFLEET_SPECULATION": "off"},
+        extra_env={
+            "DUCKFLEET_MAX_ATTEMPTS": "1",
+            "DUCKFLEET_SPECULATION": "off",
+            # more slots than the query has tasks: the surviving worker has a free
+            # slot, so a freed task is claimed again as soon as it is freed
+            "DUCKFLEET_SLOTS": "8",
+            "DUCKFLEET_FAST_PATH_BYTES": "0",
+        },
     )
     try:
         yield f
