@@ -5,11 +5,13 @@ its lease expires (DUCKFLEET_LEASE_TTL, 5 s). Every worker runs a prober
 (worker/prober.py) that lists the fleet's workers and claims (one read every
 DUCKFLEET_PROBE_INTERVAL) and asks this module what to do:
 
-- who is probed: only a worker that holds a claim (or a copy) now, and only by one
-  prober: among the other live workers, the first in rendezvous order of
-  (suspect, prober) — so each suspect has one prober at a time and every worker
-  agrees which one without a word. One probe of a suspect is in flight at a time,
-  at most one every interval. A probe is a grpc.health.v1 Check on the member's
+- who is probed: only a worker that holds a claim (or a copy) now, and mainly by
+  one prober: among the other live workers, the first in rendezvous order of
+  (suspect, prober) — so every worker agrees which one without a word. Each other
+  worker probes it too, BACKUP_FACTOR times less often: the backstop when that
+  prober is itself dead or frozen (its own death is declared by someone else, but
+  until then it probes nobody). One probe of a suspect is in flight per prober at
+  a time, at most one every interval. A probe is a grpc.health.v1 Check on the member's
   health port (duckfleet/health.py) with DUCKFLEET_PROBE_TIMEOUT: any answer, even
   NOT_SERVING (a draining worker), is alive; a refused connection (a SIGKILLed
   process's port refuses at once) or no answer in time (a frozen one) is a failure.
@@ -33,6 +35,8 @@ import hashlib
 from dataclasses import dataclass, field
 
 from duckfleet.ids import MemberId
+
+BACKUP_FACTOR = 5  # a worker that is not a suspect's first prober probes it this much less often
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,10 @@ class DetectionSettings:
     failures: int = 3  # failed probes in a row before a member is declared dead
     timeout: float = 0.5  # seconds a probe waits for an answer
 
-    @property
-    def window(self) -> float:
-        """Failures older than this are forgotten (so do isolated blips)."""
-        return self.failures * (self.interval + self.timeout) * 2
+    def window(self, interval: float | None = None) -> float:
+        """Failures older than this are forgotten (so are isolated blips), for
+        probes every `interval` (default: the first prober's)."""
+        return self.failures * ((interval or self.interval) + self.timeout) * 2
 
 
 def prober_of(suspect: MemberId, workers: list[MemberId]) -> MemberId | None:
@@ -86,6 +90,7 @@ class _Suspect:
     in_flight: bool = False
     last_probe: float = -1e18
     declared: bool = False
+    interval: float = 0.0  # between this prober's probes of it
 
 
 class Detector:
@@ -103,15 +108,18 @@ class Detector:
         wanted = {
             (w.member, w.revision): w
             for w in workers
-            if w.member in holders and w.member != self.me and prober_of(w.member, ids) == self.me
+            if w.member in holders and w.member != self.me
         }
         for key in [k for k in self._suspects if k not in wanted]:
-            if not self._suspects[key].in_flight:  # gone, rejoined, or no longer ours
+            if not self._suspects[key].in_flight:  # gone, rejoined, or holds nothing
                 del self._suspects[key]
         out = []
         for key, target in wanted.items():
             s = self._suspects.setdefault(key, _Suspect())
-            if s.in_flight or s.declared or now - s.last_probe < self.settings.interval:
+            first = prober_of(target.member, ids) == self.me
+            s.interval = self.settings.interval * (1 if first else BACKUP_FACTOR)
+            # listings come an interval apart: one a little early still probes
+            if s.in_flight or s.declared or now - s.last_probe < s.interval * 0.9:
                 continue
             s.in_flight, s.last_probe = True, now
             out.append(Probe(target))
@@ -124,7 +132,8 @@ class Detector:
         if alive:
             s.failures.clear()
             return []
-        s.failures = [t for t in s.failures if now - t <= self.settings.window] + [now]
+        window = self.settings.window(s.interval or None)
+        s.failures = [t for t in s.failures if now - t <= window] + [now]
         if s.declared or len(s.failures) < self.settings.failures:
             return []
         s.declared = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from duckfleet.control.declarations import forgiven_marker
 from duckfleet.control.detection import (
+    BACKUP_FACTOR,
     Declare,
     DetectionSettings,
     Detector,
@@ -44,16 +45,29 @@ def test_each_suspect_has_exactly_one_prober_all_agree_on():
     assert prober_of(A, [A]) is None
 
 
-def test_only_claim_holders_are_probed_and_only_by_their_prober():
+def probes_in(d: Detector, seconds: float, workers: list[Target], holders: set[MemberId]) -> int:
+    """Probes `d` starts over `seconds` of listings every interval, each answered."""
+    n = 0
+    for i in range(round(seconds / S.interval)):
+        t = i * S.interval
+        for p in d.listed(t, workers, holders):
+            n += 1
+            d.answered(t + 0.01, p.target, alive=True)
+    return n
+
+
+def test_only_claim_holders_are_probed_mostly_by_their_first_prober():
     workers = [target(A), target(B), target(C)]
     ids = [A, B, C]
-    mine = detector_probing(B, ids)
-    assert mine.listed(0.0, workers, holders=set()) == []  # B holds nothing: not probed
-    assert mine.listed(1.0, workers, holders={B}) == [Probe(target(B))]
-    others = [Detector(w, S) for w in ids if w != mine.me]
-    for d in others:
-        assert all(p.target.member != B for p in d.listed(1.0, workers, holders={B}))
-    assert mine.listed(1.0, workers, holders={mine.me}) == []  # never itself
+    first = detector_probing(B, ids)
+    (backup,) = [Detector(w, S) for w in ids if w not in (B, first.me)]
+    assert first.listed(0.0, workers, holders=set()) == []  # B holds nothing: not probed
+    assert first.listed(0.0, workers, holders={first.me}) == []  # never itself
+    n_first = probes_in(first, 10.0, workers, {B})
+    n_backup = probes_in(backup, 10.0, workers, {B})
+    assert n_first == 50  # every interval
+    assert n_backup == 50 // BACKUP_FACTOR  # the backstop, less often
+    assert probes_in(Detector(B, S), 10.0, workers, {B}) == 0
 
 
 def test_one_probe_in_flight_per_suspect_and_at_most_one_per_interval():
@@ -99,7 +113,7 @@ def test_an_answer_clears_the_failures():
 def test_failures_older_than_the_window_are_forgotten():
     d = detector_probing(B, [A, B])
     tb = target(B)
-    gap = S.window + 0.1
+    gap = S.window() + 0.1
     assert d.answered(0.0, tb, alive=False) == []
     assert d.answered(0.2, tb, alive=False) == []
     assert d.answered(0.2 + gap, tb, alive=False) == []  # the first two are stale
@@ -115,6 +129,25 @@ def test_a_rejoined_member_is_a_new_incarnation_with_clean_failures():
     # it was declared, and rejoined with a new member record
     assert d.listed(1.0, [target(A), new], {B}) == [Probe(new)]
     assert d.answered(1.1, new, alive=False) == []  # one failure, not four
+
+
+def test_a_backup_prober_declares_a_death_when_the_first_prober_is_gone_too():
+    ids = [A, B, C]
+    first = prober_of(B, ids)
+    (other,) = [w for w in ids if w not in (B, first)]
+    backup = Detector(other, S)
+    workers = [target(w) for w in ids]
+    t, declared = 0.0, []
+    while not declared and t < 10:
+        for p in backup.listed(t, workers, {B, MemberId(str(first))}):
+            if p.target.member == B:
+                declared += backup.answered(t + S.timeout, p.target, alive=False)
+            else:  # the first prober is dead as well: never answers
+                backup.answered(t + S.timeout, p.target, alive=False)
+        t += S.interval
+    assert declared and declared[0].target.member == B
+    # three probes a backup interval apart: well inside a 5 s lease
+    assert t <= 3 * S.interval * BACKUP_FACTOR + S.interval
 
 
 def test_a_declaration_that_did_not_apply_is_forgotten():
