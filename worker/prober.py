@@ -1,7 +1,8 @@
 """The worker's prober: the carrier of control/detection.py's decisions.
 
 One thread lists the fleet's workers and every claim and copy (one etcd read each
-DUCKFLEET_PROBE_INTERVAL), tells the Detector, and starts the probes it asks for on
+DUCKFLEET_PROBE_INTERVAL, skipped while the worker's watches know of no claim in
+the fleet: an idle fleet costs nothing), tells the Detector, and starts the probes it asks for on
 a small pool: a grpc.health.v1 Check on the suspect's health port, on a channel of
 its own (a fresh connection, so a reconnect backoff never hides an answer), or a
 TCP connect to its Flight port when it has no health port. A probe's outcome goes
@@ -15,6 +16,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,8 +54,17 @@ def probe(target: Target, timeout: float) -> bool:
 
 
 class Prober:
-    def __init__(self, store: Store, me: MemberId, settings: DetectionSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        me: MemberId,
+        settings: DetectionSettings,
+        claims_known: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """`claims_known`: may any claim be held in the fleet now (the worker's
+        watches say so, or cannot say)? If not, no listing."""
         self.store = store
+        self.claims_known = claims_known
         self.settings = settings
         self.detector = Detector(me, settings)
         self._held: dict[MemberId, list[HeldClaim]] = {}
@@ -76,6 +87,10 @@ class Prober:
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.interval):
+            with self._lock:
+                probing = self.detector.probing()
+            if not probing and not self.claims_known():
+                continue
             try:
                 workers, held = self._list()
             except ControlError as exc:
@@ -159,4 +174,5 @@ class Prober:
             )
 
     def describe(self) -> dict[str, Any]:
-        return {"probing": self.detector.probing(), "declared": self.declared}
+        with self._lock:
+            return {"probing": self.detector.probing(), "declared": self.declared}

@@ -207,6 +207,7 @@ class Worker:
             self.store,
             self.id,
             DetectionSettings(cfg.probe_interval, cfg.probe_failures, cfg.probe_timeout),
+            claims_known=self._claims_known,
         )
         self._joined_at: float | None = None  # wall clock; None: not yet
         self._first_claim_logged = False
@@ -289,6 +290,11 @@ class Worker:
         """A figure of the state machine's, read under its lock (a metrics scrape)."""
         with self._lock:
             return read(self.state)
+
+    def _claims_known(self) -> bool:
+        """Does the queue mirror know of a claim in the fleet (or not know the queue)?"""
+        with self._lock:
+            return bool(self.state.queue.claimed) or not self.state.queue.synced
 
     def _busy(self) -> bool:
         with self._lock:
