@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import grpc
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
@@ -172,7 +171,3 @@ class Prober:
                 d.failures,
                 sum(not h.copy for h in held),
             )
-
-    def describe(self) -> dict[str, Any]:
-        with self._lock:
-            return {"probing": self.detector.probing(), "declared": self.declared}

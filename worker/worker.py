@@ -62,9 +62,7 @@ from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
 from duckfleet.worker.speculate import look_for_stragglers
 from duckfleet.worker.startup import process_start_time
 from duckfleet.worker.state import (
-    Claim as ClaimTask,
-)
-from duckfleet.worker.state import (
+    LOST,
     ClaimAdded,
     ClaimCopy,
     ClaimMissed,
@@ -106,6 +104,9 @@ from duckfleet.worker.state import (
     Wake,
     WatchesReset,
     WorkerState,
+)
+from duckfleet.worker.state import (
+    Claim as ClaimTask,
 )
 
 log = logging.getLogger("duckfleet.worker")
@@ -351,6 +352,8 @@ class Worker:
                 run = self._runs.get(task)
                 if run is not None:
                     run.stop(why)
+                if why == LOST:  # perhaps declared dead (lease revoked): look now
+                    self.membership.check_soon()
             case Record(task):
                 return self.offers.record(self._runs[task])
             case _Forget(task, run):
