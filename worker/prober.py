@@ -19,15 +19,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 from etcd3.utils import prefix_range_end  # type: ignore[import-untyped]
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from duckfleet.control import Store
 from duckfleet.control.declarations import HeldClaim, declare_dead
 from duckfleet.control.detection import Declare, DetectionSettings, Detector, Probe, Target
 from duckfleet.control.errors import ControlError
 from duckfleet.control.records import Claim, MemberInfo
+from duckfleet.health import answers
 from duckfleet.ids import MemberId
 from duckfleet.netutil import host_port
 
@@ -42,14 +41,7 @@ def probe(target: Target, timeout: float) -> bool:
             return True
         except OSError:
             return False
-    address = f"{target.host}:{target.health_port}"
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
-        except grpc.RpcError as exc:
-            return exc.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
-    return True
+    return answers(target.host, target.health_port, timeout)
 
 
 class Prober:
