@@ -207,7 +207,9 @@ class Worker:
         self.prober = Prober(
             self.store,
             self.id,
-            DetectionSettings(cfg.probe_interval, cfg.probe_failures, cfg.probe_timeout),
+            DetectionSettings(
+                max(0.0, cfg.probe_interval), max(1, cfg.probe_failures), cfg.probe_timeout
+            ),
             claims_known=self._claims_known,
         )
         self._joined_at: float | None = None  # wall clock; None: not yet
