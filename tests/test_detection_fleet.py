@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +86,22 @@ def _attempts(store: Store, q: QueryId, t: TaskId) -> int:
     return 0 if meta is None else int(meta.version)
 
 
+def _declared_dead(fleet: LocalFleet) -> float:
+    """duckfleet_workers_declared_dead_total summed over the workers that answer."""
+    total = 0.0
+    for name, url in fleet.metrics_urls():
+        if not name.startswith("worker"):
+            continue
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue  # a killed worker
+        found = re.search(r"^duckfleet_workers_declared_dead_total (\S+)$", text, re.M)
+        total += float(found.group(1)) if found else 0.0
+    return total
+
+
 def _victim(fleet: LocalFleet, qs: QueryStore) -> tuple[QueryId, TaskId, MemberId, int]:
     """A task being run now, its worker and that worker's pid."""
     qid, held, claim = first_claim(qs)
@@ -102,6 +120,7 @@ def test_a_sigkilled_worker_is_declared_dead_and_its_task_reclaimed_before_its_l
     try:
         qid, held, victim, pid = _victim(fleet, qs)
         lease, left = _lease_left(store, victim)
+        declared_before = _declared_dead(fleet)
         os.kill(pid, signal.SIGKILL)
         killed_at = time.time()
         t.join(120)
@@ -116,6 +135,7 @@ def test_a_sigkilled_worker_is_declared_dead_and_its_task_reclaimed_before_its_l
         assert reclaimed - killed_at < left, (reclaimed - killed_at, left)
         assert _lease_gone(store, lease)  # revoked by the declaration
         assert victim not in {m.id for m in fleet.members("worker")}
+        assert _declared_dead(fleet) == declared_before + 1  # once, by one worker
         # two claims of the task, one allowed: the declared one did not count
         assert _attempts(store, qid, held) == 2
         (record,) = [r for r in records_for(fleet, SLOW) if r.id == qid]

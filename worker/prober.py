@@ -51,11 +51,13 @@ class Prober:
         me: MemberId,
         settings: DetectionSettings,
         claims_known: Callable[[], bool] = lambda: True,
+        on_declared: Callable[[], None] = lambda: None,
     ) -> None:
         """`claims_known`: may any claim be held in the fleet now (the worker's
         watches say so, or cannot say)? If not, no listing."""
         self.store = store
         self.claims_known = claims_known
+        self.on_declared = on_declared
         self.settings = settings
         self.detector = Detector(me, settings)
         self._held: dict[MemberId, list[HeldClaim]] = {}
@@ -156,6 +158,7 @@ class Prober:
             self.detector.declared(d.target, applied)
         if applied:
             self.declared += 1
+            self.on_declared()
             log.warning(
                 "worker %s declared dead after %d failed probes: %d task(s) it held are "
                 "runnable again (not counted as attempts)",

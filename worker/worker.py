@@ -211,6 +211,7 @@ class Worker:
                 max(0.0, cfg.probe_interval), max(1, cfg.probe_failures), cfg.probe_timeout
             ),
             claims_known=self._claims_known,
+            on_declared=self.metrics.declared_dead.inc,
         )
         self._joined_at: float | None = None  # wall clock; None: not yet
         self._first_claim_logged = False
