@@ -5,13 +5,15 @@ Every worker has one core and one task slot, so two workers are twice the fleet.
 The second worker is a new process (`LocalFleet.start_worker`): its start-up
 (Python, imports, joining etcd) is part of what it costs to grow the fleet, and the
 report shows when it was started, when it joined and when it claimed its first
-task. Ideal for the joining case: T1 * f + T1 * (1 - f) / 2, as if it had started
+task, and the time from its process start to its first claim (the worker logs it
+once: worker/worker.py). Ideal for the joining case: T1 * f + T1 * (1 - f) / 2, as if it had started
 working the moment it was asked to.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 import time
@@ -27,6 +29,20 @@ from bench.timeline import Timeline
 HELP = "elasticity: a second worker joining at 25%% of a query of many tasks"
 NAME = "elasticity"
 TABLE = "lineitem_many"
+FIRST_CLAIM = re.compile(r"first claim (\d+) ms after process start \((\d+) ms after joining\)")
+
+
+def first_claim_ms(log: str | None) -> tuple[float, float] | None:
+    """(process start to first claim, joining to first claim), in ms, from a
+    worker's log line; None if it has not claimed (or has no log)."""
+    if not log:
+        return None
+    try:
+        with open(log, errors="replace") as f:
+            found = FIRST_CLAIM.search(f.read())
+    except OSError:
+        return None
+    return (float(found.group(1)), float(found.group(2))) if found else None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +57,7 @@ def run_elasticity(args: argparse.Namespace) -> dict[str, Path]:
     one: list[Traced] = []
     two: list[Traced] = []
     joined: list[tuple[Traced, float, float, float | None]] = []  # started, member, claim
+    startup: list[tuple[float, float]] = []  # the new worker's own: start / join to claim, ms
     with running_fleet(1, args.log_dir, per_worker=1) as fleet:
         setup = fleet_setup(fleet)
         register(fleet, **{TABLE: folder})
@@ -57,7 +74,7 @@ def run_elasticity(args: argparse.Namespace) -> dict[str, Path]:
                 def grow(started: float, t1: float = t1, marks: dict[str, float] = marks) -> None:
                     time.sleep(max(0.0, started + args.join_at * t1 - time.monotonic()))
                     marks["started"] = time.monotonic() - started
-                    fleet.start_worker()
+                    marks["pid"] = fleet.start_worker().pid
                     while len(fleet.members("worker")) < 2:
                         time.sleep(0.02)
                     marks["member"] = time.monotonic() - started
@@ -66,6 +83,9 @@ def run_elasticity(args: argparse.Namespace) -> dict[str, Path]:
                 first = {r.worker for r in one[-1].runs}
                 new = [r.start - run.started for r in run.runs if r.worker not in first]
                 joined.append((run, marks["started"], marks["member"], min(new, default=None)))
+                logged = first_claim_ms(fleet.log_of(int(marks["pid"])))
+                if logged is not None:
+                    startup.append(logged)
                 say(f"run {i + 1}: second worker joining {run.seconds:.2f} s")
                 two.append(run_traced(fleet, tl, sql, expected))
                 say(f"run {i + 1}: two workers {two[-1].seconds:.2f} s")
@@ -103,6 +123,11 @@ def run_elasticity(args: argparse.Namespace) -> dict[str, Path]:
     join.add("second worker joined the fleet (member key in etcd)", member)
     join.add("second worker claimed its first task", claim)
     join.add("query finished", run.seconds)
+    own = Table(["from the new worker's log (median)", "ms"], digits={"ms": 0})
+    own.add("process start to first claim", median([s for s, _ in startup]) if startup else None)
+    own.add(
+        "joining the fleet to first claim", median([j for _, j in startup]) if startup else None
+    )
     header["command"] = "`python -m bench " + shlex.join(sys.argv[1:]) + "`"
     header["setup"] = setup + "; the second worker started with the same settings"
     header["query"] = (
@@ -137,7 +162,10 @@ def run_elasticity(args: argparse.Namespace) -> dict[str, Path]:
         header,
         table,
         plot,
-        sections=[("When the second worker came in (median run)", join)],
+        sections=[
+            ("When the second worker came in (median run)", join),
+            ("The second worker's start-up, as it logs it", own),
+        ],
     )
     say("wrote " + ", ".join(str(p) for p in paths.values()))
     return paths

@@ -7,7 +7,7 @@ the value the front door waiting for it — and deletes it once it has answered 
 client. A key still there names a query whose client may never have had its
 answer. When a client retries the same request on another front door, that front
 door finds the key; if the front door named there is gone (no member record, or
-nothing accepts connections at its location), it takes the key over and answers
+its health port does not answer: killed or frozen), it takes the key over and answers
 with that query's result instead of running it again.
 """
 
@@ -18,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from duckfleet.control.records import MemberInfo
 from duckfleet.control.store import Store, translated
 from duckfleet.ids import MemberId, QueryId
 
@@ -65,8 +66,13 @@ class Fingerprints:
 
     @translated("checking a front door's membership")
     def registered(self, frontdoor: MemberId) -> bool:
+        return self.member(frontdoor) is not None
+
+    @translated("checking a front door's membership")
+    def member(self, frontdoor: MemberId) -> MemberInfo | None:
+        """The front door's member record (its health port), if it is a member."""
         value, _ = self.store.client.get(self.keys.member("frontdoor", frontdoor))
-        return value is not None
+        return None if value is None else MemberInfo.from_json(value)
 
     @translated("adopting a query")
     def take_over(self, f: str, q: QueryId, old: Waiter, new: Waiter) -> bool:

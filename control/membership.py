@@ -2,7 +2,10 @@
 
 When the lease is lost (the process was cut off from etcd past its TTL), every key
 bound to it — the member record, the worker's claims and results index — is gone.
-`Membership` notices, calls `on_lost`, and joins again with a new lease.
+`Membership` notices, calls `on_lost`, and joins again with a new lease. It looks
+every TTL/3, or at once when told (`check_soon`: a worker whose claims vanished
+under it may have been declared dead, control/declarations.py, which revokes its
+lease).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Membership:
         self._lease: Any = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._poke = threading.Event()  # check the lease now
         self._thread = threading.Thread(target=self._keepalive, name="keepalive", daemon=True)
 
     @property
@@ -81,9 +85,17 @@ class Membership:
             raise StoreUnavailable(str(exc)) from exc
         return bool(responses) and int(responses[0].TTL) > 0
 
+    def check_soon(self) -> None:
+        """Refresh the lease now rather than at the next interval (rejoin if lost)."""
+        self._poke.set()
+
     def _keepalive(self) -> None:
         interval = self.ttl / 3
-        while not self._stop.wait(interval):
+        while True:
+            self._poke.wait(interval)
+            self._poke.clear()
+            if self._stop.is_set():
+                return
             try:
                 if self._refresh():
                     continue
@@ -98,6 +110,7 @@ class Membership:
 
     def stop(self, revoke: bool = True) -> None:
         self._stop.set()
+        self._poke.set()
         self._thread.join(timeout=2)
         lease = self._lease
         if revoke and lease is not None:

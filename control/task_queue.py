@@ -164,8 +164,14 @@ class TaskQueue:
             responses = responses[len(responses) - len(part[2]) :]  # its reads
             ct = self._claimed(rt, claim, responses)
             if ct is None and not ok and not responses[0]:
-                # free of claims but not claimed: maybe out of attempts
-                self._fail_if_out_of_attempts(rt)
+                # free of claims but not claimed: maybe out of attempts, as its
+                # marker read now says (a declared death raises its allowance)
+                runnable_kvs, attempts_kvs = responses[-2:]
+                claims = int(attempts_kvs[0][1].version) if attempts_kvs else 0
+                if runnable_kvs:
+                    marker = runnable_marker(rt.query, rt.task, runnable_kvs[0][0])
+                    if claims >= marker.max_attempts:
+                        self._fail_if_out_of_attempts(marker, runnable_kvs[0][0])
             out.append(ct)
         return out
 
@@ -203,6 +209,8 @@ class TaskQueue:
         if rt.inputs:  # where its inputs are, read in the same round trip
             results = k.results_of(q)
             reads.append(txn.get(results, range_end=prefix_range_end(results.encode())))
+        # last: its marker and attempts, for a claim refused for want of attempts
+        reads += [txn.get(k.runnable(q, t)), txn.get(k.attempts(q, t))]
         return reads
 
     def _claimed(self, rt: RunnableTask, claim: Claim, responses: list[Any]) -> ClaimedTask | None:
@@ -229,9 +237,10 @@ class TaskQueue:
             results=index,
         )
 
-    def _fail_if_out_of_attempts(self, rt: RunnableTask) -> None:
+    def _fail_if_out_of_attempts(self, rt: RunnableTask, marker: bytes) -> None:
         """A free task claimed max_attempts times fails its query (once, whoever
-        gets here first)."""
+        gets here first), fenced on its runnable marker as read (`marker`: a
+        declared death, control/declarations.py, raises its allowance there)."""
         k, txn = self.keys, self.store.txn
         q, t = rt.query, rt.task
         status = QueryStatus(
@@ -245,7 +254,11 @@ class TaskQueue:
             at=time.time(),
         )
         failed, _ = self.store.transaction(
-            compare=[*self._free(q, t), txn.version(k.attempts(q, t)) > rt.max_attempts - 1],
+            compare=[
+                *self._free(q, t),
+                txn.value(k.runnable(q, t)) == marker,
+                txn.version(k.attempts(q, t)) > rt.max_attempts - 1,
+            ],
             success=[
                 txn.put(k.status(q), status.to_json(), lease=rt.lease),
                 delete_prefix_op(self.store, k.runnable_of(q)),

@@ -94,6 +94,12 @@ class WorkerConfig(CommonConfig):
     # directories holding table files, comma-separated: DuckDB reads and writes files
     # there only (worker/sandbox.py); empty: any local path
     storage: str = field(default_factory=lambda: _env("storage", ""))
+    # failure detection (control/detection.py): a worker holding claims is probed
+    # on its health port every interval by one other worker; this many failed
+    # probes in a row (each waits at most probe_timeout s) declare it dead
+    probe_interval: float = field(default_factory=lambda: float(_env("probe_interval", "0.2")))
+    probe_failures: int = field(default_factory=lambda: int(_env("probe_failures", "3")))
+    probe_timeout: float = field(default_factory=lambda: float(_env("probe_timeout", "0.5")))
 
     @property
     def task_slots(self) -> int:

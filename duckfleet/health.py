@@ -85,3 +85,18 @@ def check(target: str, service: str = "", timeout: float = 3.0) -> str:
                 f"health check of {target} failed: {code.name}: {exc.details()}"  # type: ignore[attr-defined]
             ) from None
     return str(_Status.Name(response.status))
+
+
+def answers(host: str, port: int, timeout: float) -> bool:
+    """Does the health service at host:port answer within `timeout` s? Any answer
+    counts, NOT_SERVING too (a draining process is alive). A refused connection (a
+    killed process's port) fails at once; a frozen process's port accepts the
+    connection but never answers. A fresh channel each time, so a reconnect backoff
+    left by an earlier failure never hides an answer."""
+    with grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError as exc:
+            return bool(exc.code() == grpc.StatusCode.NOT_FOUND)  # type: ignore[attr-defined]
+    return True

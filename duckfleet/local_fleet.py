@@ -353,6 +353,10 @@ class LocalFleet:
                     f"{command!r} exited with {p.returncode}{self._last_words(p.pid)}"
                 )
 
+    def log_of(self, pid: int) -> str | None:
+        """The log file of the child with this pid, if it has one."""
+        return self._logs.get(pid)
+
     def _last_words(self, pid: int) -> str:
         """The last line of a child's log (its one-line error), if it has a log."""
         log = self._logs.get(pid)

@@ -230,6 +230,12 @@ class WorkerMetrics(_ProcessMetrics):
             "interrupted tasks of a cancelled query or a lost copy)",
             registry=r,
         )
+        self.declared_dead = Counter(
+            "duckfleet_workers_declared_dead",
+            "Other workers this worker declared dead after failed probes, its declaration "
+            "applied (control/detection.py)",
+            registry=r,
+        )
         self.speculated = Counter(
             "duckfleet_tasks_speculated",
             "Second copies of stragglers running elsewhere that this worker claimed",
@@ -294,6 +300,7 @@ METRIC_NAMES = frozenset(
         "duckfleet_tasks_completed_total",
         "duckfleet_tasks_retried_total",
         "duckfleet_tasks_speculated_total",
+        "duckfleet_workers_declared_dead_total",
         "duckfleet_offers_total",
         "duckfleet_queue_depth",
         "duckfleet_running_tasks",

@@ -1,9 +1,11 @@
 """Queries whose front door died before answering, found by the request's
 fingerprint (control/fingerprints.py), so another front door can answer with them.
 
-A front door counts as gone when it has no member record, or when nothing accepts
-a TCP connection at its location (a process killed a moment ago still has its
-record until its lease expires, but its port is already closed).
+A front door counts as gone when it has no member record, or when its health port
+(duckfleet/health.py) does not answer within PROBE_SECONDS: a process killed a
+moment ago still has its record until its lease expires, but its port is already
+closed; a frozen one's port accepts a connection and never answers. Without a
+health port, when nothing accepts a TCP connection at its location.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from duckfleet.control import QueryStore
 from duckfleet.control.fingerprints import Fingerprints, Waiter
 from duckfleet.control.records import QueryState
+from duckfleet.health import answers
 from duckfleet.ids import QueryId
 from duckfleet.netutil import host_port
 
@@ -27,9 +30,12 @@ ADOPT_FINISHED_WITHIN = 30.0
 
 
 def gone(fingerprints: Fingerprints, waiter: Waiter) -> bool:
-    if not fingerprints.registered(waiter.frontdoor):
+    member = fingerprints.member(waiter.frontdoor)
+    if member is None:
         return True
     host, port = host_port(waiter.location, 0)
+    if member.health_port:
+        return not answers(host, member.health_port, PROBE_SECONDS)
     try:
         with socket.create_connection((host, port), timeout=PROBE_SECONDS):
             return False

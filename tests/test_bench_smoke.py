@@ -161,7 +161,9 @@ def test_elasticity_traces_a_joining_worker(tmp_path):
     ]
     assert all(r["tasks"] == "9" and float(r["seconds"]) > 0 for r in rows)
     assert rows[0]["tasks on the 2nd worker"] == "0"
-    assert "second worker joined the fleet" in (out / "elasticity.md").read_text()
+    md = (out / "elasticity.md").read_text()
+    assert "second worker joined the fleet" in md
+    assert "| process start to first claim |" in md  # from the new worker's log line
 
 
 def test_skew_reports_makespan_against_the_ideal(tmp_path):
@@ -190,6 +192,7 @@ def test_fault_cost_kills_a_worker_mid_query(tmp_path):
     rows = read_csv(out / "faults.csv")
     assert rows[0]["case"] == "undisturbed" and rows[1]["case"].startswith("a worker SIGKILLed")
     assert all(float(r["seconds"]) > 0 for r in rows)
+    assert "detection s" in rows[1]  # from the SIGKILL to its task's next claim
 
 
 def test_streaming_compares_adbc_with_the_flight_floor(tmp_path):

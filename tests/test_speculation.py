@@ -183,6 +183,9 @@ def test_a_frozen_workers_task_is_finished_by_a_copy_and_its_own_result_discarde
         extra_env={
             "DUCKFLEET_SPECULATION_FACTOR": "1.5",
             "DUCKFLEET_SPECULATION_MIN_SECONDS": "0.5",
+            # no failure detection: the frozen worker stands for a straggler that
+            # still answers its probes (detection has tests/test_detection_fleet.py)
+            "DUCKFLEET_PROBE_INTERVAL": "0",
         },
     )
     store = fleet.store()

@@ -30,6 +30,7 @@ import pyarrow as pa
 from duckfleet import tracing
 from duckfleet.config import WorkerConfig
 from duckfleet.control import ClaimedTask, Membership, PrefixWatch, QueryStore, Store, TaskQueue
+from duckfleet.control.detection import DetectionSettings
 from duckfleet.control.errors import ControlError
 from duckfleet.control.offers import Offer
 from duckfleet.control.queries import runnable_marker, runnable_task, timeout_status
@@ -54,14 +55,14 @@ from duckfleet.worker.flight_service import WorkerFlightServer
 from duckfleet.worker.inputs import InputFetcher
 from duckfleet.worker.limits import check_result_size, expected, failure
 from duckfleet.worker.offers import OfferDesk, Taken
+from duckfleet.worker.prober import Prober
 from duckfleet.worker.results import ResultStore
 from duckfleet.worker.running import RunningTask
 from duckfleet.worker.sandbox import open_database, run_sandboxed, storage_dirs
 from duckfleet.worker.speculate import look_for_stragglers
+from duckfleet.worker.startup import process_start_time
 from duckfleet.worker.state import (
-    Claim as ClaimTask,
-)
-from duckfleet.worker.state import (
+    LOST,
     ClaimAdded,
     ClaimCopy,
     ClaimMissed,
@@ -103,6 +104,9 @@ from duckfleet.worker.state import (
     Wake,
     WatchesReset,
     WorkerState,
+)
+from duckfleet.worker.state import (
+    Claim as ClaimTask,
 )
 
 log = logging.getLogger("duckfleet.worker")
@@ -201,18 +205,34 @@ class Worker:
         ]
         self._loop = threading.Thread(target=self._claim_loop, name="claim-loop", daemon=True)
         self.offers = OfferDesk(self)
+        # failure detection (control/detection.py): claim holders probed, deaths declared
+        self.prober = Prober(
+            self.store,
+            self.id,
+            DetectionSettings(
+                max(0.0, cfg.probe_interval), max(1, cfg.probe_failures), cfg.probe_timeout
+            ),
+            claims_known=self._claims_known,
+            on_declared=self.metrics.declared_dead.inc,
+        )
+        self._joined_at: float | None = None  # wall clock; None: not yet
+        self._first_claim_logged = False
 
     # lifecycle
     def start(self) -> Worker:
         self.health.start()
         serve_logged(self.metrics, f"worker {self.id}", self.cfg.host, self.cfg.metrics_port)
         threading.Thread(target=self.server.serve, name="flight", daemon=True).start()
+        # DuckDB, the Flight server and the health port are ready before it announces
+        # itself: the first claim follows the join within milliseconds
         self.membership.start_when_reachable(self._stop)
+        self._joined_at = time.time()
         for w in self._watches:
             w.start()
         self._wake.set()  # a worker that joins mid-query takes remaining tasks at once
         self._loop.start()
         self.health.set_serving(True)
+        self.prober.start()
         log.info(
             "worker %s serving at %s with %d slot(s), %d DuckDB thread(s); %s; files: %s",
             self.id,
@@ -247,6 +267,7 @@ class Worker:
         self.drain(self.cfg.drain_timeout)
         self._stop.set()
         self._wake.set()
+        self.prober.stop()
         for w in self._watches:
             w.stop()
         with self._lock:
@@ -275,6 +296,11 @@ class Worker:
         """A figure of the state machine's, read under its lock (a metrics scrape)."""
         with self._lock:
             return read(self.state)
+
+    def _claims_known(self) -> bool:
+        """Does the queue mirror know of a claim in the fleet (or not know the queue)?"""
+        with self._lock:
+            return bool(self.state.queue.claimed) or not self.state.queue.synced
 
     def _busy(self) -> bool:
         with self._lock:
@@ -331,6 +357,8 @@ class Worker:
                 run = self._runs.get(task)
                 if run is not None:
                     run.stop(why)
+                if why == LOST:  # perhaps declared dead (lease revoked): look now
+                    self.membership.check_soon()
             case Record(task):
                 return self.offers.record(self._runs[task])
             case _Forget(task, run):
@@ -513,10 +541,24 @@ class Worker:
             self._runs[key] = RunningTask(ct)
         tracing.QUERIES.remember(ct.query_id, ct.record.traceparent)  # its DoGet's trace
         (self.metrics.speculated if ct.copy else self.metrics.claimed).inc()
+        if not self._first_claim_logged:
+            self._log_first_claim()
         what = "copy of a straggler claimed" if ct.copy else "claimed"
         took = (time.monotonic() - started) * 1000
         log.info("query=%s task=%s %s in %.1f ms", ct.query_id, ct.task_id, what, took)
         return self._handle(ClaimWon(key, ct.record.outputs, ct.copy))
+
+    def _log_first_claim(self) -> None:
+        """One line: how long from process start (and from joining) to the first claim."""
+        self._first_claim_logged = True
+        now = time.time()
+        joined = self._joined_at or now
+        log.info(
+            "worker %s first claim %.0f ms after process start (%.0f ms after joining)",
+            self.id,
+            (now - process_start_time()) * 1000,
+            (now - joined) * 1000,
+        )
 
     def _enforce_timeouts(self) -> float:
         """Cancel the queries of running tasks that are past their timeout (the
