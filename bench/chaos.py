@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import random
 import re
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from bench.machine import environment
 from bench.progress import say
 from bench.report import Table, publish
 from bench.tpch import is_ordered, query_text
+from duckfleet.etcd_server import EtcdServer, start_cluster
 from duckfleet.local_fleet import LocalFleet, generate_tpch
 from duckfleet.verify import difference
 
@@ -78,6 +81,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deadline", type=float, default=90.0, help="seconds before 'hung'")
     p.add_argument("--lease-ttl", type=int, default=2, help="DUCKFLEET_LEASE_TTL (default 2)")
     p.add_argument("--every", type=float, default=5.0, help="mean seconds between kills")
+    p.add_argument(
+        "--max-gap",
+        type=float,
+        default=0.0,
+        help="faults 1 to this many seconds apart, uniformly (0: exponential, --every)",
+    )
+    p.add_argument(
+        "--freeze",
+        action="store_true",
+        help="also freeze workers and front doors (SIGSTOP, SIGCONT 0.5-3 s later)",
+    )
+    p.add_argument(
+        "--etcd-members",
+        type=int,
+        default=1,
+        help="etcd members; 3 or more: one at a time is killed or frozen too",
+    )
 
 
 def generated_queries(rng: random.Random, n: int) -> list[str]:
@@ -197,33 +217,94 @@ def client(
         tally.inflight.pop(i, None)
 
 
+# faults and their weights: (what, signal); the etcd ones only with a cluster
+FAULTS = (
+    (("worker", "SIGKILL"), 6),
+    (("front door", "SIGKILL"), 4),
+)
+FREEZES = (
+    (("worker", "SIGSTOP"), 2),
+    (("front door", "SIGSTOP"), 1),
+)
+ETCD_FAULTS = (
+    (("etcd member", "SIGKILL"), 2),
+    (("etcd member", "SIGSTOP"), 1),
+)
+
+
 def chaos_monkey(
-    fleet: LocalFleet, rng: random.Random, end: float, every: float, kills: list[tuple]
+    fleet: LocalFleet,
+    rng: random.Random,
+    end: float,
+    every: float,
+    kills: list[tuple],
+    *,
+    members: Sequence[EtcdServer] = (),
+    freeze: bool = False,
+    max_gap: float = 0.0,
 ) -> None:
-    """Kill a random worker or front door with SIGKILL, restart it, and again."""
+    """A fault at a time, at random: a worker or front door SIGKILLed and restarted
+    0.5-3 s later; with `freeze`, also SIGSTOPped and SIGCONTinued 0.5-3 s later;
+    with `members` (an etcd cluster), also one of its members killed and started
+    again, or frozen. Faults start `every` s apart on average (exponential), or, with
+    `max_gap`, uniformly 1 to `max_gap` s apart, so at least one in every `max_gap`."""
     t0 = time.monotonic()
+    faults = [*FAULTS, *(FREEZES if freeze else ()), *(ETCD_FAULTS if members else ())]
+    kinds = [f for f, _ in faults]
+    weights = [w for _, w in faults]
+    started = time.monotonic()
     while True:
-        pause = rng.expovariate(1 / every)
-        if time.monotonic() + pause + 3 > end:
+        gap = rng.uniform(1.0, max_gap) if max_gap else rng.expovariate(1 / every)
+        at = started + gap
+        if at + 3 > end:
             return
-        time.sleep(pause)
+        time.sleep(max(0.0, at - time.monotonic()))
+        started = time.monotonic()
         down = rng.uniform(0.5, 3.0)
-        if rng.random() < 0.6:
-            live = [p for p in fleet.worker_procs if p.poll() is None]
-            victim = rng.choice(live)
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            kills.append((time.monotonic() - t0, "worker", victim.pid))
-            time.sleep(down)
-            fleet.start_worker()
-        else:
+        what, how = rng.choices(kinds, weights)[0]
+        if what == "worker":
+            victim = rng.choice([p for p in fleet.worker_procs if p.poll() is None])
+            label, pid = "worker", victim.pid
+            if how == "SIGKILL":
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                time.sleep(down)
+                fleet.start_worker()
+            else:
+                pause(pid, down)
+        elif what == "front door":
             i = rng.randrange(len(fleet.frontdoor_procs))
             victim = fleet.frontdoor_procs[i]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.wait()
-            kills.append((time.monotonic() - t0, f"front door {i}", victim.pid))
-            time.sleep(down)
-            fleet.restart_frontdoor(i)
+            label, pid = f"front door {i}", victim.pid
+            if how == "SIGKILL":
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait()
+                time.sleep(down)
+                fleet.restart_frontdoor(i)
+            else:
+                pause(pid, down)
+        else:
+            member = rng.choice(list(members))
+            assert member.proc is not None
+            label, pid = f"etcd {member.name}", member.proc.pid
+            if how == "SIGKILL":
+                member.proc.send_signal(signal.SIGKILL)
+                member.proc.wait()
+                time.sleep(down)
+                member.proc = None
+                member.start()  # rejoins with its data
+            else:
+                pause(pid, down)
+        kills.append((started - t0, label, pid, how, down))
+
+
+def pause(pid: int, seconds: float) -> None:
+    """Freeze a process for `seconds` (SIGSTOP, then SIGCONT)."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def run_chaos(args: argparse.Namespace) -> int:
@@ -241,14 +322,23 @@ def run_chaos(args: argparse.Namespace) -> int:
     tally = Tally()
     kills: list[tuple] = []
     env = {"DUCKFLEET_QUERY_TIMEOUT": str(int(args.deadline * 2))}
-    with running_fleet(
-        args.workers,
-        args.log_dir,
-        per_worker=1,
-        frontdoors=2,
-        lease_ttl=args.lease_ttl,
-        env=env,
-    ) as fleet:
+    log_dir = args.log_dir or tempfile.mkdtemp(prefix="bench-logs-")
+    members = start_cluster(log_dir, args.etcd_members) if args.etcd_members > 1 else []
+    stack = contextlib.ExitStack()  # the members outlive the fleet, and are closed
+    for m in members:
+        stack.callback(m.close)
+    with (
+        stack,
+        running_fleet(
+            args.workers,
+            log_dir,
+            per_worker=1,
+            frontdoors=2,
+            lease_ttl=args.lease_ttl,
+            env=env,
+            etcd_urls=",".join(m.url for m in members) or None,
+        ) as fleet,
+    ):
         setup = fleet_setup(fleet)
         register(fleet, root)
         t0 = time.monotonic()
@@ -266,6 +356,7 @@ def run_chaos(args: argparse.Namespace) -> int:
         monkey = threading.Thread(
             target=chaos_monkey,
             args=(fleet, random.Random(args.seed + 1), end, args.every, kills),
+            kwargs={"members": members, "freeze": args.freeze, "max_gap": args.max_gap},
             name="chaos",
         )
         for t in [*threads, monkey]:
@@ -279,26 +370,37 @@ def run_chaos(args: argparse.Namespace) -> int:
         stuck = [i for i, t in enumerate(threads) if t.is_alive()]
         for _ in stuck:
             tally.add(HUNG, time.monotonic() - t0, "a client still waiting past the deadline")
-        etcd_exit = fleet.etcd.proc.poll() if fleet.etcd and fleet.etcd.proc else None
+        servers = members or ([fleet.etcd] if fleet.etcd else [])
+        exits = [m.proc.poll() if m.proc else -1 for m in servers]  # after their restarts
+        etcd_exit = next((e for e in exits if e is not None), None)
 
     counts = tally.counts
     table = Table(["outcome", "queries"])
     for outcome in (OK, RETRIED, WRONG, HUNG, FAILED):
         table.add(outcome, counts[outcome])
-    killed = Table(["seconds", "killed (SIGKILL), then restarted", "pid"], digits={"seconds": 1})
-    for at, what, pid in kills:
-        killed.add(at, what, pid)
+    killed = Table(
+        ["seconds", "process", "pid", "signal", "down s"], digits={"seconds": 1, "down s": 1}
+    )
+    for at, what, pid, how, down in kills:
+        killed.add(at, what, pid, how, down)
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(kills)]
     minutes = per_minute(tally.events, args.minutes)
     etcd_line = (
-        "etcd served throughout"
+        (
+            "etcd served throughout"
+            if not members
+            else f"all {len(members)} etcd members up at the end"
+        )
         if etcd_exit is None
         else f"etcd EXITED (status {etcd_exit}); see its log in the fleet's log directory"
     )
     print(
         f"{etcd_line}; chaos: ok {counts[OK]}, retryable failures {counts[RETRIED]}, wrong "
         f"{counts[WRONG]}, hung {counts[HUNG]}, failed {counts[FAILED]}; "
-        f"{sum(1 for k in kills if k[1] == 'worker')} worker and "
-        f"{sum(1 for k in kills if k[1] != 'worker')} front door kill(s)"
+        + ", ".join(
+            f"{n} x {k}" for k, n in Counter(f"{k[3]} {k[1].split(' ')[0]}" for k in kills).items()
+        )
+        + (f"; longest gap between faults {max(gaps):.1f} s" if gaps else "")
     )
     for line in tally.failures[:20]:
         print("  " + line)
@@ -310,10 +412,21 @@ def run_chaos(args: argparse.Namespace) -> int:
     header["soak"] = (
         f"{args.minutes:g} min, seed {args.seed}, {args.clients} clients, TPC-H SF"
         f"{args.scale:g}: the 22 queries and {args.generated} generated aggregates and "
-        f"filters; a kill every {args.every:g} s on average (60% a worker, 40% a front "
-        f"door), restarted 0.5-3 s later; deadline {args.deadline:g} s; each attempt on a "
-        "new ADBC connection; retries go to the other front door"
+        f"filters; a fault "
+        + (
+            f"1-{args.max_gap:g} s after the last"
+            if args.max_gap
+            else f"every {args.every:g} s on average"
+        )
+        + ": SIGKILL of a worker or front door (restarted 0.5-3 s later)"
+        + ("; SIGSTOP of one (SIGCONT 0.5-3 s later)" if args.freeze else "")
+        + (f"; SIGKILL or SIGSTOP of one of {len(members)} etcd members" if members else "")
+        + f"; deadline {args.deadline:g} s; each attempt on a new ADBC connection; retries "
+        "go to the other front door"
     )
+    header["faults"] = ", ".join(
+        f"{n} x {k}" for k, n in Counter(f"{k[3]} {k[1].split(' ')[0]}" for k in kills).items()
+    ) + (f"; longest gap between two faults' starts {max(gaps):.1f} s" if gaps else "")
 
     def plot(path: Path) -> None:
         from bench.report import _pyplot
@@ -333,9 +446,12 @@ def run_chaos(args: argparse.Namespace) -> int:
             xs = [i * width for i in range(buckets)]
             ax.bar(xs, hist, width * 0.9, bottom=bottom, color=color, label=outcome, align="edge")
             bottom = [b + h for b, h in zip(bottom, hist, strict=True)]
-        for at, what, _ in kills:
-            ax.axvline(at, color="tab:red" if what == "worker" else "tab:blue", linewidth=0.6)
-        ax.set_xlabel("seconds (vertical lines: SIGKILL, red a worker, blue a front door)")
+        for at, what, *_ in kills:
+            color = {"worker": "tab:red", "etcd": "tab:gray"}.get(what.split(" ")[0], "tab:blue")
+            ax.axvline(at, color=color, linewidth=0.6)
+        ax.set_xlabel(
+            "seconds (vertical lines: faults; red a worker, blue a front door, gray etcd)"
+        )
         ax.set_ylabel(f"queries per {width:g} s")
         ax.set_title(f"Chaos soak: {counts[OK]} ok, {counts[WRONG]} wrong, {counts[HUNG]} hung")
         ax.legend(fontsize=8)
@@ -352,11 +468,11 @@ def run_chaos(args: argparse.Namespace) -> int:
     paths = publish(
         Path(args.out),
         NAME,
-        "Chaos soak: workers and front doors killed under load",
+        "Chaos soak: workers, front doors and etcd members killed or frozen under load",
         header,
         table,
         plot,
-        sections=[("Per minute", minutes), ("Kills", killed)],
+        sections=[("Per minute", minutes), ("Faults", killed)],
         notes=notes,
     )
     say("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -51,17 +51,21 @@ def running_fleet(
     lease_ttl: int = 5,
     env: Mapping[str, str] | None = None,
     auth: bool = False,
+    etcd_urls: str | None = None,
 ) -> Iterator[LocalFleet]:
     """`frontdoors` front doors and `workers` workers of `per_worker` cores each
     (default: this machine's cores shared out); logs kept under `log_dir` (a fresh
     /tmp/bench-logs-* directory if not given). `auth`: logins and bearer tokens on,
-    as `duckfleet up` starts a fleet (connect with `adbc_connect(..., login=...)`)."""
+    as `duckfleet up` starts a fleet (connect with `adbc_connect(..., login=...)`).
+    `etcd_urls`: an etcd cluster's client URLs, comma-separated (default: the fleet
+    starts one etcd of its own)."""
     log_dir = log_dir or tempfile.mkdtemp(prefix="bench-logs-")
     os.makedirs(log_dir, exist_ok=True)
     fleet = LocalFleet(
         frontdoors=frontdoors,
         workers=workers,
         port=0,
+        etcd_url=etcd_urls,
         cores_per_worker=per_worker or cores_per_worker(workers),
         lease_ttl=lease_ttl,
         log_dir=log_dir,

@@ -5,10 +5,14 @@ of the member's record with the incarnation that was probed, and then:
 
 - deletes the member record;
 - for each claim it held, in a nested transaction fenced on that claim's exact
-  value: deletes the claim and writes the task's runnable marker again with its
-  attempt allowance (``max_attempts``) one higher, so the attempt the declaration
-  cut short does not count against DUCKFLEET_MAX_ATTEMPTS (the ``attempts/<q>/<t>``
-  version keeps counting claims; the allowance moves instead);
+  value: deletes the claim and, when the declaration forgives (some probe got no
+  answer: the member may have been alive, only frozen or slow), writes the task's
+  runnable marker again with its attempt allowance (``max_attempts``) one higher,
+  so the attempt the declaration cut short does not count against
+  DUCKFLEET_MAX_ATTEMPTS (the ``attempts/<q>/<t>`` version keeps counting claims;
+  the allowance moves instead). A member whose port refused every probe is gone
+  for certain: its attempts count, as they would when its lease expired, so a task
+  that kills its worker every time still fails its query after max_attempts;
 - deletes each speculative copy it held (copies never count as attempts).
 
 Then the member's lease is revoked, which removes every key still bound to it
@@ -50,10 +54,14 @@ def forgiven_marker(value: bytes | str) -> str:
 
 
 @translated("declaring a member dead")
-def declare_dead(store: Store, target: Target, held: list[HeldClaim], kind: str = "worker") -> bool:
-    """Declare `target` dead; False if the declaration did not apply."""
+def declare_dead(
+    store: Store, target: Target, held: list[HeldClaim], kind: str = "worker", forgive: bool = True
+) -> bool:
+    """Declare `target` dead; False if the declaration did not apply. `forgive`: the
+    attempts its claims were do not count (it may have been alive); else they count,
+    as they would when its lease expired."""
     k, txn = store.keys, store.txn
-    claims = [h for h in held if not h.copy]
+    claims = [h for h in held if not h.copy] if forgive else []
     markers: dict[tuple[QueryId, TaskId], tuple[bytes, int]] = {}
     if claims:  # the markers to raise, read first; each nested write is fenced on it
         _, responses = store.transaction(

@@ -62,6 +62,10 @@ class Declare:
 
     target: Target
     failures: int
+    # the attempts it cut short are forgiven (not counted against max_attempts):
+    # unless every failed probe found its port closed (the process is gone, a death
+    # as certain as its lease's expiry), the member may have been alive, only silent
+    forgive: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ def prober_of(suspect: MemberId, workers: list[MemberId]) -> MemberId | None:
 @dataclass
 class _Suspect:
     failures: list[float] = field(default_factory=list)  # when each failed probe ended
+    silent: list[float] = field(default_factory=list)  # ... of those that got no answer
     in_flight: bool = False
     last_probe: float = -1e18
     declared: bool = False
@@ -125,19 +130,24 @@ class Detector:
             out.append(Probe(target))
         return out
 
-    def answered(self, now: float, target: Target, alive: bool) -> list[Declare]:
-        """A probe of `target` ended: answered (`alive`) or failed."""
+    def answered(
+        self, now: float, target: Target, alive: bool, gone: bool = False
+    ) -> list[Declare]:
+        """A probe of `target` ended: answered (`alive`) or failed; `gone`: it failed
+        because nothing listens on the port (refused), not for want of an answer."""
         s = self._suspects.setdefault((target.member, target.revision), _Suspect())
         s.in_flight = False
         if alive:
             s.failures.clear()
+            s.silent.clear()
             return []
         window = self.settings.window(s.interval or None)
         s.failures = [t for t in s.failures if now - t <= window] + [now]
+        s.silent = [t for t in s.silent if now - t <= window] + ([] if gone else [now])
         if s.declared or len(s.failures) < self.settings.failures:
             return []
         s.declared = True
-        return [Declare(target, len(s.failures))]
+        return [Declare(target, len(s.failures), forgive=bool(s.silent))]
 
     def declared(self, target: Target, applied: bool) -> None:
         """The declaration's outcome; one that did not apply (the member rejoined

@@ -152,3 +152,42 @@ class EtcdServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def start_cluster(directory: str, n: int = 3, timeout: float = 20.0) -> list[EtcdServer]:
+    """`n` etcd members on loopback forming one cluster, their data and logs under
+    `directory`; a member stopped and started again rejoins with its data."""
+    import threading  # only a cluster starts members side by side
+
+    members = [
+        EtcdServer(
+            data_dir=os.path.join(directory, "etcd"),
+            name=f"m{i}",
+            client_port=free_port(),
+            peer_port=free_port(),
+            log_path=os.path.join(directory, f"etcd-m{i}.log"),
+        )
+        for i in range(n)
+    ]
+    cluster = ",".join(f"{m.name}={m.peer_url}" for m in members)
+    for m in members:
+        m.initial_cluster = cluster
+    errors: list[BaseException] = []
+
+    def start(m: EtcdServer) -> None:
+        try:
+            m.start(timeout)
+        except BaseException as exc:  # re-raised below, once every member has tried
+            errors.append(exc)
+
+    # members wait for each other's peers: start them together
+    threads = [threading.Thread(target=start, args=(m,)) for m in members]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        for m in members:
+            m.close()
+        raise errors[0]
+    return members

@@ -87,16 +87,28 @@ def check(target: str, service: str = "", timeout: float = 3.0) -> str:
     return str(_Status.Name(response.status))
 
 
+ALIVE, GONE, SILENT = "alive", "gone", "silent"  # what a probe of a health port found
+
+
 def answers(host: str, port: int, timeout: float) -> bool:
-    """Does the health service at host:port answer within `timeout` s? Any answer
-    counts, NOT_SERVING too (a draining process is alive). A refused connection (a
-    killed process's port) fails at once; a frozen process's port accepts the
-    connection but never answers. A fresh channel each time, so a reconnect backoff
-    left by an earlier failure never hides an answer."""
+    """Does the health service at host:port answer within `timeout` s?"""
+    return probe_health(host, port, timeout) == ALIVE
+
+
+def probe_health(host: str, port: int, timeout: float) -> str:
+    """ALIVE if the health service at host:port answers within `timeout` s (any
+    answer, NOT_SERVING too: a draining process is alive); GONE if nothing listens
+    there (the connection is refused at once: a killed process's port); SILENT if
+    it does not answer in time (a frozen or overloaded process's port accepts the
+    connection but never answers). A fresh channel each time, so a reconnect
+    backoff left by an earlier failure never hides an answer."""
     with grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
         except grpc.RpcError as exc:
-            return bool(exc.code() == grpc.StatusCode.NOT_FOUND)  # type: ignore[attr-defined]
-    return True
+            code = exc.code()  # type: ignore[attr-defined]
+            if code == grpc.StatusCode.NOT_FOUND:
+                return ALIVE
+            return GONE if code == grpc.StatusCode.UNAVAILABLE else SILENT
+    return ALIVE

@@ -171,3 +171,19 @@ def test_a_declared_death_raises_the_attempt_allowance_by_one():
         before.lease,
         before.inputs,
     )
+
+
+def test_a_member_whose_port_refused_every_probe_is_not_forgiven_its_attempts() -> None:
+    d = Detector(A, S)
+    tb = target(B)
+    for i in range(2):
+        assert d.answered(i * 0.2, tb, alive=False, gone=True) == []
+    assert d.answered(0.4, tb, alive=False, gone=True) == [Declare(tb, 3, forgive=False)]
+
+
+def test_one_probe_without_an_answer_forgives_a_declaration() -> None:
+    d = Detector(A, S)
+    tb = target(B)
+    assert d.answered(0.0, tb, alive=False, gone=True) == []
+    assert d.answered(0.2, tb, alive=False) == []  # silent: it may be alive, frozen
+    assert d.answered(0.4, tb, alive=False, gone=True) == [Declare(tb, 3, forgive=True)]

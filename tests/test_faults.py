@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import adbc_driver_manager
@@ -15,7 +14,7 @@ import pytest
 from fleet_fixture import SLOW, first_claim, records_for, reference, run, run_in_thread, start_fleet
 
 from duckfleet.control import QueryStore
-from duckfleet.etcd_server import EtcdServer
+from duckfleet.etcd_server import EtcdServer, start_cluster
 from duckfleet.ids import MemberId, QueryId, TaskId
 from duckfleet.verify import assert_same_result
 
@@ -149,28 +148,7 @@ def test_sigterm_drains_a_worker_it_finishes_its_task_then_exits(etcd, tpch_dir,
 
 
 def start_etcd_cluster(tmp_path, n: int = 3) -> list[EtcdServer]:
-    from duckfleet.netutil import free_port
-
-    members = [
-        EtcdServer(
-            data_dir=str(tmp_path / "etcd"),
-            name=f"m{i}",
-            client_port=free_port(),
-            peer_port=free_port(),
-            log_path=str(tmp_path / f"etcd-m{i}.log"),
-        )
-        for i in range(n)
-    ]
-    cluster = ",".join(f"{m.name}={m.peer_url}" for m in members)
-    for m in members:
-        m.initial_cluster = cluster
-    # members wait for each other's peers: start them together
-    threads = [threading.Thread(target=m.start) for m in members]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return members
+    return start_cluster(str(tmp_path), n)
 
 
 def test_losing_one_member_of_a_three_member_etcd_cluster_is_invisible(tpch_dir, tmp_path):

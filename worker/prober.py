@@ -26,22 +26,26 @@ from duckfleet.control.declarations import HeldClaim, declare_dead
 from duckfleet.control.detection import Declare, DetectionSettings, Detector, Probe, Target
 from duckfleet.control.errors import ControlError
 from duckfleet.control.records import Claim, MemberInfo
-from duckfleet.health import answers
+from duckfleet.health import ALIVE, GONE, SILENT, probe_health
 from duckfleet.ids import MemberId
 from duckfleet.netutil import host_port
 
 log = logging.getLogger("duckfleet.worker")
 
 
-def probe(target: Target, timeout: float) -> bool:
-    """Does `target` answer? Any health answer counts (NOT_SERVING too: draining)."""
+def probe(target: Target, timeout: float) -> str:
+    """ALIVE, GONE (nothing listens on its port: the process is dead) or SILENT (no
+    answer in time: frozen, overloaded or cut off). Any health answer counts as
+    alive (NOT_SERVING too: draining)."""
     if not target.health_port:
         try:
             socket.create_connection((target.host, target.flight_port), timeout).close()
-            return True
+            return ALIVE
+        except ConnectionRefusedError:
+            return GONE
         except OSError:
-            return False
-    return answers(target.host, target.health_port, timeout)
+            return SILENT
+    return probe_health(target.host, target.health_port, timeout)
 
 
 class Prober:
@@ -135,22 +139,25 @@ class Prober:
     def _probe(self, p: Probe) -> None:
         started = time.monotonic()
         try:
-            alive = probe(p.target, self.settings.timeout)
+            found = probe(p.target, self.settings.timeout)
         except Exception as exc:  # an unexpected failure of the probe itself: not a death
             log.warning("prober: probe of %s failed oddly: %s", p.target.member, exc)
-            alive = True
+            found = ALIVE
+        alive = found == ALIVE
         if not alive:
             took = (time.monotonic() - started) * 1000
-            log.info("prober: %s did not answer a probe (%.0f ms)", p.target.member, took)
+            log.info(
+                "prober: %s did not answer a probe: %s (%.0f ms)", p.target.member, found, took
+            )
         with self._lock:
-            todo = self.detector.answered(time.monotonic(), p.target, alive)
+            todo = self.detector.answered(time.monotonic(), p.target, alive, gone=found == GONE)
             held = list(self._held.get(p.target.member, []))
         for d in todo:
             self._declare(d, held)
 
     def _declare(self, d: Declare, held: list[HeldClaim]) -> None:
         try:
-            applied = declare_dead(self.store, d.target, held)
+            applied = declare_dead(self.store, d.target, held, forgive=d.forgive)
         except ControlError as exc:
             log.warning("prober: declaring %s dead failed: %s", d.target.member, exc)
             applied = False
@@ -161,8 +168,11 @@ class Prober:
             self.on_declared()
             log.warning(
                 "worker %s declared dead after %d failed probes: %d task(s) it held are "
-                "runnable again (not counted as attempts)",
+                "runnable again (%s)",
                 d.target.member,
                 d.failures,
                 sum(not h.copy for h in held),
+                "not counted as attempts: it may have been alive, only silent"
+                if d.forgive
+                else "each an attempt: its port refused every probe, the process is gone",
             )
