@@ -298,6 +298,11 @@ def chaos_monkey(
         kills.append((started - t0, label, pid, how, down))
 
 
+def kind(label: str) -> str:
+    """ "front door 1" -> "front door", "etcd m2" -> "etcd", "worker" -> "worker"."""
+    return label.rsplit(" ", 1)[0] if label[-1].isdigit() else label
+
+
 def pause(pid: int, seconds: float) -> None:
     """Freeze a process for `seconds` (SIGSTOP, then SIGCONT)."""
     os.kill(pid, signal.SIGSTOP)
@@ -397,9 +402,7 @@ def run_chaos(args: argparse.Namespace) -> int:
     print(
         f"{etcd_line}; chaos: ok {counts[OK]}, retryable failures {counts[RETRIED]}, wrong "
         f"{counts[WRONG]}, hung {counts[HUNG]}, failed {counts[FAILED]}; "
-        + ", ".join(
-            f"{n} x {k}" for k, n in Counter(f"{k[3]} {k[1].split(' ')[0]}" for k in kills).items()
-        )
+        + ", ".join(f"{n} x {k}" for k, n in Counter(f"{k[3]} {kind(k[1])}" for k in kills).items())
         + (f"; longest gap between faults {max(gaps):.1f} s" if gaps else "")
     )
     for line in tally.failures[:20]:
@@ -425,7 +428,7 @@ def run_chaos(args: argparse.Namespace) -> int:
         "go to the other front door"
     )
     header["faults"] = ", ".join(
-        f"{n} x {k}" for k, n in Counter(f"{k[3]} {k[1].split(' ')[0]}" for k in kills).items()
+        f"{n} x {k}" for k, n in Counter(f"{k[3]} {kind(k[1])}" for k in kills).items()
     ) + (f"; longest gap between two faults' starts {max(gaps):.1f} s" if gaps else "")
 
     def plot(path: Path) -> None:

@@ -159,6 +159,8 @@ def start_cluster(directory: str, n: int = 3, timeout: float = 20.0) -> list[Etc
     `directory`; a member stopped and started again rejoins with its data."""
     import threading  # only a cluster starts members side by side
 
+    os.makedirs(directory, exist_ok=True)
+
     members = [
         EtcdServer(
             data_dir=os.path.join(directory, "etcd"),
