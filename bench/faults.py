@@ -220,7 +220,10 @@ def kill_run(
 
     def kill(started: float) -> None:
         time.sleep(max(0.0, started + after - time.monotonic()))
+        give_up = time.monotonic() + 10.0
         while not (running := tl.running()):
+            if time.monotonic() > give_up:  # the query's tasks all ended before
+                return
             time.sleep(0.005)
         worker, task = running[0].worker, running[0].task
         pid = fleet.pid_of(worker)
@@ -229,6 +232,11 @@ def kill_run(
         victim.update(worker=worker, task=task, at=time.monotonic() - started)
 
     run = run_traced(fleet, tl, sql, expected, during=kill)
+    if "at" not in victim:
+        raise SystemExit(
+            f"no task was running at {fraction:.0%} of the query ({after:.2f} s): "
+            "choose an earlier --at, or a query of more work (--work, --scale)"
+        )
     at, worker, task = float(victim["at"]), str(victim["worker"]), str(victim["task"])  # type: ignore[arg-type]
     return Killed(
         run,

@@ -186,13 +186,15 @@ def test_fault_cost_kills_a_worker_mid_query(tmp_path):
     bench(
         "faults",
         *("--scale", "0.01", "--files", "8", "--work", "1", "--runs", "1", "--lease-ttl", "2"),
+        *("--at", "0.5"),  # a query this small has ended by 85%
         *tiny(tmp_path),
     )
     outputs(out, "faults")
     rows = read_csv(out / "faults.csv")
     assert rows[0]["case"] == "undisturbed" and rows[1]["case"].startswith("a worker SIGKILLed")
     assert all(float(r["seconds"]) > 0 for r in rows)
-    assert "detection s" in rows[1]  # from the SIGKILL to its task's next claim
+    assert float(rows[1]["x ideal"]) > 0  # time / the ideal with instant detection
+    assert "detection s" in rows[1]  # from the SIGKILL to its claim being freed
 
 
 def test_streaming_compares_adbc_with_the_flight_floor(tmp_path):
