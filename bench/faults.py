@@ -11,9 +11,9 @@ detection time: from the SIGKILL to the moment the task it held is runnable agai
 (not during: this measures the fleet shrinking).
 
 The ideal a killed run is compared with is the one with instant detection: the
-work done when the worker died, then the rest on the surviving worker's slots:
-`kill time + remaining task seconds / surviving slots + the undisturbed run's
-tail` (from the last task's end to the answer), where the remaining task seconds
+work done when the worker died, then the rest on the surviving worker:
+`kill time + remaining task seconds on the one surviving slot + the undisturbed
+runs' tail` (from the last task's end to the answer), where the remaining task seconds
 are the killed run's own successful task runs after the kill (a task re-run on
 the survivor takes as long as it took there).
 """
@@ -39,7 +39,7 @@ from bench.report import Table, median, publish, timelines
 from bench.timeline import Timeline
 from duckfleet.local_fleet import LocalFleet
 
-HELP = "fault cost: a worker killed at half of a query, against an undisturbed run"
+HELP = "fault cost: a worker killed during a query, against the ideal and an undisturbed run"
 NAME = "faults"
 TABLE = "lineitem_many"
 
@@ -272,17 +272,17 @@ def tail(run: Traced) -> float:
     return max(0.0, run.seconds - (last - run.started))
 
 
-def ideal_seconds(run: Traced, victim: str, at: float, tail_s: float, slots: int = 1) -> float:
+def ideal_seconds(run: Traced, victim: str, at: float, tail_s: float) -> float:
     """The killed run with instant detection: the kill time, then the task seconds
-    the surviving `slots` still had to run (their runs' time after the kill), then
-    the tail."""
+    the surviving worker's one slot still had to run (its runs' time after the
+    kill), then the tail."""
     remaining = 0.0
     for r in run.runs:
         if r.worker == victim or r.end is None:
             continue
         start, end = r.start - run.started, r.end - run.started
         remaining += max(0.0, end - max(start, at))
-    return at + remaining / slots + tail_s
+    return at + remaining + tail_s
 
 
 def next_claim(run: Traced, task: str, worker: str, at: float) -> float | None:
