@@ -13,7 +13,8 @@ Experiments (one module each):
 * `concurrency`: K clients' throughput; short queries under a long one, fair vs FIFO.
 * `elasticity`: a second worker joining at 25% of a query of many tasks.
 * `skew`: one file eight times the others; makespan against the ideal.
-* `faults`: a worker killed at half of a query, against an undisturbed run.
+* `faults`: a worker killed during a query (at half and near the end), against the ideal
+  with instant detection and an undisturbed run.
 * `streaming`: SELECT * of lineitem through ADBC vs raw Flight DoGet, MB/s.
 * `queue`: trivial tasks per second with 1, 2, 4 workers; etcd calls per query.
 * `chaos`: the soak of issue 5 (kills under load; wrong and hung must be 0).

@@ -6,6 +6,7 @@ is asserted, only that the numbers are there and consistent with each other."""
 from __future__ import annotations
 
 import csv
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run `python -m bench ARGS`. Past `timeout` it is interrupted (SIGINT), so its
+    `with` blocks stop the fleet it started (etcd runs in a session of its own and
+    would outlive a SIGKILL of the bench), and killed only if that does not end it."""
+    cmd = [sys.executable, "-m", "bench", *args]
+    with subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            late = f"bench {args[0]} ran past {timeout:g} s:\n{err[-3000:]}"
+            raise AssertionError(late) from None
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
